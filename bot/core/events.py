@@ -1,0 +1,261 @@
+"""Inputs to the core and the effects it asks for, as plain data.
+
+Inputs are what happened (a message arrived, a timer fired, a room was created); the
+Matrix adapter builds them from nio events. Effects are what must happen towards Matrix;
+the adapter carries them out in order, each with a transaction ID stored beside it so that
+a crash between sending and recording can never send twice.
+
+Effects address a conversation's rooms by `RoomRef`, not by room ID: a room the core asked
+for may not exist yet when the effect is queued, and is looked up when the effect runs.
+Texts are `Text(key, params)`, rendered in the recipient's language by `bot.messages`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
+from bot.core.model import Role
+
+# --------------------------------------------------------------------------------------
+# inputs
+
+
+class Origin(enum.Enum):
+    """Where a message was written, for rooms that are not conversation rooms."""
+
+    DIRECT = "direct"  # a DM room between someone and the bot
+    LOBBY = "lobby"  # a configured public lobby room
+    STAFF = "staff"  # the volunteers' room
+    OTHER = "other"
+
+
+class Kind(enum.Enum):
+    TEXT = "text"
+    EMOTE = "emote"
+    NOTICE = "notice"
+    MEDIA = "media"  # image, file, audio, video, sticker
+    OTHER = "other"  # locations, polls, anything the bot does not relay
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    room: RoomID
+    sender: UserID
+    event_id: EventID
+    body: str
+    kind: Kind = Kind.TEXT
+    origin: Origin = Origin.OTHER
+    media_url: str | None = None  # mxc:// of refused media, recorded for the purge
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    room: RoomID
+    sender: UserID
+    event_id: EventID
+    original: EventID
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    room: RoomID
+    sender: UserID
+    event_id: EventID
+    redacts: EventID
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    room: RoomID
+    user: UserID
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    room: RoomID
+    user: UserID
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A member left, was kicked, or rejected an invite."""
+
+    room: RoomID
+    user: UserID
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCreated:
+    session_id: SessionID
+    offer_id: OfferID | None  # None for the chatter's room
+    room: RoomID
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFailed:
+    session_id: SessionID
+    offer_id: OfferID | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeFinished:
+    session_id: SessionID
+    result: str  # "verified", "verified_without_admin", "failed: <reason code>"
+
+
+Input = (
+    Message
+    | Edit
+    | Redaction
+    | Typing
+    | Joined
+    | Left
+    | RoomCreated
+    | RoomFailed
+    | TimerFired
+    | PurgeFinished
+)
+
+# --------------------------------------------------------------------------------------
+# effects
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRef:
+    """A conversation's room: the chatter's, or the one made for an offer to a volunteer."""
+
+    session_id: SessionID
+    role: Role
+    offer_id: OfferID | None = None
+
+
+Target = RoomRef | RoomID
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRoom:
+    """A fresh private encrypted room between the bot and `invite`, for one conversation."""
+
+    ref: RoomRef
+    invite: UserID
+    persona: str  # the bot's display name in that room: the volunteer's alias or "Chatter #n"
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """A text from the bot, rendered in `language`: an m.notice, or with `voice` an m.text
+    spoken on the volunteer's behalf (a canned reply)."""
+
+    to: Target
+    text: Text
+    language: str
+    voice: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetPersona:
+    """The bot's display name in one room: the chatter sees the volunteer's alias."""
+
+    to: RoomRef
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A participant's words, passed to the other side as plain m.text."""
+
+    to: RoomRef
+    body: str
+    source: EventID
+    emote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RelayEdit:
+    to: RoomRef
+    body: str
+    original: EventID  # the source event whose relayed copy is edited
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRedaction:
+    to: RoomRef
+    original: EventID
+
+
+@dataclass(frozen=True, slots=True)
+class SetTyping:
+    to: RoomRef
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Redact:
+    """Redact someone else's event, e.g. a chatter's message in a public lobby."""
+
+    room: RoomID
+    event_id: EventID
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Take back an offer: revoke the invite, leave and forget the offer's room."""
+
+    ref: RoomRef
+    volunteer: UserID
+
+
+@dataclass(frozen=True, slots=True)
+class Retire:
+    """A volunteer's room that is no longer in use (hand-back, leaving): remove the volunteer
+    and stop using it; its content goes with the purge of the conversation."""
+
+    ref: RoomRef
+    volunteer: UserID
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMedia:
+    session_id: SessionID
+    mxc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """Run the purge pipeline for every room of the conversation."""
+
+    session_id: SessionID
+    rooms: tuple[RoomID, ...]
+    participants: tuple[UserID, ...]
+
+
+Effect = (
+    CreateRoom
+    | Say
+    | SetPersona
+    | Relay
+    | RelayEdit
+    | RelayRedaction
+    | SetTyping
+    | Redact
+    | Withdraw
+    | Retire
+    | RecordMedia
+    | Purge
+)

@@ -1,0 +1,57 @@
+"""Opening hours: is the line open at a given moment?
+
+Pure: the moment is passed in (UTC-aware) and converted to the configured timezone with
+zoneinfo. An interval whose end is not after its start passes midnight: "20:00-02:00" on a
+Friday covers Friday 20:00 to Saturday 02:00. A closed date closes the whole local day,
+including the early-morning tail of an interval that started the evening before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.core.model import Hours
+
+
+def is_open(hours: Hours, now: datetime) -> bool:
+    if hours.always_open:
+        return True
+    local = now.astimezone(ZoneInfo(hours.timezone))
+    if local.date() in hours.closed_dates:
+        return False
+    t = local.time().replace(tzinfo=None)
+    today = local.weekday()
+    yesterday = (today - 1) % 7
+    for iv in hours.weekly:
+        overnight = iv.end <= iv.start
+        if iv.weekday == today:
+            if overnight and t >= iv.start:
+                return True
+            if not overnight and iv.start <= t < iv.end:
+                return True
+        if overnight and iv.weekday == yesterday and t < iv.end:
+            return True
+    return False
+
+
+def next_opening(hours: Hours, now: datetime) -> datetime | None:
+    """The next moment (UTC) the line opens, within two weeks; None if never or open now."""
+    if hours.always_open or is_open(hours, now):
+        return None
+    zone = ZoneInfo(hours.timezone)
+    local = now.astimezone(zone)
+    best: datetime | None = None
+    for day_offset in range(15):
+        day = (local + timedelta(days=day_offset)).date()
+        if day in hours.closed_dates:
+            continue
+        for iv in hours.weekly:
+            if iv.weekday != day.weekday():
+                continue
+            start = datetime.combine(day, iv.start, zone)
+            if start > local and (best is None or start < best):
+                best = start
+        if best is not None:
+            return best.astimezone(now.tzinfo)
+    return None

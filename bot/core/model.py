@@ -1,0 +1,438 @@
+"""The conversation's data: sessions, offers, volunteers' duty state, timers, policy.
+
+Everything here is plain data. A `Session` is mutated only by `bot.core.machine`; every
+other module reads it. `to_dict`/`from_dict` give storage a lossless JSON form so that the
+whole state survives a restart; they are the only place that knows the field list.
+Times are timezone-aware UTC datetimes, passed in by the caller; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
+
+
+class State(enum.Enum):
+    """Where a conversation is. The legal moves between these live in `machine.TRANSITIONS`."""
+
+    CONSENT = "consent"  # waiting for the chatter to accept the configured consent text
+    WAITING = "waiting"  # in the queue, no offer out
+    OFFERED = "offered"  # one or more offers out to volunteers
+    ACTIVE = "active"  # a volunteer accepted; messages are relayed
+    ENDING = "ending"  # ended; closing messages sent, tags and rating accepted until purge
+    PURGING = "purging"  # the purge pipeline runs
+    CLOSED = "closed"  # purged; only anonymous statistics remain
+
+
+OPEN_STATES = frozenset({State.CONSENT, State.WAITING, State.OFFERED, State.ACTIVE})
+QUEUED_STATES = frozenset({State.WAITING, State.OFFERED})
+
+
+class Source(enum.Enum):
+    DIRECT = "direct"  # a direct message to the bot
+    LOBBY = "lobby"  # a message in a configured public lobby room
+
+
+class Role(enum.Enum):
+    CHATTER = "chatter"
+    VOLUNTEER = "volunteer"
+
+
+class Outcome(enum.Enum):
+    """How a conversation ended. Kept in the anonymous statistics."""
+
+    COMPLETED = "completed"  # ended by the chatter or the volunteer with !end
+    CHATTER_LEFT = "chatter_left"
+    TIMED_OUT = "timed_out"  # max duration reached
+    CHATTER_IDLE = "chatter_idle"
+    DELETED = "deleted"  # the chatter's quick exit (!slett)
+    LEFT_WAITING = "left_waiting"  # the chatter left or ended before a volunteer came
+    QUEUE_TIMEOUT = "queue_timeout"
+    QUEUE_FULL = "queue_full"
+    CLOSED_HOURS = "closed_hours"
+    NO_CONSENT = "no_consent"
+    ROOM_FAILED = "room_failed"  # the bot could not create the chatter's room
+
+
+class OfferState(enum.Enum):
+    PENDING = "pending"  # invite sent (or being created), not answered
+    ACCEPTED = "accepted"
+    WITHDRAWN = "withdrawn"  # lapsed, or another volunteer won a broadcast, or the session ended
+    DECLINED = "declined"  # the volunteer rejected the invite
+
+
+@dataclass
+class Offer:
+    id: OfferID
+    volunteer: UserID
+    at: datetime
+    room: RoomID | None = None
+    state: OfferState = OfferState.PENDING
+
+
+@dataclass
+class HeldMessage:
+    """A chatter's message written before a volunteer joined, delivered on accept."""
+
+    event_id: EventID
+    body: str
+
+
+@dataclass
+class Session:
+    id: SessionID
+    number: int  # the pseudonym: the volunteer sees "Chatter #<number>"
+    chatter: UserID
+    language: str
+    source: Source
+    source_room: RoomID | None
+    created_at: datetime
+    state: State = State.WAITING
+    chatter_room: RoomID | None = None
+    chatter_joined: bool = False
+    priority: int = 0  # 1 for a chatter requeued after their volunteer left
+    queued_at: datetime | None = None
+    accepted_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_chatter_activity: datetime | None = None
+    volunteer: UserID | None = None
+    volunteer_room: RoomID | None = None
+    offers: list[Offer] = field(default_factory=list)
+    retired_rooms: list[RoomID] = field(default_factory=list)  # earlier volunteers' rooms
+    extended: timedelta = timedelta(0)
+    outcome: Outcome | None = None
+    tags: list[str] = field(default_factory=list)
+    rating: int | None = None
+    held: list[HeldMessage] = field(default_factory=list)
+    announced_position: int | None = None
+    announced_estimate: int | None = None  # minutes, as last told to the chatter
+    first_wait: timedelta | None = None  # from the first queueing to the first accept
+    requeues: int = 0
+
+    # -- derived -------------------------------------------------------------------------
+
+    @property
+    def pseudonym_number(self) -> str:
+        return f"#{self.number}"
+
+    def pending_offers(self) -> list[Offer]:
+        return [o for o in self.offers if o.state is OfferState.PENDING]
+
+    def offer(self, offer_id: OfferID) -> Offer | None:
+        return next((o for o in self.offers if o.id == offer_id), None)
+
+    def deadline(self, max_duration: timedelta) -> datetime | None:
+        if self.accepted_at is None:
+            return None
+        return self.accepted_at + max_duration + self.extended
+
+    def all_rooms(self) -> list[RoomID]:
+        """Every room this conversation touched, for the purge."""
+        rooms: list[RoomID] = []
+        for room in [self.chatter_room, self.volunteer_room, *self.retired_rooms]:
+            if room is not None and room not in rooms:
+                rooms.append(room)
+        for offer in self.offers:
+            if offer.room is not None and offer.room not in rooms:
+                rooms.append(offer.room)
+        return rooms
+
+    # -- persistence form ------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.number,
+            "chatter": self.chatter,
+            "language": self.language,
+            "source": self.source.value,
+            "source_room": self.source_room,
+            "created_at": _t(self.created_at),
+            "state": self.state.value,
+            "chatter_room": self.chatter_room,
+            "chatter_joined": self.chatter_joined,
+            "priority": self.priority,
+            "queued_at": _t(self.queued_at),
+            "accepted_at": _t(self.accepted_at),
+            "ended_at": _t(self.ended_at),
+            "last_chatter_activity": _t(self.last_chatter_activity),
+            "volunteer": self.volunteer,
+            "volunteer_room": self.volunteer_room,
+            "offers": [
+                {
+                    "id": o.id,
+                    "volunteer": o.volunteer,
+                    "at": _t(o.at),
+                    "room": o.room,
+                    "state": o.state.value,
+                }
+                for o in self.offers
+            ],
+            "retired_rooms": list(self.retired_rooms),
+            "extended": self.extended.total_seconds(),
+            "outcome": self.outcome.value if self.outcome else None,
+            "tags": list(self.tags),
+            "rating": self.rating,
+            "held": [{"event_id": h.event_id, "body": h.body} for h in self.held],
+            "announced_position": self.announced_position,
+            "announced_estimate": self.announced_estimate,
+            "first_wait": self.first_wait.total_seconds() if self.first_wait else None,
+            "requeues": self.requeues,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Session:
+        return cls(
+            id=SessionID(d["id"]),
+            number=d["number"],
+            chatter=UserID(d["chatter"]),
+            language=d["language"],
+            source=Source(d["source"]),
+            source_room=RoomID(d["source_room"]) if d["source_room"] else None,
+            created_at=_dt_req(d["created_at"]),
+            state=State(d["state"]),
+            chatter_room=RoomID(d["chatter_room"]) if d["chatter_room"] else None,
+            chatter_joined=d["chatter_joined"],
+            priority=d["priority"],
+            queued_at=_dt(d["queued_at"]),
+            accepted_at=_dt(d["accepted_at"]),
+            ended_at=_dt(d["ended_at"]),
+            last_chatter_activity=_dt(d["last_chatter_activity"]),
+            volunteer=UserID(d["volunteer"]) if d["volunteer"] else None,
+            volunteer_room=RoomID(d["volunteer_room"]) if d["volunteer_room"] else None,
+            offers=[
+                Offer(
+                    id=OfferID(o["id"]),
+                    volunteer=UserID(o["volunteer"]),
+                    at=_dt_req(o["at"]),
+                    room=RoomID(o["room"]) if o["room"] else None,
+                    state=OfferState(o["state"]),
+                )
+                for o in d["offers"]
+            ],
+            retired_rooms=[RoomID(r) for r in d["retired_rooms"]],
+            extended=timedelta(seconds=d["extended"]),
+            outcome=Outcome(d["outcome"]) if d["outcome"] else None,
+            tags=list(d["tags"]),
+            rating=d["rating"],
+            held=[HeldMessage(EventID(h["event_id"]), h["body"]) for h in d["held"]],
+            announced_position=d["announced_position"],
+            announced_estimate=d["announced_estimate"],
+            first_wait=timedelta(seconds=d["first_wait"]) if d["first_wait"] is not None else None,
+            requeues=d["requeues"],
+        )
+
+
+@dataclass
+class VolunteerState:
+    """A configured volunteer's duty state (who they are comes from the config)."""
+
+    user_id: UserID
+    on_duty: bool = False
+    duty_since: datetime | None = None
+    last_assigned_at: datetime | None = None  # for longest_idle fairness
+    lapses: int = 0  # consecutive offers left to time out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "on_duty": self.on_duty,
+            "duty_since": _t(self.duty_since),
+            "last_assigned_at": _t(self.last_assigned_at),
+            "lapses": self.lapses,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VolunteerState:
+        return cls(
+            user_id=UserID(d["user_id"]),
+            on_duty=d["on_duty"],
+            duty_since=_dt(d["duty_since"]),
+            last_assigned_at=_dt(d["last_assigned_at"]),
+            lapses=d["lapses"],
+        )
+
+
+class TimerKind(enum.Enum):
+    OFFER_TIMEOUT = "offer_timeout"  # ref: offer id
+    WARN = "warn"  # ref: seconds before the end
+    MAX_DURATION = "max_duration"
+    IDLE_WARN = "idle_warn"
+    IDLE_END = "idle_end"
+    QUEUE_MAX_WAIT = "queue_max_wait"
+    WAIT_REMINDER = "wait_reminder"
+    PURGE = "purge"
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A deadline as data. Stored before it is armed; re-armed from storage on start."""
+
+    kind: TimerKind
+    session_id: SessionID
+    due: datetime
+    ref: str = ""
+
+    @property
+    def key(self) -> str:
+        return timer_key(self.kind, self.session_id, self.ref)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "session_id": self.session_id,
+            "due": _t(self.due),
+            "ref": self.ref,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Timer:
+        return cls(
+            kind=TimerKind(d["kind"]),
+            session_id=SessionID(d["session_id"]),
+            due=_dt_req(d["due"]),
+            ref=d["ref"],
+        )
+
+
+def timer_key(kind: TimerKind, session_id: SessionID, ref: str = "") -> str:
+    return f"{kind.value}:{session_id}:{ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerProfile:
+    """A volunteer as configured: what the core needs to route and to show their alias."""
+
+    user_id: UserID
+    alias: str
+    languages: tuple[str, ...]
+    max_sessions: int = 1
+
+
+class Strategy(enum.Enum):
+    LONGEST_IDLE = "longest_idle"
+    LEAST_BUSY = "least_busy"
+    ROUND_ROBIN = "round_robin"
+    BROADCAST = "broadcast"
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyInterval:
+    weekday: int  # 0 = Monday
+    start: time
+    end: time  # an end <= start passes midnight into the next day
+
+
+@dataclass(frozen=True, slots=True)
+class Hours:
+    """Opening hours, evaluated in `timezone` (an IANA name)."""
+
+    always_open: bool = True
+    timezone: str = "Europe/Oslo"
+    weekly: tuple[WeeklyInterval, ...] = ()
+    closed_dates: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Every setting the core obeys. Built from the config by `bot.app`."""
+
+    volunteers: tuple[VolunteerProfile, ...]
+    bot_name: str = "Alltidhjelp"
+    direct_messages: bool = True
+    allowed_servers: frozenset[str] = frozenset({"*"})
+    supervisors: frozenset[UserID] = frozenset()
+    staff_room: RoomID | None = None
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    offer_timeout: timedelta = timedelta(seconds=90)
+    lapses_before_off_duty: int = 2
+    language_fallback: bool = True
+    waiting_reminder: timedelta = timedelta(minutes=3)
+    max_duration: timedelta = timedelta(minutes=60)
+    warn_before: tuple[timedelta, ...] = (timedelta(minutes=10), timedelta(minutes=2))
+    max_extension: timedelta = timedelta(minutes=30)
+    default_extension: timedelta = timedelta(minutes=10)
+    chatter_idle: timedelta = timedelta(minutes=15)
+    idle_warning_before: timedelta = timedelta(minutes=3)
+    queue_max_wait: timedelta = timedelta(minutes=30)
+    queue_max_length: int = 50
+    message_max_chars: int = 4000
+    messages_per_minute: int = 20
+    sessions_per_day: int = 5
+    purge_after: timedelta = timedelta(seconds=60)
+    relay_media: bool = False
+    consent_required: bool = False
+    ask_rating: bool = False
+    default_language: str = "nb"
+    languages: tuple[str, ...] = ("nb", "en")
+    topics: tuple[str, ...] = ()
+    canned: tuple[str, ...] = ()  # names of canned replies volunteers may send with !say
+    hours: Hours = Hours()
+    block_key: bytes = b""
+
+    def profile(self, user: UserID) -> VolunteerProfile | None:
+        return next((v for v in self.volunteers if v.user_id == user), None)
+
+    def is_staff(self, user: UserID) -> bool:
+        return self.profile(user) is not None or user in self.supervisors
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRecord:
+    """One finished conversation, anonymously: no person, no room, no content.
+
+    `day` is the local date only; times are rounded to whole seconds.
+    """
+
+    day: date
+    language: str
+    source: str
+    outcome: str
+    wait_seconds: int | None
+    duration_seconds: int | None
+    requeues: int
+    tags: tuple[str, ...]
+    rating: int | None
+    purge_result: str
+
+
+@dataclass
+class Changes:
+    """What one step changed, for storage to write in one transaction."""
+
+    sessions: dict[SessionID, Session] = field(default_factory=dict)  # upserts
+    deleted_sessions: set[SessionID] = field(default_factory=set)
+    volunteers: dict[UserID, VolunteerState] = field(default_factory=dict)
+    timers_set: dict[str, Timer] = field(default_factory=dict)
+    timers_cleared: set[str] = field(default_factory=set)
+    meta: dict[str, Any] = field(default_factory=dict)  # JSON values by key
+    stats: list[StatsRecord] = field(default_factory=list)
+    blocked: set[str] = field(default_factory=set)  # new block-list hashes
+
+    def empty(self) -> bool:
+        return not (
+            self.sessions
+            or self.deleted_sessions
+            or self.volunteers
+            or self.timers_set
+            or self.timers_cleared
+            or self.meta
+            or self.stats
+            or self.blocked
+        )
+
+
+def _t(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _dt_req(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
