@@ -1,0 +1,142 @@
+"""Fixtures for tests against a real Synapse on 127.0.0.1.
+
+- ``synapse`` (session): one :class:`~tests.harness.synapse.SynapseServer` per test
+  session. If it cannot start, every test using it FAILS with the log tail (no skip).
+- ``admin`` (session): a server admin (:class:`~tests.harness.users.RegisteredUser`),
+  not rate limited.
+- ``user_factory`` (session) and ``make_user`` (session): ``await make_user(prefix="user",
+  admin=False, unlimited=True, displayname=None) -> RegisteredUser`` with unique names.
+- ``make_client`` (per test): ``await make_client(user=None, *, auto_join=False, ...)
+  -> TestClient``, a logged-in, syncing E2EE client; closed at teardown.
+
+Every test in this directory is marked ``integration`` and gets a 120 s timeout unless
+it sets its own ``@pytest.mark.timeout``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.client import TestClient
+from tests.harness.synapse import SynapseServer, SynapseStartError
+from tests.harness.users import RegisteredUser, UserFactory, override_ratelimit, register_user
+
+DEFAULT_TIMEOUT_S = 120
+_HERE = Path(__file__).parent.resolve()
+_SERVERS: list[SynapseServer] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # This hook sees the whole session's items: touch only those under this directory.
+    for item in items:
+        if _HERE not in Path(item.path).resolve().parents:
+            continue
+        item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT_S))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for server in _SERVERS:
+        times = ", ".join(f"{t:.2f}s" for t in server.startup_times) or "never started"
+        terminalreporter.write_line(
+            f"synapse {server.base_url}: startup {times}; data in {server.data_dir}"
+        )
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    server = SynapseServer(tmp_path_factory.mktemp("synapse"))
+    _SERVERS.append(server)
+    try:
+        server.start()
+    except SynapseStartError as exc:
+        pytest.fail(f"Synapse could not start:\n{exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _synapse_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that stopped Synapse (fault tests) and did not start it again, bring
+    it back so the next test does not inherit a dead homeserver."""
+    server: SynapseServer | None = None
+    if "synapse" in request.fixturenames:
+        server = request.getfixturevalue("synapse")
+    yield
+    if server is not None and not server.running:
+        warnings.warn(f"{request.node.nodeid} left Synapse stopped; restarting it", stacklevel=1)
+        server.start()
+
+
+@pytest.fixture(scope="session")
+async def admin(synapse: SynapseServer) -> RegisteredUser:
+    """A server admin, created once per session, exempt from rate limits."""
+    localpart = f"admin-{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(18)
+    user_id, token, device_id = await register_user(
+        synapse.base_url, synapse.shared_secret, localpart, password, admin=True
+    )
+    await override_ratelimit(synapse.base_url, token, user_id)
+    return RegisteredUser(user_id, localpart, password, token, device_id, admin=True)
+
+
+@pytest.fixture(scope="session")
+def user_factory(synapse: SynapseServer, admin: RegisteredUser) -> UserFactory:
+    return UserFactory(synapse.base_url, synapse.shared_secret, admin.access_token)
+
+
+@pytest.fixture(scope="session")
+def make_user(user_factory: UserFactory) -> Callable[..., Awaitable[RegisteredUser]]:
+    """``await make_user("chatter")`` -> a new uniquely named :class:`RegisteredUser`."""
+    return user_factory.create
+
+
+@pytest.fixture
+async def make_client(
+    synapse: SynapseServer,
+    make_user: Callable[..., Awaitable[RegisteredUser]],
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Awaitable[TestClient]]]:
+    """``await make_client(user_or_prefix=None, *, auto_join=False, **TestClient kwargs)``.
+
+    With a :class:`RegisteredUser` it logs that account in (a new device each call); with
+    a string or None it first registers a new user with that prefix ("client" if None).
+    All clients are closed at teardown; a client whose sync loop died fails the test.
+    """
+    clients: list[TestClient] = []
+
+    async def _make(
+        user: RegisteredUser | str | None = None, *, auto_join: bool = False, **kwargs: Any
+    ) -> TestClient:
+        if not isinstance(user, RegisteredUser):
+            user = await make_user(user or "client")
+        store_dir = tmp_path / f"nio-{len(clients)}-{user.localpart}"
+        client = await TestClient.create(
+            synapse.base_url,
+            user.user_id,
+            user.password,
+            store_dir=store_dir,
+            auto_join=auto_join,
+            **kwargs,
+        )
+        clients.append(client)
+        return client
+
+    yield _make
+
+    failures = []
+    for client in clients:
+        try:
+            client.check()
+        except Exception as exc:
+            failures.append(str(exc))
+        await client.close()
+    if failures:
+        pytest.fail("test client sync loop(s) failed:\n" + "\n".join(failures))
