@@ -1,0 +1,186 @@
+"""Numbered schema migrations, in the manner of mautrix's UpgradeTable.
+
+Rules:
+- `MIGRATIONS` is an ordered tuple numbered 1, 2, 3 ... without gaps. A released step is
+  never edited; a change is a new step.
+- Each step runs in its own transaction together with `PRAGMA user_version = N`, so a
+  crash or an error leaves the database at the previous version, never in between
+  (SQLite's DDL is transactional).
+- Steps use single `tx.execute` calls, never `executescript`, which would commit first.
+- A database whose user_version is newer than the code's latest step is refused with
+  `SchemaTooNew`: running old code on it could misread or damage what it does not know.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.storage.db import Database, Tx
+
+log = logging.getLogger(__name__)
+
+
+class SchemaTooNew(RuntimeError):
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"the database has schema version {found}, but this version of helpline-bot "
+            f"knows only up to {known}; it was written by a newer release. Run that "
+            "release (or newer) instead; the database was left untouched."
+        )
+        self.found = found
+        self.known = known
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Tx], Awaitable[None]]
+
+
+async def _v1_initial(tx: Tx) -> None:
+    statements = [
+        # A session's whole state as Session.to_dict() JSON; `state` is duplicated as a
+        # column so that an operator (or a test) can count sessions without parsing.
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            state TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        """CREATE TABLE volunteers (
+            user_id TEXT PRIMARY KEY,
+            data TEXT NOT NULL
+        )""",
+        # Timers are rows: stored before they are armed, re-armed from here on start.
+        """CREATE TABLE timers (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            due REAL NOT NULL,
+            ref TEXT NOT NULL
+        )""",
+        "CREATE INDEX timers_due ON timers(due)",
+        "CREATE INDEX timers_session ON timers(session_id)",
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        # session_id (nullable) ties an event to its conversation so that the purge's
+        # cascade removes the conversation's event IDs too; unbound rows age out by prune.
+        """CREATE TABLE processed_events (
+            event_id TEXT PRIMARY KEY,
+            handled_at REAL NOT NULL,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX processed_events_handled_at ON processed_events(handled_at)",
+        "CREATE INDEX processed_events_session ON processed_events(session_id)",
+        """CREATE TABLE sync_checkpoint (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            next_batch TEXT NOT NULL,
+            saved_at REAL NOT NULL
+        )""",
+        # Actions towards Matrix, carried out in id order; a row is deleted when done.
+        # AUTOINCREMENT so that an id is never reused, even after the newest row is done.
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            txn_id TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX outbox_session ON outbox(session_id)",
+        """CREATE TABLE relay_map (
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            source_event TEXT NOT NULL,
+            target_room TEXT NOT NULL,
+            target_event TEXT NOT NULL,
+            PRIMARY KEY (session_id, source_event, target_room)
+        )""",
+        """CREATE TABLE media_seen (
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            mxc TEXT NOT NULL,
+            PRIMARY KEY (session_id, mxc)
+        )""",
+        # No foreign key: the job outlives the session row and is deleted when finished.
+        """CREATE TABLE purge_jobs (
+            session_id INTEGER PRIMARY KEY,
+            step TEXT NOT NULL,
+            rooms TEXT NOT NULL,
+            media TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        )""",
+        # Anonymous only: no person, no room, no content, no session id.
+        """CREATE TABLE stats (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            day TEXT NOT NULL,
+            language TEXT,
+            source TEXT,
+            outcome TEXT NOT NULL,
+            wait_seconds INTEGER,
+            duration_seconds INTEGER,
+            requeues INTEGER NOT NULL,
+            tags TEXT NOT NULL,
+            rating INTEGER,
+            purge_result TEXT NOT NULL
+        )""",
+        "CREATE INDEX stats_day ON stats(day)",
+        """CREATE TABLE blocklist (
+            hash TEXT PRIMARY KEY,
+            added_day TEXT NOT NULL
+        )""",
+    ]
+    for sql in statements:
+        await tx.execute(sql)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
+)
+
+
+def _check_numbering(migrations: Sequence[Migration]) -> None:
+    for expected, step in enumerate(migrations, start=1):
+        if step.version != expected:
+            raise ValueError(f"migration #{expected} is numbered {step.version}")
+
+
+def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    return migrations[-1].version if migrations else 0
+
+
+async def current_version(db: Database) -> int:
+    return int(await db.pragma("user_version"))
+
+
+async def check_version(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """The database's schema version; raises `SchemaTooNew` if the code is older."""
+    _check_numbering(migrations)
+    found = await current_version(db)
+    if found > latest_version(migrations):
+        raise SchemaTooNew(found, latest_version(migrations))
+    return found
+
+
+async def upgrade(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply every step newer than the database's user_version; returns those applied."""
+    found = await check_version(db, migrations)
+    applied: list[int] = []
+    for step in migrations[found:]:
+        log.info("database migration %d: %s", step.version, step.description)
+        async with db.transaction() as tx:
+            # Re-read inside the write lock: another process may have upgraded meanwhile.
+            now = int(await tx.fetchval("PRAGMA user_version"))
+            if now >= step.version:
+                continue
+            await step.apply(tx)
+            # An int from our own table, never user input: formatting it in is safe (a
+            # pragma takes no bound parameters).
+            await tx.execute(f"PRAGMA user_version = {int(step.version)}")
+        applied.append(step.version)
+    return applied

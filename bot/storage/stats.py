@@ -1,0 +1,173 @@
+"""Anonymous statistics: one row per finished conversation, and the report over them.
+
+Rules:
+- A row holds no person, room, session id or content: the local day, language, source,
+  outcome, whole-second wait and duration, requeue count, topic tags, rating and how the
+  purge went. Nothing here can be joined back to a conversation.
+- Counting is done in SQL; medians and the 90th percentile in Python over the sorted
+  values (nearest-rank p90, the usual median), so the figures match a spreadsheet.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from bot.core.model import StatsRecord
+
+if TYPE_CHECKING:
+    from bot.storage.db import Database, Tx
+
+_COLUMNS = (
+    "day, language, source, outcome, wait_seconds, duration_seconds, requeues, tags, "
+    "rating, purge_result"
+)
+
+
+def stats_row(record: StatsRecord) -> tuple[Any, ...]:
+    return (
+        record.day.isoformat(),
+        record.language,
+        record.source,
+        record.outcome,
+        record.wait_seconds,
+        record.duration_seconds,
+        record.requeues,
+        json.dumps(list(record.tags), separators=(",", ":"), ensure_ascii=False),
+        record.rating,
+        record.purge_result,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> StatsRecord:
+    day, language, source, outcome, wait, duration, requeues, tags, rating, purge = row
+    return StatsRecord(
+        day=date.fromisoformat(day),
+        language=language or "",
+        source=source or "",
+        outcome=outcome,
+        wait_seconds=wait,
+        duration_seconds=duration,
+        requeues=requeues,
+        tags=tuple(json.loads(tags)),
+        rating=rating,
+        purge_result=purge,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """How a duration is distributed, in seconds, over the rows that have it."""
+
+    count: int
+    median: float | None
+    p90: float | None
+
+    @classmethod
+    def of(cls, sorted_values: Sequence[int]) -> Spread:
+        n = len(sorted_values)
+        if n == 0:
+            return cls(0, None, None)
+        p90 = sorted_values[math.ceil(0.9 * n) - 1]  # nearest rank
+        return cls(n, float(statistics.median(sorted_values)), float(p90))
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSummary:
+    since: date | None
+    until: date | None
+    total: int
+    by_outcome: dict[str, int] = field(default_factory=dict)
+    by_language: dict[str, int] = field(default_factory=dict)
+    by_source: dict[str, int] = field(default_factory=dict)
+    by_tag: dict[str, int] = field(default_factory=dict)
+    by_rating: dict[int, int] = field(default_factory=dict)
+    by_purge_result: dict[str, int] = field(default_factory=dict)
+    wait: Spread = Spread(0, None, None)
+    duration: Spread = Spread(0, None, None)
+
+
+def _where(since: date | None, until: date | None) -> tuple[str, list[str]]:
+    # ISO dates compare correctly as text, and the day index serves the range.
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("day >= ?")
+        params.append(since.isoformat())
+    if until is not None:
+        clauses.append("day <= ?")
+        params.append(until.isoformat())
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+class Stats:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, records: Sequence[StatsRecord], *, tx: Tx | None = None) -> None:
+        async with self._db.writing(tx) as t:
+            await t.executemany(
+                f"INSERT INTO stats ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [stats_row(r) for r in records],
+            )
+
+    async def query(
+        self, since: date | None = None, until: date | None = None
+    ) -> list[StatsRecord]:
+        """Rows whose day is within [since, until] (both inclusive), oldest first."""
+        where, params = _where(since, until)
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                f"SELECT {_COLUMNS} FROM stats{where} ORDER BY day, id", params
+            )
+        return [_record(row) for row in rows]
+
+    async def summary(self, since: date | None = None, until: date | None = None) -> StatsSummary:
+        where, params = _where(since, until)
+
+        async def counts(tx: Tx, column: str) -> dict[Any, int]:
+            rows = await tx.fetchall(
+                f"SELECT {column}, count(*) FROM stats{where} GROUP BY {column} "
+                f"ORDER BY count(*) DESC, {column}",
+                params,
+            )
+            return {key if key is not None else "": n for key, n in rows}
+
+        async def spread(tx: Tx, column: str) -> Spread:
+            extra = " AND " if where else " WHERE "
+            rows = await tx.fetchall(
+                f"SELECT {column} FROM stats{where}{extra}{column} IS NOT NULL ORDER BY {column}",
+                params,
+            )
+            return Spread.of([v for (v,) in rows])
+
+        async with self._db.read() as tx:
+            total = int(await tx.fetchval(f"SELECT count(*) FROM stats{where}", params))
+            tag_rows = await tx.fetchall(
+                f"SELECT j.value, count(*) FROM stats, json_each(stats.tags) AS j{where} "
+                "GROUP BY j.value ORDER BY count(*) DESC, j.value",
+                params,
+            )
+            ratings = await tx.fetchall(
+                f"SELECT rating, count(*) FROM stats{where}"
+                f"{' AND ' if where else ' WHERE '}rating IS NOT NULL "
+                "GROUP BY rating ORDER BY rating",
+                params,
+            )
+            return StatsSummary(
+                since=since,
+                until=until,
+                total=total,
+                by_outcome=await counts(tx, "outcome"),
+                by_language=await counts(tx, "language"),
+                by_source=await counts(tx, "source"),
+                by_tag={tag: n for tag, n in tag_rows},
+                by_rating={rating: n for rating, n in ratings},
+                by_purge_result=await counts(tx, "purge_result"),
+                wait=await spread(tx, "wait_seconds"),
+                duration=await spread(tx, "duration_seconds"),
+            )

@@ -1,0 +1,134 @@
+"""Numbered migrations: from empty, reopening, refusing a newer schema, atomic steps."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.storage import SchemaTooNew, open_database
+from bot.storage.db import Tx
+from bot.storage.migrations import MIGRATIONS, Migration, latest_version, upgrade
+
+TABLES = {
+    "sessions",
+    "volunteers",
+    "timers",
+    "meta",
+    "processed_events",
+    "sync_checkpoint",
+    "outbox",
+    "relay_map",
+    "media_seen",
+    "purge_jobs",
+    "stats",
+    "blocklist",
+}
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def _user_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_migrates_from_empty(db_path: Path) -> None:
+    db = await open_database(db_path)
+    try:
+        assert await db.pragma("user_version") == latest_version() == len(MIGRATIONS)
+    finally:
+        await db.close()
+    assert _tables(db_path) == TABLES
+    assert _user_version(db_path) == len(MIGRATIONS)
+
+
+async def test_reopen_runs_nothing(db_path: Path) -> None:
+    await (await open_database(db_path)).close()
+    db = await open_database(db_path)
+    try:
+        assert await upgrade(db) == []
+        assert await db.pragma("user_version") == latest_version()
+    finally:
+        await db.close()
+
+
+async def test_refuses_newer_schema(db_path: Path) -> None:
+    await (await open_database(db_path)).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {latest_version() + 1}")
+    conn.close()
+    before = db_path.read_bytes()
+
+    with pytest.raises(SchemaTooNew) as info:
+        await open_database(db_path)
+    assert info.value.found == latest_version() + 1
+    assert info.value.known == latest_version()
+    assert "newer release" in str(info.value)
+    assert _user_version(db_path) == latest_version() + 1
+    assert _tables(db_path) == TABLES
+    assert db_path.read_bytes() == before
+
+
+async def test_each_step_is_atomic_with_its_version(db_path: Path) -> None:
+    """A step that fails halfway leaves neither its tables nor its version number."""
+    await (await open_database(db_path)).close()
+    ran: list[int] = []
+
+    async def v2(tx: Tx) -> None:
+        ran.append(2)
+        await tx.execute("CREATE TABLE extra (x INTEGER)")
+
+    async def v3(tx: Tx) -> None:
+        ran.append(3)
+        await tx.execute("CREATE TABLE half_done (x INTEGER)")
+        await tx.execute("THIS IS NOT SQL")
+
+    steps = (*MIGRATIONS, Migration(2, "extra", v2), Migration(3, "broken", v3))
+    with pytest.raises(sqlite3.OperationalError):
+        await open_database(db_path, steps)
+    assert ran == [2, 3]
+    assert _user_version(db_path) == 2
+    assert _tables(db_path) == TABLES | {"extra"}
+
+    # Fixed, the remaining step runs alone on the next start.
+    async def v3_fixed(tx: Tx) -> None:
+        ran.append(30)
+        await tx.execute("CREATE TABLE fixed (x INTEGER)")
+
+    db = await open_database(db_path, (*steps[:2], Migration(3, "fixed", v3_fixed)))
+    await db.close()
+    assert ran == [2, 3, 30]
+    assert _user_version(db_path) == 3
+    assert _tables(db_path) == TABLES | {"extra", "fixed"}
+
+
+async def test_numbering_gaps_are_refused(db_path: Path) -> None:
+    async def noop(tx: Tx) -> None:
+        return None
+
+    db = await open_database(db_path)
+    try:
+        with pytest.raises(ValueError, match="numbered 3"):
+            await upgrade(db, (*MIGRATIONS, Migration(3, "gap", noop)))
+    finally:
+        await db.close()
+
+
+async def test_new_database_gets_incremental_auto_vacuum(db_path: Path) -> None:
+    await (await open_database(db_path)).close()
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    finally:
+        conn.close()

@@ -1,0 +1,262 @@
+"""The smaller repos: outbox, event log, checkpoint, relay map, media, purge jobs,
+block list and statistics."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from bot.core.ids import EventID, RoomID, SessionID
+from bot.core.model import Changes, StatsRecord
+from bot.storage import OutboxItem, Storage
+
+from .conftest import T0, make_session
+
+
+async def _with_sessions(storage: Storage, *ids: int) -> None:
+    await storage.state.apply(
+        Changes(sessions={SessionID(i): make_session(i) for i in ids}), now=T0
+    )
+
+
+# -- outbox --------------------------------------------------------------------------------
+
+
+async def test_outbox_keeps_insertion_order(storage: Storage) -> None:
+    await _with_sessions(storage, 1, 2)
+    first = [OutboxItem(f"t{i}", SessionID(1 + i % 2), {"n": i}) for i in range(5)]
+    await storage.state.apply(Changes(), outbox=first, now=T0)
+    await storage.outbox.add([OutboxItem("t5", None, {"n": 5})], now=T0 + timedelta(seconds=1))
+
+    pending = await storage.outbox.pending()
+    assert [r.payload["n"] for r in pending] == [0, 1, 2, 3, 4, 5]
+    assert [r.txn_id for r in pending] == ["t0", "t1", "t2", "t3", "t4", "t5"]
+    assert pending[0].session_id == 1 and pending[1].session_id == 2
+    assert pending[5].session_id is None
+    assert pending[5].created_at == T0 + timedelta(seconds=1)
+    assert [r.id for r in pending] == sorted(r.id for r in pending)
+    assert await storage.outbox.count() == 6
+    assert [r.txn_id for r in await storage.outbox.pending(limit=2)] == ["t0", "t1"]
+
+
+async def test_outbox_done_and_ids_never_reused(storage: Storage) -> None:
+    await storage.outbox.add([OutboxItem("a", None, {}), OutboxItem("b", None, {})], now=T0)
+    rows = await storage.outbox.pending()
+    for row in rows:
+        await storage.outbox.done(row.id)
+    assert await storage.outbox.count() == 0
+    await storage.outbox.add([OutboxItem("c", None, {"nested": {"x": [1, "æ"]}})], now=T0)
+    (row,) = await storage.outbox.pending()
+    assert row.id > rows[-1].id  # AUTOINCREMENT: a new action never takes an old id
+    assert row.payload == {"nested": {"x": [1, "æ"]}}
+    await storage.outbox.done(row.id)
+    await storage.outbox.done(row.id)  # idempotent: a retried "done" is harmless
+
+
+# -- event log and checkpoint ------------------------------------------------------------------
+
+
+async def test_event_log_seen_mark_prune(storage: Storage) -> None:
+    assert not await storage.events.seen("$old")
+    await storage.events.mark(["$old", "$old2"], T0)
+    await storage.events.mark(["$new"], T0 + timedelta(hours=2))
+    await storage.events.mark(["$old"], T0 + timedelta(hours=3))  # a replay: no error
+    assert await storage.events.seen("$old")
+    assert await storage.events.seen("$new")
+
+    pruned = await storage.events.prune(T0 + timedelta(hours=1))
+    assert pruned == 2
+    assert not await storage.events.seen("$old")
+    assert not await storage.events.seen("$old2")
+    assert await storage.events.seen("$new")
+
+
+async def test_event_log_bound_to_session_goes_with_it(storage: Storage) -> None:
+    await _with_sessions(storage, 1)
+    await storage.events.mark(["$in-session"], T0, session_id=SessionID(1))
+    assert await storage.events.seen("$in-session")
+    await storage.state.forget_session(SessionID(1))
+    assert not await storage.events.seen("$in-session")
+
+
+async def test_checkpoint_get_set(storage: Storage) -> None:
+    assert await storage.checkpoint.get() is None
+    await storage.checkpoint.set("s1_2_3", T0)
+    assert await storage.checkpoint.get() == "s1_2_3"
+    await storage.checkpoint.set("s4_5_6", T0 + timedelta(seconds=1))
+    assert await storage.checkpoint.get() == "s4_5_6"
+    async with storage.db.read() as tx:
+        assert await tx.fetchval("SELECT count(*) FROM sync_checkpoint") == 1
+        saved = await tx.fetchval("SELECT saved_at FROM sync_checkpoint")
+    assert saved == (T0 + timedelta(seconds=1)).timestamp()
+
+
+async def test_checkpoint_survives_reopen(db_path: Path) -> None:
+    st = await Storage.open(db_path)
+    await st.checkpoint.set("tok", T0)
+    await st.close()
+    st = await Storage.open(db_path)
+    try:
+        assert await st.checkpoint.get() == "tok"
+    finally:
+        await st.close()
+
+
+# -- relay map and media ---------------------------------------------------------------------
+
+
+async def test_relay_map(storage: Storage) -> None:
+    await _with_sessions(storage, 1)
+    sid, src = SessionID(1), EventID("$src")
+    vol, chat = RoomID("!vol:localhost"), RoomID("!chat:localhost")
+    await storage.relay.record(sid, src, vol, EventID("$copy-v"))
+    await storage.relay.record(sid, src, chat, EventID("$copy-c"))
+    assert await storage.relay.lookup(sid, src, vol) == "$copy-v"
+    assert await storage.relay.lookup(sid, src, RoomID("!other:localhost")) is None
+    assert await storage.relay.lookup(sid, EventID("$nope"), vol) is None
+    assert await storage.relay.targets(sid, src) == [(chat, "$copy-c"), (vol, "$copy-v")]
+    assert await storage.relay.source_of(sid, EventID("$copy-v")) == src
+    # Re-recording (e.g. after a resend) replaces the copy's ID.
+    await storage.relay.record(sid, src, vol, EventID("$copy-v2"))
+    assert await storage.relay.lookup(sid, src, vol) == "$copy-v2"
+
+
+async def test_media_seen(storage: Storage) -> None:
+    await _with_sessions(storage, 1, 2)
+    await storage.media.record(SessionID(1), "mxc://localhost/b")
+    await storage.media.record(SessionID(1), "mxc://localhost/a")
+    await storage.media.record(SessionID(1), "mxc://localhost/a")  # seen twice: one row
+    await storage.media.record(SessionID(2), "mxc://localhost/c")
+    assert await storage.media.for_session(SessionID(1)) == [
+        "mxc://localhost/a",
+        "mxc://localhost/b",
+    ]
+    assert await storage.media.for_session(SessionID(3)) == []
+
+
+# -- purge jobs ------------------------------------------------------------------------------
+
+
+async def test_purge_jobs_lifecycle(storage: Storage) -> None:
+    await _with_sessions(storage, 1)
+    rooms = [RoomID("!a:localhost"), RoomID("!b:localhost")]
+    job = await storage.purges.start(SessionID(1), rooms, ["mxc://localhost/m"], T0)
+    assert job.step == "start" and job.attempts == 0
+    assert job.rooms == tuple(rooms) and job.media == ("mxc://localhost/m",)
+    assert job.started_at == T0
+
+    assert await storage.purges.advance(SessionID(1), "rooms_deleted")
+    assert await storage.purges.bump_attempts(SessionID(1)) == 1
+    assert await storage.purges.bump_attempts(SessionID(1)) == 2
+
+    # Idempotent start: a resumed purge keeps its progress and its original lists.
+    again = await storage.purges.start(SessionID(1), [], [], T0 + timedelta(minutes=5))
+    assert again.step == "rooms_deleted" and again.attempts == 2
+    assert again.rooms == tuple(rooms) and again.started_at == T0
+
+    # The job outlives the session row (no foreign key).
+    await storage.state.forget_session(SessionID(1))
+    (pending,) = await storage.purges.pending()
+    assert pending == again
+
+    await storage.purges.finish(SessionID(1))
+    assert await storage.purges.pending() == []
+    assert await storage.purges.get(SessionID(1)) is None
+    assert not await storage.purges.advance(SessionID(1), "x")
+    assert await storage.purges.bump_attempts(SessionID(1)) == 0
+
+
+async def test_purge_jobs_pending_in_start_order(storage: Storage) -> None:
+    await storage.purges.start(SessionID(5), [], [], T0 + timedelta(seconds=2))
+    await storage.purges.start(SessionID(9), [], [], T0)
+    assert [j.session_id for j in await storage.purges.pending()] == [9, 5]
+
+
+# -- block list ------------------------------------------------------------------------------
+
+
+async def test_blocklist(storage: Storage) -> None:
+    assert not await storage.blocklist.contains("h")
+    await storage.blocklist.add("h", date(2026, 1, 2))
+    await storage.blocklist.add("h", date(2026, 2, 3))  # already there: kept as it was
+    assert await storage.blocklist.contains("h")
+    assert (await storage.state.load()).blocked == {"h"}
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+def _rec(
+    day: int,
+    outcome: str,
+    *,
+    language: str = "nb",
+    wait: int | None = None,
+    duration: int | None = None,
+    tags: tuple[str, ...] = (),
+    rating: int | None = None,
+) -> StatsRecord:
+    return StatsRecord(
+        day=date(2026, 3, day),
+        language=language,
+        source="direct",
+        outcome=outcome,
+        wait_seconds=wait,
+        duration_seconds=duration,
+        requeues=0,
+        tags=tags,
+        rating=rating,
+        purge_result="verified",
+    )
+
+
+async def test_stats_query_by_day(storage: Storage) -> None:
+    records = [_rec(d, "completed", wait=d) for d in (1, 2, 3, 4)]
+    await storage.stats.add(records)
+    assert await storage.stats.query() == records
+    assert await storage.stats.query(date(2026, 3, 2), date(2026, 3, 3)) == records[1:3]
+    assert await storage.stats.query(since=date(2026, 3, 4)) == records[3:]
+    assert await storage.stats.query(until=date(2026, 3, 1)) == records[:1]
+
+
+async def test_stats_summary(storage: Storage) -> None:
+    waits = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    records = [
+        _rec(
+            1 + i % 3,
+            "completed" if i < 7 else "queue_timeout",
+            language="en" if i % 4 == 0 else "nb",
+            wait=w,
+            duration=w * 10 if i < 7 else None,
+            tags=("angst", "skole") if i % 2 else ("angst",),
+            rating=5 if i < 3 else None,
+        )
+        for i, w in enumerate(waits)
+    ]
+    await storage.state.apply(Changes(stats=records))
+    summary = await storage.stats.summary()
+    assert summary.total == 10
+    assert summary.by_outcome == {"completed": 7, "queue_timeout": 3}
+    assert summary.by_language == {"nb": 7, "en": 3}
+    assert summary.by_source == {"direct": 10}
+    assert summary.by_tag == {"angst": 10, "skole": 5}
+    assert summary.by_rating == {5: 3}
+    assert summary.by_purge_result == {"verified": 10}
+    assert summary.wait.count == 10
+    assert summary.wait.median == 55.0
+    assert summary.wait.p90 == 90.0  # nearest rank: the 9th of 10
+    assert summary.duration.count == 7
+    assert summary.duration.median == 400.0
+    assert summary.duration.p90 == 700.0
+
+    day1 = await storage.stats.summary(date(2026, 3, 1), date(2026, 3, 1))
+    assert day1.total == 4  # i = 0, 3, 6, 9
+    assert day1.by_tag == {"angst": 4, "skole": 2}
+    assert day1.wait.median == 55.0
+
+
+async def test_stats_summary_empty(storage: Storage) -> None:
+    summary = await storage.stats.summary()
+    assert summary.total == 0
+    assert summary.by_outcome == {}
+    assert summary.wait.median is None and summary.wait.p90 is None
