@@ -1,0 +1,151 @@
+"""The ``helpline-bot`` command line: an entry point only, no logic of its own.
+
+Subcommands:
+
+- ``check-config FILE``: validate a config file without connecting to anything. Problems go
+  to stderr, one per entry, and the exit code is 2; a good file prints one OK line.
+- ``run --config FILE``: the service, in ``bot.app.run(config, args)``.
+- ``demo [--simulate]``: a throw-away local setup, in ``bot.demo.run(args)``.
+- ``report --config FILE``: anonymous statistics, in ``bot.report.run(config, args)``.
+
+Rules: a config problem never shows a traceback, only the problems and exit code 2. The
+modules behind ``run``, ``demo`` and ``report`` are imported when their command runs, so that
+``check-config`` works on a machine without the bot's heavier dependencies, and so that a
+module not written yet is reported as such (exit code 1) instead of crashing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bot.config import Config, ConfigErrors, load_config
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2  # bad config or bad command line, like argparse's own usage errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed by argparse
+        return e.code if isinstance(e.code, int) else EXIT_CONFIG
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="helpline-bot",
+        description="An end-to-end-encrypted Matrix bot for a volunteer crisis helpline.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check-config",
+        help="check a config file without connecting to anything",
+        description="Check a config file and list every problem in it, without connecting.",
+    )
+    check.add_argument("file", metavar="FILE", help="the config file, e.g. config.yaml")
+    check.add_argument(
+        "--no-secret-files",
+        action="store_true",
+        help="do not read the *_file secrets (for checking on a machine that lacks them)",
+    )
+    check.set_defaults(handler=_check_config)
+
+    run = commands.add_parser("run", help="run the bot")
+    run.add_argument("--config", required=True, metavar="FILE", help="the config file")
+    run.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        type=str.upper,
+        help="overrides logging.level from the config file",
+    )
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser(
+        "demo", help="start a throw-away local homeserver, bot and demo accounts"
+    )
+    demo.add_argument(
+        "--simulate",
+        action="store_true",
+        help="play a scripted chatter and volunteer and print the flow",
+    )
+    demo.set_defaults(handler=_demo)
+
+    report = commands.add_parser("report", help="anonymous statistics (CSV and charts)")
+    report.add_argument("--config", required=True, metavar="FILE", help="the config file")
+    report.add_argument("--out", metavar="DIR", default=".", help="where to write the files")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def _load(file: str, *, read_secret_files: bool = True) -> Config | None:
+    """The config, or None after printing every problem to stderr."""
+    try:
+        return load_config(file, read_secret_files=read_secret_files)
+    except ConfigErrors as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        count = len(e.problems)
+        print(f"{file}: {count} problem{'' if count == 1 else 's'} found", file=sys.stderr)
+        return None
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _load(args.file, read_secret_files=not args.no_secret_files)
+    if config is None:
+        return EXIT_CONFIG
+    volunteers = len(config.volunteers.members)
+    lobbies = len(config.intake.lobby_rooms)
+    print(
+        f"{args.file}: OK ({volunteers} volunteer{'' if volunteers == 1 else 's'}, "
+        f"{lobbies} lobby room{'' if lobbies == 1 else 's'}, "
+        f"strategy {config.routing.strategy})"
+    )
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    run = _entry_point("bot.app", "run", "run")
+    return EXIT_FAILURE if run is None else int(run(config, args))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    run = _entry_point("bot.demo", "run", "demo")
+    return EXIT_FAILURE if run is None else int(run(args))
+
+
+def _report(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    run = _entry_point("bot.report", "run", "report")
+    return EXIT_FAILURE if run is None else int(run(config, args))
+
+
+def _entry_point(module_name: str, function: str, command: str) -> Callable[..., Any] | None:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        # Only the command's own module being absent means "not written yet"; a missing
+        # dependency inside it is a real error and must show as one.
+        if e.name != module_name:
+            raise
+        module = None
+    entry = getattr(module, function, None)
+    if entry is None:
+        print(f"helpline-bot {command}: not implemented yet", file=sys.stderr)
+    return entry
