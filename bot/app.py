@@ -1,0 +1,321 @@
+"""The one place that wires the parts together and runs the service.
+
+Order of start: logging, the data-dir lock (a second instance refuses), the database
+(migrations), the core from stored state, the Matrix login with identity checks, the
+configured rooms, the timers re-armed from storage, the outbox left by a crash carried
+out, then the sync loop and the worker. SIGTERM or SIGINT: the sync loop stops, the worker
+finishes what it has, the database is checkpointed, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import logging
+import os
+import random
+import signal
+import sys
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+from bot.config import Config
+from bot.core.ids import RoomID, UserID
+from bot.core.machine import Helpline
+from bot.core.model import Hours, Policy, Strategy, VolunteerProfile, WeeklyInterval
+from bot.logs import setup as setup_logging
+from bot.matrix.connection import Connection, StartupError
+from bot.matrix.executor import Executor
+from bot.matrix.trust import TrustNotAvailable
+from bot.matrix.trust import policy as trust_policy
+from bot.messages import CATALOGUE, Texts
+from bot.scheduler import Timers
+from bot.storage.db import open_database
+from bot.storage.migrations import SchemaTooNew, upgrade
+from bot.storage.repos import Checkpoint, MediaSeen, RelayMap, StateRepo
+from bot.worker import Worker
+
+log = logging.getLogger("bot")
+
+EXIT_LOCKED = 6
+EXIT_CONFIG = 2
+
+
+def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
+    hours = config.opening_hours
+    weekly = tuple(
+        WeeklyInterval(day, iv.start, iv.end if iv.end != time(0) else time(0))
+        for day, intervals in enumerate(hours.weekly)
+        for iv in intervals
+    )
+    canned = tuple(
+        sorted(
+            {
+                k.split(".", 1)[1]
+                for k in CATALOGUE[config.language.default]
+                if k.startswith("canned.")
+            }
+            - {"unknown"}
+        )
+    )
+    block_key = (config.privacy.block_list_key or config.storage.store_key).encode()
+    return Policy(
+        volunteers=tuple(
+            VolunteerProfile(UserID(v.user_id), v.alias, tuple(v.languages), v.max_sessions)
+            for v in config.volunteers.members
+        ),
+        bot_name=config.bot.display_name,
+        direct_messages=config.intake.direct_messages,
+        allowed_servers=frozenset(config.intake.allowed_servers),
+        supervisors=frozenset(UserID(u) for u in config.volunteers.supervisors),
+        staff_room=staff_room,
+        strategy=Strategy(str(config.routing.strategy)),
+        offer_timeout=config.routing.offer_timeout,
+        lapses_before_off_duty=config.routing.lapses_before_off_duty,
+        language_fallback=config.routing.language_fallback,
+        waiting_reminder=config.routing.waiting_reminder,
+        max_duration=config.limits.max_duration,
+        warn_before=tuple(config.limits.warn_before),
+        max_extension=config.limits.max_extension,
+        chatter_idle=config.limits.chatter_idle,
+        idle_warning_before=config.limits.idle_warning_before,
+        queue_max_wait=config.limits.queue_max_wait,
+        queue_max_length=config.limits.queue_max_length,
+        message_max_chars=config.limits.message_max_chars,
+        messages_per_minute=config.limits.messages_per_minute,
+        sessions_per_day=config.limits.sessions_per_day,
+        purge_after=config.privacy.purge_after,
+        relay_media=config.privacy.relay_media,
+        consent_required=config.intake.consent_required,
+        default_language=config.language.default,
+        languages=tuple(config.language.available),
+        topics=tuple(config.topics),
+        canned=canned,
+        hours=Hours(
+            always_open=hours.always_open,
+            timezone=str(hours.timezone.key),
+            weekly=weekly,
+            closed_dates=frozenset(hours.closed_dates),
+        ),
+        block_key=block_key,
+    )
+
+
+class DataDirLock:
+    """One bot per data dir: two would answer every chatter twice."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "helpline-bot.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def run(config: Config, args: argparse.Namespace | None = None) -> int:
+    level = getattr(args, "log_level", None) or config.logging.level
+    setup_logging(level, config.logging.json)
+    try:
+        return asyncio.run(serve(config))
+    except StartupError as exc:
+        print(f"helpline-bot: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TrustNotAvailable as exc:
+        print(f"helpline-bot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SchemaTooNew as exc:
+        print(f"helpline-bot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
+    trust = trust_policy(str(config.encryption.trust))
+    data_dir = Path(config.storage.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(data_dir)
+    if not lock.acquire():
+        print(
+            f"helpline-bot: another instance is running on {data_dir} (lock {lock.path})",
+            file=sys.stderr,
+        )
+        return EXIT_LOCKED
+    db = await open_database(data_dir / "helpline.db")
+    try:
+        await upgrade(db)
+        return await _serve(config, db, trust, ready)
+    finally:
+        await db.close()
+        lock.release()
+
+
+async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | None) -> int:
+    stored = await StateRepo(db).load()
+    texts = Texts(
+        config.messages, default_language=config.language.default, bot_name=config.bot.display_name
+    )
+    worker_ref: list[Worker] = []
+
+    def enqueue(item: Any) -> None:
+        worker_ref[0].put(item)
+
+    conn = Connection(
+        homeserver=config.homeserver.url,
+        user_id=config.bot.user_id,
+        password=config.bot.password,
+        device_name=config.bot.device_name,
+        display_name=config.bot.display_name,
+        data_dir=Path(config.storage.data_dir),
+        store_key=config.storage.store_key,
+        enqueue=enqueue,
+    )
+    try:
+        await conn.login()
+        await conn.join_configured(config.volunteers.room, list(config.intake.lobby_rooms))
+        policy = build_policy(config, conn.staff_room)
+        core = Helpline(
+            policy,
+            random.SystemRandom(),
+            sessions=stored.sessions,
+            volunteers=stored.volunteers,
+            timers=stored.timers,
+            meta=stored.meta,
+            blocked=stored.blocked,
+        )
+        conn.session_rooms = lambda room: core.session_for_room(room) is not None
+        executor = Executor(
+            conn.client,
+            texts=texts,
+            resolve=core.room_of,
+            relay_map=RelayMap(db),
+            media=MediaSeen(db),
+            trust=trust,
+            retention=config.privacy.retention_max_lifetime,
+            bot_user=config.bot.user_id,
+        )
+        timers = Timers(fire=lambda t: enqueue(_inbound(t)))
+        worker = Worker(core=core, db=db, executor=executor, timers=timers, clock=_now)
+        worker_ref.append(worker)
+        invites = InviteGate(conn, config, policy)
+        conn.on_invite = invites.on_invite
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        timers.start(stored.timers)
+        since = await Checkpoint(db).get()
+        worker_task = asyncio.create_task(worker.run(), name="worker")
+        sync_task = asyncio.create_task(conn.sync_loop(since), name="sync")
+        log.info(
+            "serving",
+            extra={
+                "sessions": len(stored.sessions),
+                "timers": len(stored.timers),
+                "resumed": since is not None,
+            },
+        )
+        if ready is not None:
+            ready.set()
+        stop_task = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait(
+            {stop_task, sync_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+        code = 0
+        if sync_task in done and sync_task.exception() is not None:
+            exc = sync_task.exception()
+            log.error("sync loop stopped", extra={"why": type(exc).__name__})
+            code = exc.exit_code if isinstance(exc, StartupError) else 1
+        conn.stop()
+        if not sync_task.done():
+            sync_task.cancel()
+        worker.inbox.put_nowait(None)
+        try:
+            await asyncio.wait_for(worker_task, 30)
+        except TimeoutError:
+            worker_task.cancel()
+        timers.shutdown()
+        await invites.close()
+        stop_task.cancel()
+        log.info("stopped", extra={"handled": worker.handled})
+        return code
+    finally:
+        await conn.client.close()
+
+
+def _inbound(timer_fired: Any) -> Any:
+    from bot.matrix.connection import Inbound
+
+    return Inbound(timer_fired)
+
+
+class InviteGate:
+    """Which invites the bot accepts: the configured rooms, and DMs from allowed servers.
+
+    Everything else (a stranger's group room, invite spam) is rejected, and an inviter
+    who keeps trying is rate limited: at most 5 invites an hour are even looked at.
+    """
+
+    def __init__(self, conn: Connection, config: Config, policy: Policy) -> None:
+        self.conn = conn
+        self.config = config
+        self.policy = policy
+        self._recent: dict[str, list[float]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_invite(self, room: RoomID, inviter: UserID, is_direct: bool) -> None:
+        task = asyncio.create_task(self._decide(room, inviter, is_direct))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decide(self, room: RoomID, inviter: UserID, is_direct: bool) -> None:
+        client = self.conn.client
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        recent = [t for t in self._recent.get(inviter, []) if now - t < 3600]
+        recent.append(now)
+        self._recent[inviter] = recent
+        configured = room == self.conn.staff_room or room in self.conn.lobbies
+        staff = self.policy.is_staff(inviter)
+        server_ok = "*" in self.policy.allowed_servers or (
+            inviter.partition(":")[2] in self.policy.allowed_servers
+        )
+        accept = configured or (
+            is_direct and (staff or (self.policy.direct_messages and server_ok))
+        )
+        if len(recent) > 5 and not staff:
+            accept = False
+        try:
+            if accept:
+                await client.join(room)
+                log.info("invite accepted", extra={"kind": "direct" if is_direct else "room"})
+            else:
+                await client.room_leave(room)
+                log.info("invite rejected")
+        except Exception:
+            log.warning("invite handling failed")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,95 @@
+"""Logging that cannot leak who or what.
+
+Log calls in the bot never pass message content or Matrix IDs. As a second line of
+defence, every record passes through `Scrub`, which replaces anything shaped like a Matrix
+user, room or event ID (in the message, its arguments and its extras) before any handler
+sees it: a mistake in a log call then leaks nothing. Third-party loggers (nio logs room
+and user IDs at DEBUG) go through the same filter, because it sits on the handler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import Any, TextIO
+
+_ID = re.compile(r"[@!$#][A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?|\$[A-Za-z0-9_\-+/]{20,}")
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def scrub_text(text: str) -> str:
+    return _ID.sub("<id>", text)
+
+
+# Libraries whose DEBUG records carry data: aiosqlite logs every statement's parameters
+# (message bodies among them). Below INFO they are dropped, whatever the root level.
+_DATA_LOGGERS = ("aiosqlite",)
+
+
+class Scrub(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO and record.name.startswith(_DATA_LOGGERS):
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        record.msg = scrub_text(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Exception texts can carry IDs (nio puts room IDs in some): keep the type only.
+            exc = record.exc_info[1]
+            record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+            _ = exc
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, scrub_text(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        extras = {
+            k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+        }
+        if extras:
+            base += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        return base
+
+
+def setup(level: str = "INFO", as_json: bool = False, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(Scrub())
+    handler.setFormatter(
+        JsonFormatter()
+        if as_json
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Third-party chatter at DEBUG is noise and may carry IDs; the filter scrubs it anyway.
+    for noisy in ("apscheduler", "aiosqlite", "peewee"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))

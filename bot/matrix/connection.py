@@ -1,0 +1,389 @@
+"""The bot's Matrix connection: login, identity checks, the sync loop, and translation.
+
+Rules:
+- Nothing outside `bot/matrix/` imports nio.
+- The sync loop never handles events itself. It translates each batch into core inputs,
+  puts them on the worker's inbox in timeline order, and then a `Checkpoint` marker: the
+  worker saves the sync token only when it reaches the marker, i.e. after the whole batch
+  is handled. nio's own token store is off (`store_sync_tokens=False`): nio saves its token
+  before callbacks run, which would lose a batch on a crash.
+- Events from before the bot joined a room are dropped here: on the very first sync, and
+  in a room newly joined in this batch, everything before the bot's own join event.
+- The first login saves the device ID and access token in the data dir; later starts
+  restore them (never a new device per start) and check that store, config and `whoami`
+  agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    JoinError,
+    LoginResponse,
+    MegolmEvent,
+    RedactionEvent,
+    RoomMemberEvent,
+    RoomMessage,
+    RoomMessageEmote,
+    RoomMessageFormatted,
+    RoomMessageMedia,
+    RoomMessageNotice,
+    RoomMessageText,
+    RoomResolveAliasResponse,
+    SyncResponse,
+    WhoamiResponse,
+)
+from nio.events.ephemeral import TypingNoticeEvent
+
+from bot.core.events import Edit, Input, Joined, Kind, Left, Message, Origin, Redaction, Typing
+from bot.core.ids import EventID, RoomID, UserID
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A problem that stops the bot before it serves; carries its own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+EXIT_LOGIN = 3
+EXIT_IDENTITY = 4
+EXIT_TOKEN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Marker on the inbox: everything before it belongs to the batch ending at `token`."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A core input with the event ID that produced it (for de-duplication), if any."""
+
+    input: Input
+    event_id: str | None = None
+
+
+class Connection:
+    def __init__(
+        self,
+        *,
+        homeserver: str,
+        user_id: str,
+        password: str,
+        device_name: str,
+        display_name: str,
+        data_dir: Path,
+        store_key: str,
+        enqueue: Callable[[Inbound | Checkpoint], None],
+    ) -> None:
+        self.user_id = user_id
+        self._password = password
+        self._device_name = device_name
+        self._display_name = display_name
+        self._data_dir = data_dir
+        self._enqueue = enqueue
+        store = data_dir / "crypto"
+        store.mkdir(parents=True, exist_ok=True)
+        self.client = AsyncClient(
+            homeserver,
+            user_id,
+            store_path=str(store),
+            config=AsyncClientConfig(
+                store_sync_tokens=False,
+                encryption_enabled=True,
+                pickle_key=store_key,
+                max_limit_exceeded=None,  # honour every 429 with its retry_after_ms
+                max_timeouts=None,
+                request_timeout=60,
+            ),
+        )
+        self.staff_room: RoomID | None = None
+        self.lobbies: set[RoomID] = set()
+        self.session_rooms: Callable[[RoomID], bool] = lambda room: False
+        self.last_sync_ok: float = 0.0
+        self.sync_errors = 0
+        self._stopping = asyncio.Event()
+        self._first_sync = True
+        self._joined: set[RoomID] = set()
+        self._typing: dict[RoomID, set[str]] = {}
+        self.undecryptable: list[tuple[RoomID, MegolmEvent]] = []
+        self.on_invite: Callable[[RoomID, UserID, bool], None] | None = None
+
+    # ----------------------------------------------------------------------------------
+    # start
+
+    @property
+    def _credentials(self) -> Path:
+        return self._data_dir / "credentials.json"
+
+    async def login(self) -> None:
+        creds = self._load_credentials()
+        if creds is None:
+            resp = await self.client.login(self._password, device_name=self._device_name)
+            if not isinstance(resp, LoginResponse):
+                raise StartupError(f"login failed: {getattr(resp, 'message', resp)}", EXIT_LOGIN)
+            self._save_credentials(resp.user_id, resp.device_id, resp.access_token)
+            log.info("logged in with a new device")
+        else:
+            if creds["user_id"] != self.user_id:
+                raise StartupError(
+                    f"the data dir belongs to {creds['user_id']}, the config says"
+                    f" {self.user_id}: use another data dir or fix bot.user_id",
+                    EXIT_IDENTITY,
+                )
+            self.client.restore_login(creds["user_id"], creds["device_id"], creds["access_token"])
+        who = await self.client.whoami()
+        if not isinstance(who, WhoamiResponse):
+            code = getattr(who, "status_code", "")
+            if code == "M_UNKNOWN_TOKEN":
+                raise StartupError(
+                    "the saved access token was rejected (M_UNKNOWN_TOKEN): the device was"
+                    " logged out; delete credentials.json in the data dir to log in again",
+                    EXIT_TOKEN,
+                )
+            raise StartupError(f"whoami failed: {getattr(who, 'message', who)}", EXIT_LOGIN)
+        if who.user_id != self.user_id or (
+            who.device_id and who.device_id != self.client.device_id
+        ):
+            raise StartupError(
+                f"identity mismatch: whoami says {who.user_id} device {who.device_id}, the store"
+                f" holds {self.user_id} device {self.client.device_id}",
+                EXIT_IDENTITY,
+            )
+        if self.client.olm is None:
+            self.client.load_store()
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        await self.client.set_displayname(self._display_name)
+
+    def _load_credentials(self) -> dict[str, str] | None:
+        try:
+            data: dict[str, str] = json.loads(self._credentials.read_text())
+            return data
+        except FileNotFoundError:
+            return None
+
+    def _save_credentials(self, user_id: str, device_id: str, token: str) -> None:
+        tmp = self._credentials.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"user_id": user_id, "device_id": device_id, "access_token": token}, f)
+        os.replace(tmp, self._credentials)
+
+    async def resolve(self, room: str) -> RoomID | None:
+        if room.startswith("!"):
+            return RoomID(room)
+        resp = await self.client.room_resolve_alias(room)
+        if isinstance(resp, RoomResolveAliasResponse):
+            return RoomID(resp.room_id)
+        log.warning("could not resolve a configured room alias", extra={"alias": room})
+        return None
+
+    async def join_configured(self, staff_room: str, lobbies: list[str]) -> None:
+        self.staff_room = await self.resolve(staff_room)
+        if self.staff_room:
+            resp = await self.client.join(self.staff_room)
+            if isinstance(resp, JoinError):
+                log.warning("could not join the volunteers' room: %s", resp.status_code)
+        for lobby in lobbies:
+            room = await self.resolve(lobby)
+            if room:
+                self.lobbies.add(room)
+                await self.client.join(room)
+
+    # ----------------------------------------------------------------------------------
+    # the sync loop
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.client.stop_sync_forever()
+
+    async def sync_loop(self, since: str | None) -> None:
+        """Sync until stopped. Errors back off exponentially (no tight loop on 5xx)."""
+        self.client.next_batch = since  # type: ignore[assignment]
+        self._first_sync = since is None
+        backoff = 1.0
+        while not self._stopping.is_set():
+            sync = asyncio.ensure_future(
+                self.client.sync(timeout=30_000, since=self.client.next_batch, full_state=None)
+            )
+            stop = asyncio.ensure_future(self._stopping.wait())
+            done, _ = await asyncio.wait({sync, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if stop in done:
+                sync.cancel()
+                break
+            stop.cancel()
+            try:
+                resp = sync.result()
+            except Exception:
+                resp = None
+            if not isinstance(resp, SyncResponse):
+                self.sync_errors += 1
+                code = getattr(resp, "status_code", None)
+                if code == "M_UNKNOWN_TOKEN":
+                    log.error("access token rejected while syncing (M_UNKNOWN_TOKEN): stopping")
+                    raise StartupError("access token rejected (M_UNKNOWN_TOKEN)", EXIT_TOKEN)
+                delay = backoff * (0.5 + random.random())
+                log.warning("sync failed, retrying", extra={"code": code, "in_s": round(delay, 1)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            backoff = 1.0
+            self.last_sync_ok = asyncio.get_running_loop().time()
+            self._translate(resp)
+            self._enqueue(Checkpoint(resp.next_batch))
+            self._first_sync = False
+            await self._housekeeping()
+
+    async def _housekeeping(self) -> None:
+        c = self.client
+        if c.outgoing_to_device_messages:
+            await c.send_to_device_messages()
+        if c.should_upload_keys:
+            await c.keys_upload()
+        if c.should_query_keys:
+            await c.keys_query()
+        if c.should_claim_keys:
+            await c.keys_claim(c.get_users_for_key_claiming())
+
+    # ----------------------------------------------------------------------------------
+    # translation: nio events -> core inputs (pure data), in timeline order
+
+    def origin_of(self, room: RoomID) -> Origin:
+        if room == self.staff_room:
+            return Origin.STAFF
+        if room in self.lobbies:
+            return Origin.LOBBY
+        nio_room = self.client.rooms.get(room)
+        if nio_room is not None and nio_room.member_count <= 2 and not self.session_rooms(room):
+            return Origin.DIRECT
+        return Origin.OTHER
+
+    def _translate(self, resp: SyncResponse) -> None:
+        for room_id, info in resp.rooms.invite.items():
+            self._on_invite(RoomID(room_id), info.invite_state)
+        for room_id, info in resp.rooms.join.items():
+            room = RoomID(room_id)
+            newly_joined = room not in self._joined
+            self._joined.add(room)
+            seen_own_join = not newly_joined
+            for event in info.timeline.events:
+                if self._first_sync:
+                    continue  # history from before the bot ran: never act on it
+                if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
+                    if event.membership == "join":
+                        seen_own_join = True
+                    continue
+                if not seen_own_join:
+                    continue  # from before the bot joined this room
+                self._translate_event(room, event)
+            for event in info.ephemeral:
+                if isinstance(event, TypingNoticeEvent) and not self._first_sync:
+                    users = set(event.users) - {self.user_id}
+                    for user in self._typing_changes(room, users):
+                        self._enqueue(Inbound(Typing(room, UserID(user[0]), user[1])))
+        for room_id in resp.rooms.leave:
+            self._joined.discard(RoomID(room_id))
+
+    def _typing_changes(self, room: RoomID, now_typing: set[str]) -> list[tuple[str, bool]]:
+        before = self._typing.get(room, set())
+        self._typing[room] = now_typing
+        return [(u, True) for u in now_typing - before] + [(u, False) for u in before - now_typing]
+
+    def _on_invite(self, room: RoomID, state: list[Any]) -> None:
+        # Invites are decided by the app (which knows the config); the loop only reports.
+        inviter = None
+        is_direct = False
+        for ev in state:
+            if isinstance(ev, InviteMemberEvent) and ev.state_key == self.user_id:
+                inviter = ev.sender
+                is_direct = bool(ev.content.get("is_direct"))
+        if inviter is not None and self.on_invite is not None:
+            self.on_invite(room, UserID(inviter), is_direct)
+
+    def _translate_event(self, room: RoomID, event: Any) -> None:
+        sender = UserID(getattr(event, "sender", ""))
+        if sender == self.user_id:
+            return
+        event_id = getattr(event, "event_id", None)
+        inp = translate(room, event, self.origin_of(room))
+        if inp is not None:
+            self._enqueue(Inbound(inp, event_id))
+        elif isinstance(event, MegolmEvent):
+            log.warning("undecryptable event buffered for a later key")
+            self.undecryptable.append((room, event))
+
+
+def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:
+    """One decrypted nio event -> one core input, or None for what the core ignores.
+
+    Only `body` is read from messages: `formatted_body` is never passed on, so nothing a
+    participant writes is ever interpreted as HTML.
+    """
+    sender = UserID(event.sender)
+    if isinstance(event, RoomMemberEvent):
+        if event.membership == "join" and event.prev_membership != "join":
+            return Joined(room, UserID(event.state_key))
+        if event.membership in ("leave", "ban") and event.prev_membership in ("join", "invite"):
+            return Left(room, UserID(event.state_key))
+        return None
+    if isinstance(event, RedactionEvent):
+        return Redaction(room, sender, EventID(event.event_id), EventID(event.redacts))
+    if isinstance(event, RoomMessage):
+        content = event.source.get("content", {})
+        relates = content.get("m.relates_to") or {}
+        if relates.get("rel_type") == "m.replace":
+            new = content.get("m.new_content") or {}
+            body = new.get("body")
+            if not isinstance(body, str) or not relates.get("event_id"):
+                return None
+            return Edit(room, sender, EventID(event.event_id), EventID(relates["event_id"]), body)
+        if isinstance(event, RoomMessageMedia):
+            url = getattr(event, "url", None)
+            return Message(
+                room,
+                sender,
+                EventID(event.event_id),
+                "",
+                Kind.MEDIA,
+                origin,
+                media_url=url if isinstance(url, str) else None,
+            )
+        if isinstance(event, (RoomMessageText, RoomMessageEmote, RoomMessageNotice)):
+            kind = (
+                Kind.EMOTE
+                if isinstance(event, RoomMessageEmote)
+                else (Kind.NOTICE if isinstance(event, RoomMessageNotice) else Kind.TEXT)
+            )
+            if kind is Kind.NOTICE:
+                return None  # bots and bridges speak in notices; never relay or act on them
+            body = event.body if isinstance(event.body, str) else ""
+            return Message(room, sender, EventID(event.event_id), body, kind, origin)
+        if isinstance(event, RoomMessageFormatted):
+            return None
+        msgtype = content.get("msgtype", "")
+        kind = Kind.MEDIA if msgtype in ("m.image", "m.file", "m.audio", "m.video") else Kind.OTHER
+        return Message(room, sender, EventID(event.event_id), "", kind, origin)
+    if getattr(event, "source", {}).get("type") == "m.sticker":
+        return Message(room, sender, EventID(event.event_id), "", Kind.MEDIA, origin)
+    return None

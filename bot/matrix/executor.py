@@ -1,0 +1,320 @@
+"""Carries out the core's effects over Matrix.
+
+Each effect arrives with the transaction ID stored beside it in the outbox; every send uses
+that ID, so a retry after a crash (or a 429, which nio resends on the same path) is
+de-duplicated by the homeserver: delivered once. Effects address conversation rooms by
+`RoomRef`; the room is looked up in the core when the effect runs.
+
+What is sent is built here from plain text only: relayed words go out as `body` with no
+`formatted_body`, so no participant's HTML is ever rendered by anyone.
+
+Errors: `Transient` (transport, 5xx) means "try again later, keep the row"; anything else
+is permanent for that effect, logged without content, and the row is dropped so that one
+bad effect cannot block the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    ErrorResponse,
+    RoomCreateResponse,
+    RoomPreset,
+    RoomSendResponse,
+    RoomVisibility,
+)
+from nio.exceptions import OlmUnverifiedDeviceError
+
+from bot.core.events import (
+    CreateRoom,
+    Input,
+    Purge,
+    PurgeFinished,
+    RecordMedia,
+    Redact,
+    Relay,
+    RelayEdit,
+    RelayRedaction,
+    Retire,
+    RoomCreated,
+    RoomFailed,
+    RoomRef,
+    Say,
+    SetPersona,
+    SetTyping,
+    Target,
+    Withdraw,
+)
+from bot.core.ids import EventID, RoomID, SessionID, UserID
+from bot.core.model import Role
+from bot.matrix.trust import TrustPolicy
+from bot.messages import Texts
+from bot.storage.repos import MediaSeen, RelayMap
+
+log = logging.getLogger(__name__)
+
+MEGOLM = "m.megolm.v1.aes-sha2"
+
+
+class Transient(Exception):
+    """Try this effect again later."""
+
+
+class Permanent(Exception):
+    """This effect cannot be carried out; drop it."""
+
+
+class Executor:
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        texts: Texts,
+        resolve: Callable[[RoomRef], RoomID | None],
+        relay_map: RelayMap,
+        media: MediaSeen,
+        trust: TrustPolicy,
+        retention: timedelta,
+        bot_user: str,
+        purge: Callable[[Purge], Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.texts = texts
+        self.resolve = resolve
+        self.relay_map = relay_map
+        self.media = media
+        self.trust = trust
+        self.retention = retention
+        self.bot_user = bot_user
+        self.purge = purge
+
+    async def run(self, effect: Any, txn_id: str) -> list[Input]:
+        match effect:
+            case CreateRoom():
+                return await self._create_room(effect)
+            case Say():
+                body = self.texts.render(effect.text, effect.language)
+                msgtype = "m.text" if effect.voice else "m.notice"
+                await self._send(
+                    self._target(effect.to), {"msgtype": msgtype, "body": body}, txn_id
+                )
+            case SetPersona():
+                room = self._target(effect.to)
+                await self._check(
+                    self.client.room_put_state(
+                        room,
+                        "m.room.member",
+                        {"membership": "join", "displayname": effect.name},
+                        state_key=self.bot_user,
+                    )
+                )
+            case Relay():
+                room = self._target(effect.to)
+                content = {"msgtype": "m.emote" if effect.emote else "m.text", "body": effect.body}
+                event_id = await self._send(room, content, txn_id)
+                await self.relay_map.record(
+                    effect.to.session_id, effect.source, room, EventID(event_id)
+                )
+            case RelayEdit():
+                room = self._target(effect.to)
+                target = await self.relay_map.lookup(effect.to.session_id, effect.original, room)
+                if target is None:
+                    return []  # the original was never relayed (e.g. refused): nothing to edit
+                content = {
+                    "msgtype": "m.text",
+                    "body": f"* {effect.body}",
+                    "m.new_content": {"msgtype": "m.text", "body": effect.body},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+                }
+                await self._send(room, content, txn_id)
+            case RelayRedaction():
+                room = self._target(effect.to)
+                target = await self.relay_map.lookup(effect.to.session_id, effect.original, room)
+                if target is not None:
+                    await self._check(self.client.room_redact(room, target, tx_id=txn_id))
+            case SetTyping():
+                room = self._target(effect.to)
+                await self._check(
+                    self.client.room_typing(room, effect.typing, timeout=30_000), quiet=True
+                )
+            case Redact():
+                await self._check(
+                    self.client.room_redact(effect.room, effect.event_id, tx_id=txn_id)
+                )
+            case Withdraw():
+                room = self.resolve(effect.ref)
+                if room is not None:
+                    await self._check(self.client.room_kick(room, effect.volunteer), quiet=True)
+                    await self._check(self.client.room_leave(room), quiet=True)
+                    await self._check(self.client.room_forget(room), quiet=True)
+            case Retire():
+                room = self.resolve(effect.ref)
+                if room is not None:
+                    await self._check(self.client.room_kick(room, effect.volunteer), quiet=True)
+            case RecordMedia():
+                await self.media.record(effect.session_id, effect.mxc)
+            case Purge():
+                if self.purge is not None:
+                    result = await self.purge(effect)
+                else:
+                    result = await self._leave_all(effect)
+                return [PurgeFinished(effect.session_id, result)]
+            case _:
+                raise Permanent(f"unknown effect {type(effect).__name__}")
+        return []
+
+    # ----------------------------------------------------------------------------------
+
+    def _target(self, to: Target) -> RoomID:
+        if isinstance(to, RoomRef):
+            room = self.resolve(to)
+            if room is None:
+                raise Permanent(f"no room for session {to.session_id} ({to.role.value})")
+            return room
+        return to
+
+    async def _check(self, coro: Any, quiet: bool = False) -> Any:
+        try:
+            resp = await coro
+        except (TimeoutError, OSError) as exc:
+            raise Transient(type(exc).__name__) from exc
+        if isinstance(resp, ErrorResponse):
+            code = resp.status_code or ""
+            if not code.startswith("M_") or code == "M_LIMIT_EXCEEDED":
+                raise Transient(code or "transport")
+            if quiet:
+                log.info("matrix request refused", extra={"code": code})
+                return resp
+            raise Permanent(code)
+        return resp
+
+    async def _send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> str:
+        await self._wait_for_room(room)
+        await self.trust.prepare(self.client, room)
+        try:
+            resp = await self._check(
+                self.client.room_send(
+                    room, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=False
+                )
+            )
+        except OlmUnverifiedDeviceError as exc:
+            raise Permanent("a device in the room is neither trusted nor excluded") from exc
+        assert isinstance(resp, RoomSendResponse)
+        return str(resp.event_id)
+
+    async def _wait_for_room(self, room: RoomID, timeout: float = 30.0) -> None:
+        """nio can only encrypt for rooms its sync has seen; a new room needs one sync."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            nio_room = self.client.rooms.get(room)
+            if nio_room is not None and nio_room.encrypted:
+                return
+            if loop.time() > deadline:
+                raise Transient("room not yet synced")
+            await asyncio.sleep(0.05)
+
+    async def _create_room(self, effect: CreateRoom) -> list[Input]:
+        ref = effect.ref
+        is_chatter = ref.role is Role.CHATTER
+        initial_state: list[dict[str, Any]] = [
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}},
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "joined"},
+            },
+            {
+                "type": "m.room.guest_access",
+                "state_key": "",
+                "content": {"guest_access": "can_join" if is_chatter else "forbidden"},
+            },
+            # A safety net: if the bot dies before purging, a server with retention enabled
+            # still drops the conversation.
+            {
+                "type": "m.room.retention",
+                "state_key": "",
+                "content": {"max_lifetime": int(self.retention.total_seconds() * 1000)},
+            },
+        ]
+        power = {
+            # Room version 12 gives the creator (the bot) unlimited power; it must not be listed.
+            "users": {effect.invite: 0},
+            "users_default": 0,
+            "events_default": 0,
+            "state_default": 100,
+            "invite": 100,
+            "kick": 100,
+            "ban": 100,
+            "redact": 100,
+            "events": {
+                "m.room.name": 100,
+                "m.room.topic": 100,
+                "m.room.avatar": 100,
+                "m.room.power_levels": 100,
+                "m.room.history_visibility": 100,
+                "m.room.encryption": 100,
+                "m.room.tombstone": 100,
+                "m.room.server_acl": 100,
+                "m.reaction": 0,
+            },
+        }
+        try:
+            resp = await self.client.room_create(
+                visibility=RoomVisibility.private,
+                preset=RoomPreset.private_chat,
+                name=effect.persona,
+                invite=[effect.invite],
+                is_direct=is_chatter,
+                initial_state=initial_state,
+                power_level_override=power,
+                federate=False,
+            )
+        except (TimeoutError, OSError) as exc:
+            raise Transient(type(exc).__name__) from exc
+        if not isinstance(resp, RoomCreateResponse):
+            code = getattr(resp, "status_code", "") or ""
+            if not code.startswith("M_") or code == "M_LIMIT_EXCEEDED":
+                raise Transient(code or "transport")
+            log.error("room creation refused: %s %s", code, getattr(resp, "message", ""))
+            return [RoomFailed(ref.session_id, ref.offer_id)]
+        room = RoomID(resp.room_id)
+        if effect.persona:
+            await self._check(
+                self.client.room_put_state(
+                    room,
+                    "m.room.member",
+                    {"membership": "join", "displayname": effect.persona},
+                    state_key=self.bot_user,
+                ),
+                quiet=True,
+            )
+        return [RoomCreated(ref.session_id, ref.offer_id, room)]
+
+    async def _leave_all(self, effect: Purge) -> str:
+        """The minimum until the purge pipeline runs: nobody stays in the rooms."""
+        for room in effect.rooms:
+            for user in effect.participants:
+                await self._check(self.client.room_kick(room, user), quiet=True)
+            await self._check(self.client.room_leave(room), quiet=True)
+            await self._check(self.client.room_forget(room), quiet=True)
+        return "left"
+
+
+def session_of(effect: Any) -> SessionID | None:
+    """The conversation an effect belongs to, so deleting the conversation drops its rows."""
+    for attr in ("to", "ref"):
+        ref = getattr(effect, attr, None)
+        if isinstance(ref, RoomRef):
+            return ref.session_id
+    sid = getattr(effect, "session_id", None)
+    return SessionID(sid) if isinstance(sid, int) else None
+
+
+_ = UserID

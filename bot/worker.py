@@ -1,0 +1,145 @@
+"""The one worker that applies inputs to the core, one at a time.
+
+For each input: skip it if its event was handled before (a replayed sync batch); let the
+core decide; store the state changes, the effects (as outbox rows with fresh transaction
+IDs) and the event ID in ONE transaction; arm the timers; then carry out the outbox in
+order, deleting each row once done. A crash anywhere leaves either nothing (the event is
+seen again and handled then) or a stored step whose outbox is carried out on start, with
+the same transaction IDs, so that the homeserver drops a second copy.
+
+Follow-up inputs from effects (a created room, a finished purge) are applied at once, so
+that the next effect that needs the new room finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.core import codec
+from bot.core.events import Input
+from bot.core.ids import SessionID
+from bot.core.machine import Helpline, IllegalTransition
+from bot.matrix.connection import Checkpoint, Inbound
+from bot.matrix.executor import Executor, Permanent, Transient, session_of
+from bot.scheduler import Timers
+from bot.storage.db import Database
+from bot.storage.repos import Checkpoint as CheckpointRepo
+from bot.storage.repos import EventLog, OutboxItem, OutboxRepo, StateRepo
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        core: Helpline,
+        db: Database,
+        executor: Executor,
+        timers: Timers,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.core = core
+        self.state = StateRepo(db)
+        self.outbox = OutboxRepo(db)
+        self.events = EventLog(db)
+        self.checkpoint = CheckpointRepo(db)
+        self.executor = executor
+        self.timers = timers
+        self.clock = clock
+        self.inbox: asyncio.Queue[Inbound | Checkpoint | None] = asyncio.Queue()
+        self.handled = 0
+        self.last_step_at: datetime | None = None
+
+    def put(self, item: Inbound | Checkpoint) -> None:
+        self.inbox.put_nowait(item)
+
+    async def run(self) -> None:
+        """Until a None arrives on the inbox."""
+        await self.drain()
+        while True:
+            item = await self.inbox.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, Checkpoint):
+                    await self.checkpoint.set(item.token, self.clock())
+                else:
+                    await self.step(item.input, item.event_id)
+                    await self.drain()
+            except Exception:
+                # One bad input must not stop the helpline; the log has no content.
+                log.exception("input failed", extra={"input": _kind(item)})
+
+    async def step(self, inp: Input, event_id: str | None = None) -> None:
+        if event_id is not None and await self.events.seen(event_id):
+            return
+        now = self.clock()
+        try:
+            effects = self.core.handle(inp, now)
+        except IllegalTransition:
+            self.core.take_changes()
+            raise
+        changes = self.core.take_changes()
+        items = [
+            OutboxItem(
+                txn_id=f"hb{secrets.token_hex(12)}",
+                session_id=session_of(e),
+                payload=codec.encode(e),
+            )
+            for e in effects
+        ]
+        processed: dict[str, SessionID | None] = {}
+        if event_id is not None:
+            # Tied to its conversation, so that the purge removes the event ID too.
+            room = getattr(inp, "room", None)
+            hit = self.core.session_for_room(room) if room else None
+            processed[event_id] = hit[0].id if hit else None
+        await self.state.apply(changes, outbox=items, processed=processed, now=now)
+        self.timers.apply(changes)
+        self.handled += 1
+        self.last_step_at = now
+
+    async def drain(self) -> None:
+        """Carry out the stored outbox, oldest first."""
+        attempts = 0
+        while True:
+            rows = await self.outbox.pending(limit=1)
+            if not rows:
+                return
+            row = rows[0]
+            effect = codec.decode_effect(row.payload)
+            try:
+                follow = await self.executor.run(effect, row.txn_id)
+            except Transient as exc:
+                attempts += 1
+                if attempts < MAX_ATTEMPTS:
+                    delay = min(30.0, 0.5 * 2**attempts)
+                    log.warning(
+                        "effect failed, will retry",
+                        extra={"effect": type(effect).__name__, "why": str(exc), "in_s": delay},
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                log.error("effect dropped after retries", extra={"effect": type(effect).__name__})
+                follow = []
+            except Permanent as exc:
+                log.error(
+                    "effect refused", extra={"effect": type(effect).__name__, "why": str(exc)}
+                )
+                follow = []
+            attempts = 0
+            await self.outbox.done(row.id)
+            for inp in follow:
+                await self.step(inp)
+
+
+def _kind(item: object) -> str:
+    inner = getattr(item, "input", item)
+    return type(inner).__name__
