@@ -3,7 +3,9 @@
 Pure: the moment is passed in (UTC-aware) and converted to the configured timezone with
 zoneinfo. An interval whose end is not after its start passes midnight: "20:00-02:00" on a
 Friday covers Friday 20:00 to Saturday 02:00. A closed date closes the whole local day,
-including the early-morning tail of an interval that started the evening before.
+including the early-morning tail of an interval that started the evening before; and an
+interval that starts on a closed date does not run at all, its tail on the next day
+included (as `next_opening` has it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def is_open(hours: Hours, now: datetime) -> bool:
     t = local.time().replace(tzinfo=None)
     today = local.weekday()
     yesterday = (today - 1) % 7
+    yesterday_closed = local.date() - timedelta(days=1) in hours.closed_dates
     for iv in hours.weekly:
         overnight = iv.end <= iv.start
         if iv.weekday == today:
@@ -30,7 +33,7 @@ def is_open(hours: Hours, now: datetime) -> bool:
                 return True
             if not overnight and iv.start <= t < iv.end:
                 return True
-        if overnight and iv.weekday == yesterday and t < iv.end:
+        if overnight and iv.weekday == yesterday and t < iv.end and not yesterday_closed:
             return True
     return False
 

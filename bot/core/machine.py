@@ -22,8 +22,9 @@ import random
 import re
 from collections import deque
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.core import commands, routing
 from bot.core.commands import Audience, Command, Usage
@@ -91,6 +92,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.CLOSED: frozenset(),
 }
 
+_RATINGS = ("1", "2", "3", "4", "5")
 MAX_HELD = 50  # messages kept for the volunteer while a chatter waits
 RECENT = 20  # conversations whose durations feed the wait estimate
 
@@ -357,9 +359,6 @@ class Helpline:
             if source is Source.DIRECT:
                 self._say(m.room, "intake.daily_cap", lang)
             return
-        self._day_counts[key] = self._day_counts.get(key, 0) + 1
-        self._meta("day_counts", dict(self._day_counts))
-
         rejection: Outcome | None = None
         if not is_open(self.policy.hours, now):
             rejection = Outcome.CLOSED_HOURS
@@ -370,8 +369,15 @@ class Helpline:
             self._say(m.room, f"reject.{rejection.value}", lang)
             self._stats_for_rejection(rejection, source, lang, now)
             return
+        # Counted only now: a refusal in the DM is not a conversation.
+        self._day_counts[key] = self._day_counts.get(key, 0) + 1
+        self._meta("day_counts", dict(self._day_counts))
 
-        s = self._new_session(m.sender, source, m.room, lang, now)
+        # A conversation starts where it belongs: there is no move into CONSENT.
+        first = (
+            State.CONSENT if self.policy.consent_required and rejection is None else State.WAITING
+        )
+        s = self._new_session(m.sender, source, m.room, lang, now, first)
         if (
             m.kind is Kind.TEXT
             and m.body.strip()
@@ -388,14 +394,19 @@ class Helpline:
             self._move(s, State.ENDING)
             # Time to accept the invite and read why; then it goes.
             self._set_timer(TimerKind.PURGE, s, now + self.policy.queue_max_wait)
-        elif self.policy.consent_required:
-            self._move(s, State.CONSENT)
+        elif s.state is State.CONSENT:
             self._set_timer(TimerKind.QUEUE_MAX_WAIT, s, now + self.policy.queue_max_wait)
         else:
             self._enqueue(s, now)
 
     def _new_session(
-        self, chatter: UserID, source: Source, room: RoomID, lang: str, now: datetime
+        self,
+        chatter: UserID,
+        source: Source,
+        room: RoomID,
+        lang: str,
+        now: datetime,
+        state: State,
     ) -> Session:
         used = {s.number for s in self.sessions.values()}
         number = self._rng.randint(1000, 9999)
@@ -412,14 +423,18 @@ class Helpline:
             source=source,
             source_room=room if source is Source.DIRECT else None,
             created_at=now,
-            state=State.WAITING,
+            state=state,
         )
         self.sessions[sid] = s
         self._touch(s)
         return s
 
+    def _local_day(self, at: datetime) -> date:
+        """The helpline's calendar day: a cap per day and the statistics count Oslo days."""
+        return at.astimezone(ZoneInfo(self.policy.hours.timezone)).date()
+
     def _roll_day(self, now: datetime) -> None:
-        day = now.date().isoformat()
+        day = self._local_day(now).isoformat()
         if day != self._day:
             self._day = day
             self._day_counts = {}
@@ -429,6 +444,9 @@ class Helpline:
     def _chatter_message(self, s: Session, m: Message, now: datetime) -> None:
         lang = s.language
         ref = self._chatter_ref(s)
+        if m.media_url:
+            # Refused or not, the file is on the server now: it goes with the purge.
+            self._emit(RecordMedia(s.id, m.media_url))
         parsed = commands.parse(m.body, Audience.CHATTER) if m.kind is Kind.TEXT else None
         if isinstance(parsed, Usage):
             self._say(ref, "usage", lang, usage=commands.usage_line(parsed.spec, lang))
@@ -437,12 +455,7 @@ class Helpline:
             self._chatter_command(s, parsed, now)
             return
         if s.state is State.ENDING:
-            if (
-                self.policy.ask_rating
-                and s.rating is None
-                and m.body.strip() in "12345"
-                and m.body.strip()
-            ):
+            if self.policy.ask_rating and s.rating is None and m.body.strip() in _RATINGS:
                 s.rating = int(m.body.strip())
                 self._touch(s)
                 self._say(ref, "rating.thanks", lang)
@@ -450,8 +463,6 @@ class Helpline:
         if s.state not in OPEN_STATES:
             return
         if m.kind is Kind.MEDIA or m.kind is Kind.OTHER:
-            if m.media_url:
-                self._emit(RecordMedia(s.id, m.media_url))
             if m.kind is Kind.MEDIA and self.policy.relay_media:
                 pass  # relaying media is a later feature; refused until then
             self._say(ref, "media_refused", lang)
@@ -527,6 +538,8 @@ class Helpline:
     # volunteers
 
     def _volunteer_message(self, s: Session, offer: Offer, m: Message, now: datetime) -> None:
+        if m.media_url:
+            self._emit(RecordMedia(s.id, m.media_url))  # in a room of this conversation
         if offer.state is not OfferState.ACCEPTED:
             return
         vref = RoomRef(s.id, Role.VOLUNTEER, offer.id)
@@ -546,8 +559,6 @@ class Helpline:
             self._say(vref, "not_delivered_ended", lang)
             return
         if m.kind is Kind.MEDIA or m.kind is Kind.OTHER:
-            if m.media_url:
-                self._emit(RecordMedia(s.id, m.media_url))
             self._say(vref, "media_refused", lang)
             return
         if len(m.body) > self.policy.message_max_chars:
@@ -679,7 +690,8 @@ class Helpline:
     # the queue and offers
 
     def _enqueue(self, s: Session, now: datetime) -> None:
-        self._move(s, State.WAITING)
+        if s.state is not State.WAITING:  # after consent; a new conversation starts waiting
+            self._move(s, State.WAITING)
         if s.queued_at is None:
             s.queued_at = now
         self._set_timer(TimerKind.QUEUE_MAX_WAIT, s, now + self.policy.queue_max_wait)
@@ -771,9 +783,11 @@ class Helpline:
         check(s, State.ACTIVE)
         o.state = OfferState.ACCEPTED
         self._clear_timer(TimerKind.OFFER_TIMEOUT, s, str(o.id))
+        # ACTIVE first: withdrawing the last other offer must not send the session back
+        # to WAITING (broadcast: the others lose).
+        self._move(s, State.ACTIVE)
         for other in s.pending_offers():
             self._withdraw(s, other, now)
-        self._move(s, State.ACTIVE)
         s.volunteer, s.volunteer_room, s.accepted_at = o.volunteer, o.room, now
         s.extended = timedelta(0)
         if s.first_wait is None:
@@ -1117,6 +1131,7 @@ class Helpline:
         self._dispatch(now)
 
     def _start_purge(self, s: Session) -> None:
+        check(s, State.PURGING)  # before the timers go: a refused move changes nothing
         self._clear_timers(s)
         self._move(s, State.PURGING)
         participants = tuple(dict.fromkeys([s.chatter, *(o.volunteer for o in s.offers)]).keys())
@@ -1134,11 +1149,13 @@ class Helpline:
         )
         self._changes.stats.append(
             StatsRecord(
-                day=s.created_at.date(),
+                day=self._local_day(s.created_at),
                 language=s.language,
                 source=s.source.value,
                 outcome=(s.outcome or Outcome.COMPLETED).value,
-                wait_seconds=int(s.first_wait.total_seconds()) if s.first_wait else None,
+                wait_seconds=(
+                    int(s.first_wait.total_seconds()) if s.first_wait is not None else None
+                ),
                 duration_seconds=duration,
                 requeues=s.requeues,
                 tags=tuple(s.tags),
@@ -1161,7 +1178,7 @@ class Helpline:
     ) -> None:
         self._changes.stats.append(
             StatsRecord(
-                day=now.date(),
+                day=self._local_day(now),
                 language=lang,
                 source=source.value,
                 outcome=outcome.value,

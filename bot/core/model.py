@@ -180,7 +180,9 @@ class Session:
             "held": [{"event_id": h.event_id, "body": h.body} for h in self.held],
             "announced_position": self.announced_position,
             "announced_estimate": self.announced_estimate,
-            "first_wait": self.first_wait.total_seconds() if self.first_wait else None,
+            "first_wait": (
+                self.first_wait.total_seconds() if self.first_wait is not None else None
+            ),
             "requeues": self.requeues,
         }
 
