@@ -15,7 +15,13 @@ import re
 import sys
 from typing import Any, TextIO
 
-_ID = re.compile(r"[@!$#][A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?|\$[A-Za-z0-9_\-+/]{20,}")
+# Matrix IDs with a server part; room (v12) and event IDs without one; long base64 keys
+# (device and session keys link a person's devices across rooms).
+_ID = re.compile(
+    r"[@!$#][A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?"
+    r"|[!$][A-Za-z0-9_\-+/]{20,}"
+    r"|\b[A-Za-z0-9+/_\-]{40,}={0,2}"
+)
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 

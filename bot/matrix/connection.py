@@ -123,7 +123,6 @@ class Connection:
         self.sync_errors = 0
         self._stopping = asyncio.Event()
         self._first_sync = True
-        self._joined: set[RoomID] = set()
         self._typing: dict[RoomID, set[str]] = {}
         self.undecryptable: list[tuple[RoomID, MegolmEvent]] = []
         self.on_invite: Callable[[RoomID, UserID, bool], None] | None = None
@@ -284,26 +283,33 @@ class Connection:
             self._on_invite(RoomID(room_id), info.invite_state)
         for room_id, info in resp.rooms.join.items():
             room = RoomID(room_id)
-            newly_joined = room not in self._joined
-            self._joined.add(room)
-            seen_own_join = not newly_joined
-            for event in info.timeline.events:
+            # If the bot's own join is in this batch's timeline, the room is new to it:
+            # what came before the join is history it must not act on. If not, the bot
+            # was already in the room and every event in the timeline is new.
+            own_join = next(
+                (
+                    i
+                    for i, ev in enumerate(info.timeline.events)
+                    if isinstance(ev, RoomMemberEvent)
+                    and ev.state_key == self.user_id
+                    and ev.membership == "join"
+                    and ev.prev_membership != "join"
+                ),
+                None,
+            )
+            for i, event in enumerate(info.timeline.events):
                 if self._first_sync:
                     continue  # history from before the bot ran: never act on it
-                if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
-                    if event.membership == "join":
-                        seen_own_join = True
+                if own_join is not None and i <= own_join:
                     continue
-                if not seen_own_join:
-                    continue  # from before the bot joined this room
+                if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
+                    continue
                 self._translate_event(room, event)
             for event in info.ephemeral:
                 if isinstance(event, TypingNoticeEvent) and not self._first_sync:
                     users = set(event.users) - {self.user_id}
                     for user in self._typing_changes(room, users):
                         self._enqueue(Inbound(Typing(room, UserID(user[0]), user[1])))
-        for room_id in resp.rooms.leave:
-            self._joined.discard(RoomID(room_id))
 
     def _typing_changes(self, room: RoomID, now_typing: set[str]) -> list[tuple[str, bool]]:
         before = self._typing.get(room, set())

@@ -1,0 +1,114 @@
+"""Kill the bot with SIGKILL mid-conversation and start it again.
+
+What must hold: no message lost (what the chatter wrote while the bot was down arrives),
+none relayed twice, in order; a timer that came due while the bot was down fires at once
+on start; the queue and the conversation carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness.bot import SubprocessBot, write_config
+from tests.harness.users import admin_request, q
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def from_bot(client, room, bot_id, timeout=30):
+    return await client.wait_for_message(room_id=room, sender=bot_id, timeout=timeout)
+
+
+async def test_sigkill_mid_conversation(synapse, admin, make_user, make_client, tmp_path: Path):
+    bot_user = await make_user("bot")
+    vol_user = await make_user("vol")
+    volunteer = await make_client(vol_user)
+    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
+    config = write_config(
+        tmp_path / "config.yaml",
+        homeserver=synapse.base_url,
+        bot_user=bot_user.user_id,
+        bot_password=bot_user.password,
+        data_dir=tmp_path / "data",
+        staff_room=staff_room,
+        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
+        limits={"max_duration": "40s", "warn_before": ["20s"], "max_extension": "1m"},
+        privacy={"purge_after": "2s"},
+    )
+    bot = SubprocessBot(config, tmp_path / "bot.log")
+    bot.start()
+    try:
+        await bot.wait_ready()
+        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
+        await volunteer.send_text(staff_room, "!on")
+        await from_bot(volunteer, staff_room, bot_user.user_id)
+
+        chatter = await make_client(await make_user("chatter"))
+        dm = await chatter.create_encrypted_room(invite=[bot_user.user_id], is_direct=True)
+        await chatter.wait_for_join(dm, bot_user.user_id, timeout=30)
+        await chatter.send_text(dm, "hei")
+        session_room = (await chatter.wait_for_invite(timeout=30)).room_id
+        await chatter.join(session_room)
+        await from_bot(chatter, session_room, bot_user.user_id)  # welcome
+        offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
+        await volunteer.join(offer_room)
+        accepted_at = time.monotonic()
+        await from_bot(volunteer, offer_room, bot_user.user_id)  # intro
+        assert (await from_bot(volunteer, offer_room, bot_user.user_id)).body == "hei"
+        await from_bot(chatter, session_room, bot_user.user_id)  # "Vera is here"
+
+        await chatter.send_text(session_room, "before the crash")
+        got = await from_bot(volunteer, offer_room, bot_user.user_id)
+        assert got.body == "before the crash"  # noqa: F841
+
+        # SIGKILL: no shutdown code runs.
+        bot.kill()
+        written = [f"while down {i}" for i in range(3)]
+        for body in written:
+            await chatter.send_text(session_room, body)
+        # Let the 20 s warning come due while the bot is down.
+        await asyncio.sleep(max(0.0, accepted_at + 21 - time.monotonic()))
+
+        bot.start()
+        await bot.wait_ready()
+        restarted_at = time.monotonic()
+
+        # Every message written while down arrives once, in order; the overdue warning
+        # fires at once on start, so it may come before them.
+        got = [await from_bot(volunteer, offer_room, bot_user.user_id) for _ in range(4)]
+        assert [m.body for m in got if m.msgtype == "m.text"] == written
+        assert [m.msgtype for m in got].count("m.notice") == 1
+        warning_c = await from_bot(chatter, session_room, bot_user.user_id)
+        assert warning_c.msgtype == "m.notice"
+        assert time.monotonic() - restarted_at < 15
+
+        # The conversation goes on after the restart.
+        await volunteer.send_text(offer_room, "still here")
+        assert (await from_bot(chatter, session_room, bot_user.user_id)).body == "still here"
+
+        # Nothing was relayed twice: the server's own record of the volunteer's room.
+        _, body = await admin_request(
+            synapse.base_url,
+            admin.access_token,
+            "GET",
+            f"/_synapse/admin/v1/rooms/{q(offer_room)}/messages",
+            params={"dir": "f", "limit": "200"},
+        )
+        from_bot_count = sum(
+            1
+            for e in body["chunk"]
+            if e["sender"] == bot_user.user_id and e["type"] == "m.room.encrypted"
+        )
+        # intro, "hei", "before the crash", 3 while down, the warning
+        assert from_bot_count == 7, from_bot_count
+
+        # The maximum duration (40 s) still ends the conversation, with closing notices.
+        closing = await from_bot(chatter, session_room, bot_user.user_id, timeout=40)
+        assert "113" in closing.body
+        assert bot.terminate() == 0
+    finally:
+        bot.kill()
