@@ -63,7 +63,7 @@ async def test_sigkill_mid_conversation(synapse, admin, make_user, make_client, 
 
         await chatter.send_text(session_room, "before the crash")
         got = await from_bot(volunteer, offer_room, bot_user.user_id)
-        assert got.body == "before the crash"  # noqa: F841
+        assert got.body == "before the crash"
 
         # SIGKILL: no shutdown code runs.
         bot.kill()
