@@ -46,6 +46,7 @@ class Worker:
         clock: Callable[[], datetime],
     ) -> None:
         self.core = core
+        self.db = db
         self.state = StateRepo(db)
         self.outbox = OutboxRepo(db)
         self.events = EventLog(db)
@@ -77,7 +78,12 @@ class Worker:
                 # One bad input must not stop the helpline; the log has no content.
                 log.exception("input failed", extra={"input": _kind(item)})
 
-    async def step(self, inp: Input, event_id: str | None = None) -> None:
+    async def step(
+        self, inp: Input, event_id: str | None = None, done_row: int | None = None
+    ) -> None:
+        """Apply one input. `done_row`: the outbox row whose result `inp` is; it is marked
+        done in the same transaction, so a crash cannot lose the result (a created room
+        the core never heard of would strand its chatter)."""
         if event_id is not None and await self.events.seen(event_id):
             return
         now = self.clock()
@@ -101,7 +107,12 @@ class Worker:
             room = getattr(inp, "room", None)
             hit = self.core.session_for_room(room) if room else None
             processed[event_id] = hit[0].id if hit else None
-        await self.state.apply(changes, outbox=items, processed=processed, now=now)
+        async with self.db.transaction() as tx:
+            await self.state.apply(changes, outbox=items, processed=processed, now=now, tx=tx)
+            if done_row is not None:
+                await self.outbox.done(done_row, tx=tx)
+        if changes.deleted_sessions:
+            await self.db.scrub()  # deleted rows must not linger in the WAL or free pages
         self.timers.apply(changes)
         self.handled += 1
         self.last_step_at = now
@@ -135,9 +146,10 @@ class Worker:
                 )
                 follow = []
             attempts = 0
-            await self.outbox.done(row.id)
-            for inp in follow:
-                await self.step(inp)
+            if not follow:
+                await self.outbox.done(row.id)
+            for i, inp in enumerate(follow):
+                await self.step(inp, done_row=row.id if i == 0 else None)
 
 
 def _kind(item: object) -> str:
