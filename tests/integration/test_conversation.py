@@ -5,6 +5,7 @@ Real Synapse, real E2EE clients on both sides; assertions are on what each side 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from pathlib import Path
@@ -143,3 +144,67 @@ async def _conversation(w, make_client, make_user):
     assert "113" in closing.body
     ended = await next_from_bot(w.volunteer, offer.room_id, w.bot_user)
     assert ended.msgtype == "m.notice"
+
+
+async def _open_conversation(w, make_client, make_user):
+    """Volunteer on duty, a chatter asks, the volunteer accepts; returns both rooms."""
+    await w.volunteer.send_text(w.staff_room, "!on")
+    await next_from_bot(w.volunteer, w.staff_room, w.bot_user)
+    chatter = await make_client(await make_user("chatter"))
+    dm = await chatter.create_encrypted_room(invite=[w.bot_user.user_id], is_direct=True)
+    await chatter.wait_for_join(dm, w.bot_user.user_id, timeout=20)
+    await chatter.send_text(dm, "hei")
+    session_room = (await chatter.wait_for_invite(timeout=20)).room_id
+    await chatter.join(session_room)
+    await next_from_bot(chatter, session_room, w.bot_user)  # welcome
+    offer_room = (await w.volunteer.wait_for_invite(timeout=20)).room_id
+    await w.volunteer.join(offer_room)
+    await next_from_bot(w.volunteer, offer_room, w.bot_user)  # intro
+    assert (await next_from_bot(w.volunteer, offer_room, w.bot_user)).body == "hei"
+    await next_from_bot(chatter, session_room, w.bot_user)  # the volunteer's alias
+    return chatter, session_room, offer_room
+
+
+async def test_edits_redactions_and_typing_are_mirrored(helpline, make_client, make_user):
+    w = helpline
+    chatter, session_room, offer_room = await _open_conversation(w, make_client, make_user)
+    bot_id = w.bot_user.user_id
+
+    original = await chatter.send_text(session_room, "jeg er lei meg")
+    relayed = await next_from_bot(w.volunteer, offer_room, w.bot_user)
+    assert relayed.body == "jeg er lei meg"
+
+    # An edit arrives as an edit of the relayed copy, plain text only.
+    await chatter.send_text(
+        session_room,
+        "* jeg er så lei meg",
+        extra_content={
+            "m.new_content": {"msgtype": "m.text", "body": "jeg er så lei meg"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+        },
+    )
+    edit = await next_from_bot(w.volunteer, offer_room, w.bot_user)
+    assert edit.content["m.relates_to"] == {"rel_type": "m.replace", "event_id": relayed.event_id}
+    assert edit.content["m.new_content"]["body"] == "jeg er så lei meg"
+
+    # A redaction removes the relayed copy on the other side.
+    await chatter.client.room_redact(session_room, original)
+
+    async def redacted() -> bool:
+        resp = await w.volunteer.client.room_get_event(offer_room, relayed.event_id)
+        event = getattr(resp, "event", None)
+        return event is not None and not event.source.get("content")
+
+    for _ in range(100):
+        if await redacted():
+            break
+        await asyncio.sleep(0.1)
+    assert await redacted()
+
+    # Typing is relayed, as the bot typing in the other room.
+    await w.volunteer.client.room_typing(offer_room, True, timeout=10_000)
+    await chatter.wait_until(
+        lambda: bot_id in chatter.client.rooms[session_room].typing_users,
+        timeout=10,
+        what="the bot typing for the volunteer",
+    )
