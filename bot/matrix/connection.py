@@ -30,11 +30,13 @@ from typing import Any
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    BadEvent,
     InviteMemberEvent,
     JoinError,
     LoginResponse,
     MegolmEvent,
     RedactionEvent,
+    RoomEncryptedMedia,
     RoomMemberEvent,
     RoomMessage,
     RoomMessageEmote,
@@ -364,8 +366,8 @@ def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:
             if not isinstance(body, str) or not relates.get("event_id"):
                 return None
             return Edit(room, sender, EventID(event.event_id), EventID(relates["event_id"]), body)
-        if isinstance(event, RoomMessageMedia):
-            url = getattr(event, "url", None)
+        if isinstance(event, (RoomMessageMedia, RoomEncryptedMedia)):
+            url = getattr(event, "url", None)  # an encrypted attachment's is its file's
             return Message(
                 room,
                 sender,
@@ -388,8 +390,30 @@ def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:
         if isinstance(event, RoomMessageFormatted):
             return None
         msgtype = content.get("msgtype", "")
-        kind = Kind.MEDIA if msgtype in ("m.image", "m.file", "m.audio", "m.video") else Kind.OTHER
+        kind = Kind.MEDIA if msgtype in _MEDIA else Kind.OTHER
         return Message(room, sender, EventID(event.event_id), "", kind, origin)
     if getattr(event, "source", {}).get("type") == "m.sticker":
         return Message(room, sender, EventID(event.event_id), "", Kind.MEDIA, origin)
+    if isinstance(event, BadEvent) and event.type == "m.room.message":
+        # A message nio's schemas refuse, e.g. an image with a plain `url` in an encrypted
+        # room: never relayed, but the sender must hear why (refused like media).
+        content = event.source.get("content")
+        content = content if isinstance(content, dict) else {}
+        msgtype = content.get("msgtype")
+        if msgtype == "m.notice":
+            return None
+        url = content.get("url")
+        kind = Kind.MEDIA if msgtype in _MEDIA else Kind.OTHER
+        return Message(
+            room,
+            sender,
+            EventID(event.event_id),
+            "",
+            kind,
+            origin,
+            media_url=url if isinstance(url, str) and url.startswith("mxc://") else None,
+        )
     return None
+
+
+_MEDIA = ("m.image", "m.file", "m.audio", "m.video")

@@ -1,0 +1,223 @@
+"""A small helpline world for flow tests: the bot in-process, volunteers, a staff room.
+
+`build_world` registers the bot and the volunteers, makes the volunteers' room (the first
+volunteer creates it, the bot and the others are invited and join), writes a real YAML
+config (any section can be overridden) and starts the bot. Logs are captured exactly as
+production writes them, so a test can check they hold no content and no chatter IDs.
+
+The helpers below drive the flows as people do (a chatter writing to the bot, a volunteer
+coming on duty or accepting an offer) and wait for what each side decrypts.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nio import RoomMemberEvent, SyncResponse
+
+from bot.logs import Scrub, TextFormatter
+from tests.harness.bot import InProcessBot, write_config
+from tests.harness.client import ReceivedMessage, TestClient
+from tests.harness.users import RegisteredUser
+
+MakeUser = Callable[..., Awaitable[RegisteredUser]]
+MakeClient = Callable[..., Awaitable[TestClient]]
+
+TIMEOUT = 20.0  # for one step of a flow; a healthy step takes well under a second
+
+
+@dataclass
+class Volunteer:
+    alias: str
+    user: RegisteredUser
+    client: TestClient
+
+
+@dataclass
+class Chatter:
+    user: RegisteredUser
+    client: TestClient
+    room: str  # the private session room the bot made
+    welcome: ReceivedMessage
+
+
+@dataclass
+class World:
+    bot: InProcessBot
+    bot_user: RegisteredUser
+    volunteers: list[Volunteer]
+    staff_room: str
+    logs: io.StringIO
+    _handler: logging.Handler = field(repr=False)
+    _old_level: int = field(repr=False)
+
+    @property
+    def bot_id(self) -> str:
+        return self.bot_user.user_id
+
+    async def close(self) -> None:
+        try:
+            if self.bot.task is not None and not self.bot.task.done():
+                assert await self.bot.stop() == 0
+        finally:
+            root = logging.getLogger()
+            root.removeHandler(self._handler)
+            root.setLevel(self._old_level)
+
+
+async def build_world(
+    synapse: Any,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    tmp_path: Path,
+    *,
+    aliases: tuple[str, ...] = ("Irene",),
+    bot_user: RegisteredUser | None = None,
+    lobby_rooms: tuple[str, ...] = (),
+    **sections: dict[str, Any],
+) -> World:
+    bot_user = bot_user or await make_user("bot")
+    volunteers: list[Volunteer] = []
+    for alias in aliases:
+        user = await make_user(alias.lower())
+        volunteers.append(Volunteer(alias, user, await make_client(user)))
+    first = volunteers[0].client
+    staff_room = await first.create_encrypted_room(
+        invite=[bot_user.user_id, *(v.user.user_id for v in volunteers[1:])], name="Vakt"
+    )
+    for v in volunteers[1:]:
+        await v.client.wait_for_invite(room_id=staff_room, timeout=TIMEOUT)
+        await v.client.join(staff_room)
+    sections.setdefault("privacy", {}).setdefault("purge_after", "2s")
+    config = write_config(
+        tmp_path / "config.yaml",
+        homeserver=synapse.base_url,
+        bot_user=bot_user.user_id,
+        bot_password=bot_user.password,
+        data_dir=tmp_path / "data",
+        staff_room=staff_room,
+        volunteers=[
+            {"user_id": v.user.user_id, "alias": v.alias, "languages": ["nb", "en"]}
+            for v in volunteers
+        ],
+        lobby_rooms=list(lobby_rooms),
+        **sections,
+    )
+    logs = io.StringIO()
+    handler = logging.StreamHandler(logs)
+    handler.addFilter(Scrub())
+    handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    bot = InProcessBot(config)
+    world = World(bot, bot_user, volunteers, staff_room, logs, handler, old_level)
+    try:
+        await bot.start()
+        for v in volunteers:
+            await v.client.wait_for_join(staff_room, bot_user.user_id, timeout=TIMEOUT)
+    except BaseException:
+        await world.close()
+        raise
+    return world
+
+
+async def next_from_bot(
+    w: World,
+    client: TestClient,
+    room: str,
+    predicate: Callable[[ReceivedMessage], bool] | None = None,
+    timeout: float = TIMEOUT,
+) -> ReceivedMessage:
+    """The oldest not yet read message from the bot in `room`, as `client` decrypted it."""
+    msg = await client.wait_for_message(
+        room_id=room, sender=w.bot_id, predicate=predicate, timeout=timeout
+    )
+    assert msg.decrypted, f"{msg.event_id} arrived unencrypted"
+    return msg
+
+
+async def go_on_duty(w: World, v: Volunteer) -> None:
+    await v.client.send_text(w.staff_room, "!på")
+    reply = await next_from_bot(
+        w, v.client, w.staff_room, lambda m: v.alias in (m.body or "") and "på vakt" in m.body
+    )
+    assert reply.msgtype == "m.notice"
+
+
+async def chatter_by_dm(
+    w: World, make_user: MakeUser, make_client: MakeClient, first_words: str
+) -> Chatter:
+    """A chatter writes to the bot in a DM, accepts the invite to the session room, and
+    reads the welcome there."""
+    user = await make_user("chatter")
+    client = await make_client(user)
+    dm = await client.create_encrypted_room(invite=[w.bot_id], is_direct=True)
+    await client.wait_for_join(dm, w.bot_id, timeout=TIMEOUT)
+    await client.send_text(dm, first_words)
+    invite = await client.wait_for_invite(timeout=TIMEOUT)
+    assert invite.room_id != dm and invite.sender == w.bot_id
+    await client.join(invite.room_id)
+    welcome = await next_from_bot(w, client, invite.room_id)
+    assert welcome.msgtype == "m.notice" and "113" in (welcome.body or "")
+    return Chatter(user, client, invite.room_id, welcome)
+
+
+async def accept_offer(w: World, v: Volunteer) -> tuple[str, ReceivedMessage]:
+    """The volunteer's next offer: an invite from the bot; joining accepts it. Returns the
+    room and the bot's introduction there."""
+    offer = await v.client.wait_for_invite(timeout=TIMEOUT)
+    assert offer.sender == w.bot_id
+    await v.client.join(offer.room_id)
+    intro = await next_from_bot(w, v.client, offer.room_id)
+    assert intro.msgtype == "m.notice" and "Chatter #" in (intro.body or "")
+    return offer.room_id, intro
+
+
+class LeaveWatcher:
+    """Records the rooms a client is removed from, as its syncs report them.
+
+    nio keeps no trace of left rooms (an invite withdrawn by a kick stays in
+    `invited_rooms`), so this wraps the client's `sync` and keeps each left room's member
+    events: what the person's app would show as "the invite was withdrawn".
+    """
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.left: dict[str, list[RoomMemberEvent]] = {}
+        inner = client.client.sync
+
+        async def sync(*args: Any, **kwargs: Any) -> Any:
+            resp = await inner(*args, **kwargs)
+            if isinstance(resp, SyncResponse):
+                for room_id, info in resp.rooms.leave.items():
+                    events = [
+                        e
+                        for e in [*info.state, *info.timeline.events]
+                        if isinstance(e, RoomMemberEvent) and e.state_key == client.user_id
+                    ]
+                    self.left.setdefault(room_id, []).extend(events)
+            return resp
+
+        client.client.sync = sync  # type: ignore[method-assign]
+
+    async def wait_removed(self, room: str, timeout: float = TIMEOUT) -> RoomMemberEvent:
+        def removed() -> RoomMemberEvent | None:
+            return next(
+                (e for e in self.left.get(room, []) if e.membership in ("leave", "ban")), None
+            )
+
+        return await self.client.wait_until(removed, timeout, f"removal from {room}")
+
+
+def assert_logs_clean(w: World, *secrets: str) -> None:
+    captured = w.logs.getvalue()
+    assert "serving" in captured
+    for secret in secrets:
+        assert secret not in captured, "a chatter's words or ID reached the logs"
