@@ -733,12 +733,14 @@ class Helpline:
             tried = frozenset(
                 o.volunteer
                 for o in s.offers
-                if o.state in (OfferState.WITHDRAWN, OfferState.DECLINED)
+                if o.state in (OfferState.WITHDRAWN, OfferState.DECLINED, OfferState.RETIRED)
             )
+            # Never straight back to a volunteer who left or handed this conversation back.
+            retired = frozenset(o.volunteer for o in s.offers if o.state is OfferState.RETIRED)
             candidates = routing.available(self.policy, self.duty, sessions, exclude=tried)
             if not candidates:
                 # Everyone suitable has had a go: start over rather than leave them waiting.
-                candidates = routing.available(self.policy, self.duty, sessions)
+                candidates = routing.available(self.policy, self.duty, sessions, exclude=retired)
             chosen = routing.choose(
                 self.policy, s, candidates, self.duty, sessions, self._last_offered
             )
@@ -831,7 +833,7 @@ class Helpline:
             s.retired_rooms.append(s.volunteer_room)
         for o in s.offers:
             if o.state is OfferState.ACCEPTED:
-                o.state = OfferState.WITHDRAWN
+                o.state = OfferState.RETIRED
         s.volunteer, s.volunteer_room, s.accepted_at = None, None, None
         s.priority, s.requeues = 1, s.requeues + 1
         self._clear_timers(s)

@@ -63,6 +63,7 @@ class OfferState(enum.Enum):
     ACCEPTED = "accepted"
     WITHDRAWN = "withdrawn"  # lapsed, or another volunteer won a broadcast, or the session ended
     DECLINED = "declined"  # the volunteer rejected the invite
+    RETIRED = "retired"  # accepted, then the volunteer left or handed the conversation back
 
 
 @dataclass

@@ -1137,7 +1137,7 @@ def test_volunteer_leaving_requeues_with_priority() -> None:
     assert (s1.state, s1.priority, s1.requeues, s1.volunteer) == (State.WAITING, 1, 1, None)
     assert old.offer_id is not None
     old_offer = s1.offer(old.offer_id)
-    assert old_offer is not None and old_offer.state is OfferState.WITHDRAWN
+    assert old_offer is not None and old_offer.state is OfferState.RETIRED
     assert {t.kind for t in w.h.timers.values() if t.session_id == s1.id} == {
         TimerKind.QUEUE_MAX_WAIT,
         TimerKind.WAIT_REMINDER,

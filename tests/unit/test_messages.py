@@ -373,6 +373,7 @@ def test_bad_override_values_are_ignored_not_fatal() -> None:
 _T0 = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
 TEEN = UserID("@teen123:example.org")
 IRENE = UserID("@irene:example.org")
+OLA = UserID("@ola:example.org")
 OTHER = UserID("@other:example.org")
 STAFF = RoomID("!staff:example.org")
 
@@ -380,7 +381,10 @@ STAFF = RoomID("!staff:example.org")
 def _conversation(default_language: str) -> list[Say]:
     """A whole conversation through the real core; every Say it emitted."""
     policy = Policy(
-        volunteers=(VolunteerProfile(IRENE, "Irene", ("nb", "en"), 1),),
+        volunteers=(
+            VolunteerProfile(IRENE, "Irene", ("nb", "en"), 1),
+            VolunteerProfile(OLA, "Ola", ("nb", "en"), 1),
+        ),
         staff_room=STAFF,
         topics=("angst", "skole"),
         canned=("confidentiality", "emergency", "welcome"),
@@ -442,19 +446,21 @@ def _conversation(default_language: str) -> list[Say]:
     fire(TimerKind.IDLE_WARN)
     fire(TimerKind.WARN)
     say(volunteer_room, IRENE, "!tilbake")  # handed back: the chatter is requeued
+    say(STAFF, OLA, "!på", Origin.STAFF)  # never straight back to Irene: Ola takes it
     say(RoomID("!dm:example.org"), TEEN, "hallo?", Origin.DIRECT)
     session = next(iter(core.sessions.values()))
     new_room = session.volunteer_room
     assert new_room
-    say(RoomID("!dm2:example.org"), OTHER, "hei", Origin.DIRECT)  # waits: Irene is busy
-    say(chatter_room, TEEN, "!slutt")  # Irene is free, and gets the next one
+    say(RoomID("!dm2:example.org"), OTHER, "hei", Origin.DIRECT)  # Irene is free again
+    say(chatter_room, TEEN, "!slutt")
     say(chatter_room, TEEN, "4")
-    say(new_room, IRENE, "!tema angst skole")
+    say(new_room, OLA, "!tema angst skole")
     fire(TimerKind.PURGE)
     other = next(s for s in core.sessions.values() if s.chatter == OTHER)
     assert other.volunteer_room
     say(other.volunteer_room, IRENE, "!slutt")
     say(STAFF, IRENE, "!av", Origin.STAFF)
+    say(STAFF, OLA, "!av", Origin.STAFF)
     say(RoomID("!dm3:example.org"), UserID("@third:example.org"), "hei", Origin.DIRECT)
     fire(TimerKind.WAIT_REMINDER)
     fire(TimerKind.QUEUE_MAX_WAIT)
