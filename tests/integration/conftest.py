@@ -1,8 +1,8 @@
 """Fixtures for tests against a real Synapse on 127.0.0.1.
 
-- ``synapse`` (session): one :class:`~tests.harness.synapse.SynapseServer` per test
+- ``synapse`` (session): one :class:`~bot.devtools.synapse.SynapseServer` per test
   session. If it cannot start, every test using it FAILS with the log tail (no skip).
-- ``admin`` (session): a server admin (:class:`~tests.harness.users.RegisteredUser`),
+- ``admin`` (session): a server admin (:class:`~bot.devtools.users.RegisteredUser`),
   not rate limited.
 - ``user_factory`` (session) and ``make_user`` (session): ``await make_user(prefix="user",
   admin=False, unlimited=True, displayname=None) -> RegisteredUser`` with unique names.
@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.harness.client import TestClient
-from tests.harness.synapse import SynapseServer, SynapseStartError
-from tests.harness.users import RegisteredUser, UserFactory, override_ratelimit, register_user
+from bot.devtools.client import TestClient
+from bot.devtools.synapse import SynapseServer, SynapseStartError
+from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
 
 DEFAULT_TIMEOUT_S = 120
 _HERE = Path(__file__).parent.resolve()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.devtools.runner import InProcessBot, write_config
 from bot.logs import Scrub, TextFormatter
-from tests.harness.bot import InProcessBot, write_config
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from nio import RedactionEvent, RoomPreset, RoomVisibility
 
-from tests.harness.client import MEGOLM_ALGORITHM, TestClient, TestClientError
-from tests.harness.users import admin_request, q, room_messages_admin
+from bot.devtools.client import MEGOLM_ALGORITHM, TestClient, TestClientError
+from bot.devtools.users import admin_request, q, room_messages_admin
 from tests.integration.world import (
     TIMEOUT,
     Chatter,

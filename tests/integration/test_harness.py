@@ -6,9 +6,9 @@ import json
 import secrets
 import time
 
-from tests.harness.client import MEGOLM_ALGORITHM, TestClient
-from tests.harness.synapse import SynapseServer
-from tests.harness.users import (
+from bot.devtools.client import MEGOLM_ALGORITHM, TestClient
+from bot.devtools.synapse import SynapseServer
+from bot.devtools.users import (
     RegisteredUser,
     admin_request,
     get_user_admin_info,

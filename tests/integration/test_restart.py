@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.bot import SubprocessBot, write_config
-from tests.harness.users import admin_request, q
+from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.users import admin_request, q
 
 pytestmark = pytest.mark.timeout(240)
 

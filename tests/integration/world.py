@@ -20,10 +20,10 @@ from typing import Any
 
 from nio import RoomMemberEvent, SyncResponse
 
+from bot.devtools.client import ReceivedMessage, TestClient
+from bot.devtools.runner import InProcessBot, write_config
+from bot.devtools.users import RegisteredUser
 from bot.logs import Scrub, TextFormatter
-from tests.harness.bot import InProcessBot, write_config
-from tests.harness.client import ReceivedMessage, TestClient
-from tests.harness.users import RegisteredUser
 
 MakeUser = Callable[..., Awaitable[RegisteredUser]]
 MakeClient = Callable[..., Awaitable[TestClient]]

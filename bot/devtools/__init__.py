@@ -1,0 +1,14 @@
+"""Development tools shared by the demo, the test suite and the benchmarks.
+
+Not part of the service: `helpline-bot run` never imports this package. It needs the
+`demo` extra (matrix-synapse) only for :mod:`bot.devtools.synapse` when a server starts.
+
+- :mod:`bot.devtools.synapse` starts, stops and restarts a throw-away homeserver on
+  127.0.0.1 (SQLite), by PID.
+- :mod:`bot.devtools.users` registers accounts via the shared-secret admin API and wraps
+  the admin API calls that tests and the demo use as ground truth.
+- :mod:`bot.devtools.client` is an E2EE matrix-nio client: a person as they meet the bot.
+  It imports nio outside `bot/matrix/` on purpose: it plays the people, not the bot.
+- :mod:`bot.devtools.runner` writes a bot config and runs the bot in-process or as a
+  child process.
+"""

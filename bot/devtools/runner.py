@@ -1,0 +1,133 @@
+"""Run the real bot against the test Synapse: in-process (a task) or as a subprocess.
+
+The config is a real YAML file loaded by `bot.config.load_config`, so every integration
+test also exercises the config path. In-process runs share the test's event loop, which
+keeps them fast; subprocess runs can be killed with SIGKILL for the restart tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config import Config, load_config
+
+
+def write_config(
+    path: Path,
+    *,
+    homeserver: str,
+    bot_user: str,
+    bot_password: str,
+    data_dir: Path,
+    staff_room: str,
+    volunteers: list[dict[str, Any]],
+    supervisors: list[str] = (),  # type: ignore[assignment]
+    lobby_rooms: list[str] = (),  # type: ignore[assignment]
+    **sections: dict[str, Any],
+) -> Path:
+    config: dict[str, Any] = {
+        "homeserver": {"url": homeserver},
+        "bot": {"user_id": bot_user, "password": bot_password, "display_name": "Alltidhjelp"},
+        "storage": {"data_dir": str(data_dir), "store_key": secrets.token_urlsafe(24)},
+        "encryption": {"trust": "all_devices"},
+        "intake": {"lobby_rooms": list(lobby_rooms), "allowed_servers": ["*"]},
+        "volunteers": {
+            "room": staff_room,
+            "members": volunteers,
+            "supervisors": list(supervisors),
+        },
+        "opening_hours": {"always_open": True},
+        "logging": {"level": "DEBUG"},
+        "http": {"port": 0},
+    }
+    for key, value in sections.items():
+        config.setdefault(key, {}).update(value)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class InProcessBot:
+    """`bot.app.serve` as a task on the test's loop."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.config: Config = load_config(config_path)
+        self.task: asyncio.Task[int] | None = None
+
+    async def start(self, timeout: float = 30) -> None:
+        from bot.app import serve
+
+        ready = asyncio.Event()
+        self.task = asyncio.create_task(serve(self.config, ready))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self.task in done:
+            waiter.cancel()
+            raise RuntimeError(f"bot exited during start with {self.task.result()}")
+        if waiter not in done:
+            raise RuntimeError("bot did not become ready")
+
+    async def stop(self) -> int:
+        """What SIGTERM does: the serve loop's stop event, via the signal handler."""
+        assert self.task is not None
+        if not self.task.done():
+            os.kill(os.getpid(), signal.SIGTERM)
+        return await asyncio.wait_for(self.task, 60)
+
+
+class SubprocessBot:
+    """`python -m bot run` as a child process, for kill -9 tests."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"bot exited with {self.proc.returncode}: {self.log_tail()}")
+            if b"serving" in self.log_path.read_bytes():
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"bot not ready: {self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        with contextlib.suppress(FileNotFoundError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        return ""
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
