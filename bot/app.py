@@ -25,16 +25,18 @@ from bot.config import Config
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import Hours, Policy, Strategy, VolunteerProfile, WeeklyInterval
+from bot.http import Health, HttpEndpoint, HttpStartError
 from bot.logs import setup as setup_logging
 from bot.matrix.connection import Connection, StartupError
 from bot.matrix.executor import Executor
 from bot.matrix.trust import TrustNotAvailable
 from bot.matrix.trust import policy as trust_policy
 from bot.messages import CATALOGUE, Texts
+from bot.metrics import Metrics
 from bot.scheduler import Timers
 from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
-from bot.storage.repos import Checkpoint, MediaSeen, RelayMap, StateRepo
+from bot.storage.repos import Attempts, Checkpoint, MediaSeen, RelayMap, StateRepo
 from bot.worker import Worker
 
 log = logging.getLogger("bot")
@@ -143,6 +145,9 @@ def run(config: Config, args: argparse.Namespace | None = None) -> int:
     except SchemaTooNew as exc:
         print(f"helpline-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except HttpStartError as exc:
+        print(f"helpline-bot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _now() -> datetime:
@@ -212,10 +217,23 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             trust=trust,
             retention=config.privacy.retention_max_lifetime,
             bot_user=config.bot.user_id,
+            attempts=Attempts(db),
+            known_room=lambda room: core.session_for_room(room) is not None,
         )
         timers = Timers(fire=lambda t: enqueue(_inbound(t)))
-        worker = Worker(core=core, db=db, executor=executor, timers=timers, clock=_now)
+        metrics = Metrics(status=lambda: core.status(_now()), sync_errors=lambda: conn.sync_errors)
+        worker = Worker(
+            core=core, db=db, executor=executor, timers=timers, clock=_now, observer=metrics
+        )
         worker_ref.append(worker)
+        syncing: list[asyncio.Task[None]] = []
+        health = Health(
+            sync_running=lambda: bool(syncing) and not syncing[0].done(),
+            last_sync_ok=lambda: conn.last_sync_ok,
+            db_writable=db.check_writable,
+        )
+        http = HttpEndpoint(config.http.host, config.http.port, health, metrics)
+        await http.start()
         invites = InviteGate(conn, config, policy)
         conn.on_invite = invites.on_invite
 
@@ -228,6 +246,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         since = await Checkpoint(db).get()
         worker_task = asyncio.create_task(worker.run(), name="worker")
         sync_task = asyncio.create_task(conn.sync_loop(since), name="sync")
+        syncing.append(sync_task)
         log.info(
             "serving",
             extra={
@@ -256,6 +275,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         except TimeoutError:
             worker_task.cancel()
         timers.shutdown()
+        await http.stop()
         await invites.close()
         stop_task.cancel()
         log.info("stopped", extra={"handled": worker.handled})

@@ -16,23 +16,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any, Protocol
 
 from bot.core import codec
 from bot.core.events import Input
 from bot.core.ids import SessionID
 from bot.core.machine import Helpline, IllegalTransition
+from bot.core.model import Changes
 from bot.matrix.connection import Checkpoint, Inbound
 from bot.matrix.executor import Executor, Permanent, Transient, session_of
 from bot.scheduler import Timers
 from bot.storage.db import Database
+from bot.storage.repos import Attempts, EventLog, OutboxItem, OutboxRepo, StateRepo
 from bot.storage.repos import Checkpoint as CheckpointRepo
-from bot.storage.repos import EventLog, OutboxItem, OutboxRepo, StateRepo
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+
+
+class Observer(Protocol):
+    """Sees each stored step and each carried-out effect (the metrics); never changes them."""
+
+    def stepped(
+        self,
+        inp: Input,
+        event_id: str | None,
+        effects: Sequence[Any],
+        changes: Changes,
+        now: datetime,
+    ) -> None: ...
+
+    def received(self, event_id: str | None) -> None: ...
+
+    def carried_out(self, effect: Any) -> None: ...
 
 
 class Worker:
@@ -44,6 +63,7 @@ class Worker:
         executor: Executor,
         timers: Timers,
         clock: Callable[[], datetime],
+        observer: Observer | None = None,
     ) -> None:
         self.core = core
         self.db = db
@@ -51,14 +71,18 @@ class Worker:
         self.outbox = OutboxRepo(db)
         self.events = EventLog(db)
         self.checkpoint = CheckpointRepo(db)
+        self.attempts = Attempts(db)
         self.executor = executor
         self.timers = timers
         self.clock = clock
+        self.observer = observer
         self.inbox: asyncio.Queue[Inbound | Checkpoint | None] = asyncio.Queue()
         self.handled = 0
         self.last_step_at: datetime | None = None
 
     def put(self, item: Inbound | Checkpoint) -> None:
+        if self.observer is not None and isinstance(item, Inbound):
+            self.observer.received(item.event_id)
         self.inbox.put_nowait(item)
 
     async def run(self) -> None:
@@ -79,7 +103,11 @@ class Worker:
                 log.exception("input failed", extra={"input": _kind(item)})
 
     async def step(
-        self, inp: Input, event_id: str | None = None, done_row: int | None = None
+        self,
+        inp: Input,
+        event_id: str | None = None,
+        done_row: int | None = None,
+        done_txn: str | None = None,
     ) -> None:
         """Apply one input. `done_row`: the outbox row whose result `inp` is; it is marked
         done in the same transaction, so a crash cannot lose the result (a created room
@@ -111,11 +139,15 @@ class Worker:
             await self.state.apply(changes, outbox=items, processed=processed, now=now, tx=tx)
             if done_row is not None:
                 await self.outbox.done(done_row, tx=tx)
+            if done_txn is not None:
+                await self.attempts.clear(done_txn, tx=tx)
         if changes.deleted_sessions:
             await self.db.scrub()  # deleted rows must not linger in the WAL or free pages
         self.timers.apply(changes)
         self.handled += 1
         self.last_step_at = now
+        if self.observer is not None:
+            self.observer.stepped(inp, event_id, effects, changes, now)
 
     async def drain(self) -> None:
         """Carry out the stored outbox, oldest first."""
@@ -146,10 +178,19 @@ class Worker:
                 )
                 follow = []
             attempts = 0
+            if self.observer is not None:
+                self.observer.carried_out(effect)
             if not follow:
-                await self.outbox.done(row.id)
+                async with self.db.transaction() as tx:
+                    await self.outbox.done(row.id, tx=tx)
+                    await self.attempts.clear(row.txn_id, tx=tx)
             for i, inp in enumerate(follow):
-                await self.step(inp, done_row=row.id if i == 0 else None)
+                first = i == 0
+                await self.step(
+                    inp,
+                    done_row=row.id if first else None,
+                    done_txn=row.txn_id if first else None,
+                )
 
 
 def _kind(item: object) -> str:

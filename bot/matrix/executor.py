@@ -55,11 +55,12 @@ from bot.core.ids import EventID, RoomID, SessionID, UserID
 from bot.core.model import Role
 from bot.matrix.trust import TrustPolicy
 from bot.messages import Texts
-from bot.storage.repos import MediaSeen, RelayMap
+from bot.storage.repos import Attempts, MediaSeen, RelayMap
 
 log = logging.getLogger(__name__)
 
 MEGOLM = "m.megolm.v1.aes-sha2"
+REQUEST_MARK = "org.alltidhjelp.request"
 
 
 class Transient(Exception):
@@ -83,6 +84,8 @@ class Executor:
         retention: timedelta,
         bot_user: str,
         purge: Callable[[Purge], Any] | None = None,
+        attempts: Attempts | None = None,
+        known_room: Callable[[RoomID], bool] = lambda room: False,
     ) -> None:
         self.client = client
         self.texts = texts
@@ -93,11 +96,13 @@ class Executor:
         self.retention = retention
         self.bot_user = bot_user
         self.purge = purge
+        self.attempts = attempts
+        self.known_room = known_room
 
     async def run(self, effect: Any, txn_id: str) -> list[Input]:
         match effect:
             case CreateRoom():
-                return await self._create_room(effect)
+                return await self._create_room(effect, txn_id)
             case Say():
                 body = self.texts.render(effect.text, effect.language)
                 msgtype = "m.text" if effect.voice else "m.notice"
@@ -220,8 +225,24 @@ class Executor:
                 raise Transient("room not yet synced")
             await asyncio.sleep(0.05)
 
-    async def _create_room(self, effect: CreateRoom) -> list[Input]:
+    async def _find_created(self, txn_id: str) -> RoomID | None:
+        """After a crash: the room an earlier attempt of this effect may have made."""
+        resp = await self._check(self.client.joined_rooms(), quiet=True)
+        for room in getattr(resp, "rooms", []):
+            if self.known_room(RoomID(room)):
+                continue
+            state = await self.client.room_get_state_event(room, REQUEST_MARK, "")
+            if getattr(state, "content", {}).get("txn") == txn_id:
+                return RoomID(room)
+        return None
+
+    async def _create_room(self, effect: CreateRoom, txn_id: str) -> list[Input]:
         ref = effect.ref
+        if self.attempts is not None and await self.attempts.begin(txn_id):
+            found = await self._find_created(txn_id)
+            if found is not None:
+                log.info("room from an interrupted attempt found and reused")
+                return [RoomCreated(ref.session_id, ref.offer_id, found)]
         is_chatter = ref.role is Role.CHATTER
         initial_state: list[dict[str, Any]] = [
             {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}},
@@ -235,6 +256,8 @@ class Executor:
                 "state_key": "",
                 "content": {"guest_access": "can_join" if is_chatter else "forbidden"},
             },
+            # Lets a retry after a crash find this room instead of making a second one.
+            {"type": REQUEST_MARK, "state_key": "", "content": {"txn": txn_id}},
             # A safety net: if the bot dies before purging, a server with retention enabled
             # still drops the conversation.
             {

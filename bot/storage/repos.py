@@ -559,6 +559,32 @@ class Blocklist:
             )
 
 
+class Attempts:
+    """Marks an outbox effect that was started but whose result may not have been stored.
+
+    Room creation has no transaction ID on the wire: if the bot dies after the server made
+    the room and before the result was committed, a blind retry would make a second room
+    (with a second invite to the chatter). The mark says "look for the first one first".
+    Kept in `meta` under `attempt:<txn_id>`; cleared with the effect's outbox row.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def begin(self, txn_id: str) -> bool:
+        """Mark `txn_id` as started; True if it was already marked (this is a retry)."""
+        key = f"attempt:{txn_id}"
+        async with self._db.transaction() as tx:
+            seen = await tx.fetchone("SELECT 1 FROM meta WHERE key = ?", (key,))
+            if seen is None:
+                await tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, "1"))
+        return seen is not None
+
+    async def clear(self, txn_id: str, *, tx: Tx | None = None) -> None:
+        async with self._db.writing(tx) as t:
+            await t.execute("DELETE FROM meta WHERE key = ?", (f"attempt:{txn_id}",))
+
+
 # -- everything together -------------------------------------------------------------------
 
 
