@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +91,16 @@ class InProcessBot:
 class SubprocessBot:
     """`python -m bot run` as a child process, for kill -9 tests."""
 
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(self, config_path: Path, log_path: Path, args: Sequence[str] = ()) -> None:
         self.config_path = config_path
         self.log_path = log_path
+        self.args = list(args)  # more `run` options, e.g. ["--log-level", "INFO"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "bot", "run", "--config", str(self.config_path), *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -227,6 +227,12 @@ class Database:
                     await asyncio.sleep(0.05 * (attempt + 1))
             raise ScrubIncomplete(busy, frames, done)
 
+    async def check_writable(self) -> None:
+        """A real write that changes nothing, for the health check: raises when the file
+        cannot be written (disk full, I/O error, locked by another process)."""
+        async with self.transaction() as tx:
+            await tx.execute("UPDATE sync_checkpoint SET saved_at = saved_at")
+
     async def close(self) -> None:
         """Checkpoint the WAL into the file and close. Safe to call twice."""
         if self._closed:

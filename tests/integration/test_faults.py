@@ -1,0 +1,195 @@
+"""Faults the bot must ride out: rate limits, the homeserver going away, history from
+before it joined, invite spam, and participants pretending to be someone else.
+
+Real Synapse, real E2EE clients, the bot in-process; assertions are on what people's
+clients decrypt and on the server's own record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from nio import RoomPreset, RoomVisibility
+
+from bot.devtools.client import MEGOLM_ALGORITHM as MEGOLM
+from bot.devtools.users import admin_request, override_ratelimit, q
+from tests.integration.world import (
+    TIMEOUT,
+    LeaveWatcher,
+    accept_offer,
+    assert_logs_clean,
+    build_world,
+    chatter_by_dm,
+    go_on_duty,
+    next_from_bot,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def world_factory(synapse, make_user, make_client, tmp_path: Path):
+    worlds = []
+
+    async def make(**kw):
+        w = await build_world(synapse, make_user, make_client, tmp_path, **kw)
+        worlds.append(w)
+        return w
+
+    yield make
+    for w in worlds:
+        await w.close()
+
+
+async def _conversation(w, make_user, make_client):
+    v = w.volunteers[0]
+    await go_on_duty(w, v)
+    chatter = await chatter_by_dm(w, make_user, make_client, "hei")
+    room, _ = await accept_offer(w, v)
+    assert (await next_from_bot(w, v.client, room)).body == "hei"
+    await next_from_bot(w, chatter.client, chatter.room)  # "<alias> is here"
+    return v, chatter, room
+
+
+async def test_rate_limited_bot_delivers_every_message_once_in_order(
+    world_factory, synapse, admin, make_user, make_client
+):
+    """429 with retry_after_ms: resent with the same transaction ID, delivered once."""
+    w = await world_factory()
+    v, chatter, room = await _conversation(w, make_user, make_client)
+    # From now on the bot may send one message a second, two in a burst.
+    await override_ratelimit(
+        synapse.base_url, admin.access_token, w.bot_id, messages_per_second=1, burst_count=2
+    )
+    bodies = [f"melding {i}" for i in range(6)]
+    for body in bodies:
+        await v.client.send_text(room, body)
+    got = [(await next_from_bot(w, chatter.client, chatter.room, timeout=30)).body for _ in bodies]
+    assert got == bodies
+    assert "429" in w.logs.getvalue()  # the limit was really hit
+    # Nothing twice: the server's record of the chatter's room.
+    await asyncio.sleep(1.5)
+    _, listing = await admin_request(
+        synapse.base_url,
+        admin.access_token,
+        "GET",
+        f"/_synapse/admin/v1/rooms/{q(chatter.room)}/messages",
+        params={"dir": "b", "limit": "50"},
+    )
+    texts_from_bot = [
+        e for e in listing["chunk"] if e["sender"] == w.bot_id and e["type"] == "m.room.encrypted"
+    ]
+    # welcome, "<alias> is here", and the six relayed messages
+    assert len(texts_from_bot) == 2 + len(bodies)
+    await override_ratelimit(synapse.base_url, admin.access_token, w.bot_id)
+
+
+async def test_homeserver_down_backs_off_and_carries_on(
+    world_factory, synapse, make_user, make_client
+):
+    w = await world_factory()
+    v, chatter, room = await _conversation(w, make_user, make_client)
+    before = w.logs.getvalue().count("sync failed")
+    await synapse.async_stop()
+    await asyncio.sleep(6)
+    await synapse.async_start()
+    # No tight loop: a handful of retries over six seconds, not hundreds.
+    retries = w.logs.getvalue().count("sync failed") - before
+    assert retries <= 8, retries
+    await chatter.client.send_text(chatter.room, "er du der fortsatt?", timeout=30)
+    got = await next_from_bot(w, v.client, room, timeout=40)
+    assert got.body == "er du der fortsatt?"
+
+
+async def test_history_from_before_the_bot_joined_is_ignored(
+    synapse, make_user, make_client, tmp_path: Path
+):
+    owner = await make_client(await make_user("lobbyowner"))
+    early = await make_client(await make_user("early"))
+    bot_user = await make_user("bot")
+    resp = await owner.client.room_create(
+        visibility=RoomVisibility.private,
+        preset=RoomPreset.public_chat,
+        name="Snakk med oss",
+        invite=[bot_user.user_id],
+        initial_state=[
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
+        ],
+        power_level_override={"users": {bot_user.user_id: 50}},
+    )
+    lobby = resp.room_id
+    await early.join(lobby)
+    await early.wait_for_room(lobby, encrypted=True)
+    old_event = await early.send_text(lobby, "skrevet før boten kom")
+    w = await build_world(
+        synapse, make_user, make_client, tmp_path, bot_user=bot_user, lobby_rooms=(lobby,)
+    )
+    try:
+        await owner.wait_for_join(lobby, bot_user.user_id, timeout=TIMEOUT)
+        # Nothing happens for the old message: no invite, no redaction.
+        with pytest.raises(TimeoutError):
+            await early.wait_for_invite(timeout=4)
+        event = await owner.client.room_get_event(lobby, old_event)
+        assert event.event.source.get("content")  # not redacted
+        # A new message after the bot joined is taken in.
+        await early.send_text(lobby, "nå trenger jeg hjelp")
+        invite = await early.wait_for_invite(timeout=TIMEOUT)
+        assert invite.sender == bot_user.user_id
+    finally:
+        await w.close()
+
+
+async def test_invites_to_strangers_rooms_are_rejected_and_spam_is_limited(
+    world_factory, make_user, make_client
+):
+    w = await world_factory()
+    stranger = await make_client(await make_user("stranger"))
+    watcher = LeaveWatcher(stranger)
+    # A group room that is neither a DM nor a configured lobby: rejected.
+    group = await stranger.create_encrypted_room(invite=[w.bot_id], name="Fest")
+
+    async def bot_left(room: str) -> bool:
+        resp = await stranger.client.room_get_state_event(room, "m.room.member", w.bot_id)
+        return getattr(resp, "content", {}).get("membership") == "leave"
+
+    for _ in range(100):
+        if await bot_left(group):
+            break
+        await asyncio.sleep(0.1)
+    assert await bot_left(group)
+    # DM invites from one person: a few are fine, a flood is not.
+    rooms = [
+        await stranger.create_encrypted_room(invite=[w.bot_id], is_direct=True) for _ in range(7)
+    ]
+    await asyncio.sleep(3)
+    states = [await bot_left(r) for r in rooms]
+    assert states[:4] == [False] * 4  # the first ones were accepted
+    assert states[-1] is True  # the flood was cut off
+    del watcher
+
+
+async def test_impersonating_names_never_reach_the_other_side(
+    world_factory, synapse, admin, make_user, make_client
+):
+    w = await world_factory()
+    v, chatter, room = await _conversation(w, make_user, make_client)
+    await chatter.client.client.set_displayname(v.alias)
+    await chatter.client.send_text(chatter.room, f"hei, jeg er {chatter.user.user_id}")
+    got = await next_from_bot(w, v.client, room)
+    # The chatter's own Matrix ID in their words is replaced by the pseudonym.
+    assert chatter.user.user_id not in got.body and "Chatter #" in got.body
+    # The volunteer's room holds only the bot and the volunteer: no name of the chatter.
+    _, members = await admin_request(
+        synapse.base_url,
+        admin.access_token,
+        "GET",
+        f"/_synapse/admin/v1/rooms/{q(room)}/members",
+    )
+    assert sorted(members["members"]) == sorted([w.bot_id, v.user.user_id])
+    _, state = await admin_request(
+        synapse.base_url, admin.access_token, "GET", f"/_synapse/admin/v1/rooms/{q(room)}/state"
+    )
+    assert chatter.user.user_id not in str(state)
+    assert_logs_clean(w, "hei, jeg er", chatter.user.user_id)
