@@ -1,0 +1,1 @@
+"""Element-stack interop tests: matrix-js-sdk with Rust crypto, driven from Python."""
