@@ -136,6 +136,7 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "staff.still_waiting": ("number", "language", "minutes"),
         "staff.requeued": ("number", "language"),
         "staff.lapsed_off_duty": ("alias", "lapses"),
+        "staff.purge_failed": ("number",),
         "duty.not_volunteer": (),
         "duty.on": ("alias", "waiting"),
         "duty.off": ("alias", "active"),
@@ -371,6 +372,10 @@ NB: dict[str, str] = {
     ),
     "staff.lapsed_off_duty": (
         "{alias} er satt av vakt etter {lapses} ubesvarte tilbud. Skriv !på for å komme tilbake."
+    ),
+    "staff.purge_failed": (
+        "Til veileder: Slettingen av samtalen med Chatter #{number} kunne ikke bekreftes. "
+        "Noe av den kan fortsatt ligge på serveren. Be en administrator sjekke det."
     ),
     "duty.not_volunteer": (
         "Du står ikke på lista over frivillige, så du kan ikke gå på vakt. "
@@ -686,6 +691,10 @@ EN: dict[str, str] = {
     ),
     "staff.lapsed_off_duty": (
         "{alias} is set off duty after {lapses} unanswered offers. Write !on to come back."
+    ),
+    "staff.purge_failed": (
+        "For supervisors: the deletion of the conversation with Chatter #{number} could not "
+        "be verified. Some of it may still be on the server. Please ask an admin to check."
     ),
     "duty.not_volunteer": (
         "You are not on the list of volunteers, so you can't go on duty. Please ask an admin."

@@ -1165,6 +1165,10 @@ class Helpline:
                 purge_result=e.result,
             )
         )
+        if e.result.startswith("failed"):
+            # Supervisors must know that something may be left on the server; the number
+            # is all they need to ask an admin, and all they may see.
+            self._say_staff("staff.purge_failed", number=s.number)
         self._forget(s)
 
     def _forget(self, s: Session) -> None:

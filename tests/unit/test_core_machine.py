@@ -1230,6 +1230,31 @@ def test_purge_finished_closes_and_forgets_keeping_anonymous_stats() -> None:
     assert_anonymous(record)
 
 
+def test_a_failed_purge_is_counted_and_alerts_supervisors_with_the_number_only() -> None:
+    w = World()
+    w.on_duty(ANNA)
+    s = w.active(C1)
+    w.chatter_says(s, "!slutt")
+    w.fire(TimerKind.PURGE, s)
+    fx = w.feed(PurgeFinished(s.id, "failed:room_still_present"))
+    alert = said(fx, "staff.purge_failed")
+    assert alert.to == STAFF_ROOM and alert.text.params == {"number": s.number}
+    assert s.state is State.CLOSED and s.id not in w.h.sessions
+    [record] = w.changes.stats
+    assert record.purge_result == "failed:room_still_present"
+    assert_anonymous(record)
+
+
+def test_a_verified_purge_says_nothing() -> None:
+    w = World()
+    w.on_duty(ANNA)
+    s = w.active(C1)
+    w.chatter_says(s, "!slutt")
+    w.fire(TimerKind.PURGE, s)
+    for result in ("verified", "verified_without_admin"):
+        assert w.feed(PurgeFinished(s.id, result)) == []
+
+
 def assert_anonymous(record: Any) -> None:
     for name, value in dataclasses.asdict(record).items():
         for item in value if isinstance(value, tuple) else (value,):
