@@ -29,6 +29,7 @@ from bot.http import Health, HttpEndpoint, HttpStartError
 from bot.logs import setup as setup_logging
 from bot.matrix.connection import Connection, StartupError
 from bot.matrix.executor import Executor
+from bot.matrix.purge import Purger
 from bot.matrix.trust import TrustNotAvailable
 from bot.matrix.trust import policy as trust_policy
 from bot.messages import CATALOGUE, Texts
@@ -36,7 +37,7 @@ from bot.metrics import Metrics
 from bot.scheduler import Timers
 from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
-from bot.storage.repos import Attempts, Checkpoint, MediaSeen, RelayMap, StateRepo
+from bot.storage.repos import Attempts, Checkpoint, MediaSeen, PurgeJobs, RelayMap, StateRepo
 from bot.worker import Worker
 
 log = logging.getLogger("bot")
@@ -194,6 +195,14 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         store_key=config.storage.store_key,
         enqueue=enqueue,
     )
+    purger = Purger(
+        conn.client,
+        jobs=PurgeJobs(db),
+        media=MediaSeen(db),
+        homeserver=config.homeserver.url,
+        admin_token=config.homeserver.admin_token,
+        clock=_now,
+    )
     try:
         await conn.login()
         await conn.join_configured(config.volunteers.room, list(config.intake.lobby_rooms))
@@ -219,6 +228,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             bot_user=config.bot.user_id,
             attempts=Attempts(db),
             known_room=lambda room: core.session_for_room(room) is not None,
+            purge=purger,
         )
         timers = Timers(fire=lambda t: enqueue(_inbound(t)))
         metrics = Metrics(status=lambda: core.status(_now()), sync_errors=lambda: conn.sync_errors)
@@ -281,6 +291,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         log.info("stopped", extra={"handled": worker.handled})
         return code
     finally:
+        await purger.close()
         await conn.client.close()
 
 

@@ -30,8 +30,10 @@ def scrub_text(text: str) -> str:
 
 
 # Libraries whose DEBUG records carry data: aiosqlite logs every statement's parameters
-# (message bodies among them). Below INFO they are dropped, whatever the root level.
-_DATA_LOGGERS = ("aiosqlite",)
+# (message bodies among them); nio.responses logs every response body whole (display
+# names, which are often real names, room names, membership). Below INFO they are
+# dropped, whatever the root level.
+_DATA_LOGGERS = ("aiosqlite", "nio.responses")
 
 
 class Scrub(logging.Filter):

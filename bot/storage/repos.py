@@ -12,10 +12,10 @@ Rules:
 - Nothing here logs values: IDs and content never reach the logs.
 - Privacy: a conversation's rows all hang off its `sessions` row by `ON DELETE CASCADE`
   (timers, outbox, relay map, media, processed event IDs bound to it).
-  `forget_session` (or a step's `deleted_sessions`) deletes that row and scrubs;
-  `PurgeJobs.finish` deletes the job (which lists the rooms and media) and scrubs. After
-  both, nothing of it is in the files. Event IDs marked without a session stay until
-  `EventLog.prune`.
+  `forget_session` (or a step's `deleted_sessions`) deletes that row and scrubs; a
+  step's `deleted_sessions` also deletes the sessions' purge jobs (which list the rooms
+  and media), as `PurgeJobs.finish` does. After that, nothing of it is in the files.
+  Event IDs marked without a session stay until `EventLog.prune`.
 """
 
 from __future__ import annotations
@@ -192,6 +192,13 @@ class StateRepo:
             if changes.deleted_sessions:
                 await t.executemany(
                     "DELETE FROM sessions WHERE id = ?",
+                    [(int(sid),) for sid in changes.deleted_sessions],
+                )
+                # A closed conversation's purge is over: its job (which names the rooms)
+                # goes in the same transaction, so a crash can never leave a finished job
+                # to be run again, nor a job outliving its conversation.
+                await t.executemany(
+                    "DELETE FROM purge_jobs WHERE session_id = ?",
                     [(int(sid),) for sid in changes.deleted_sessions],
                 )
         if changes.deleted_sessions and tx is None:

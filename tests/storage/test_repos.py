@@ -172,6 +172,18 @@ async def test_purge_jobs_pending_in_start_order(storage: Storage) -> None:
     assert [j.session_id for j in await storage.purges.pending()] == [9, 5]
 
 
+async def test_closing_a_session_deletes_its_purge_job_in_the_same_step(storage: Storage) -> None:
+    """The core's PurgeFinished step deletes the session; the job (naming the rooms) must
+    go in that same transaction, or a crash between the two would run a finished purge
+    again or leave the room IDs in the file."""
+    await _with_sessions(storage, 1, 2)
+    await storage.purges.start(SessionID(1), [RoomID("!a:localhost")], [], T0)
+    await storage.purges.start(SessionID(2), [RoomID("!b:localhost")], [], T0)
+    await storage.state.apply(Changes(deleted_sessions={SessionID(1)}), now=T0)
+    assert await storage.purges.get(SessionID(1)) is None
+    assert [j.session_id for j in await storage.purges.pending()] == [2]
+
+
 # -- block list ------------------------------------------------------------------------------
 
 

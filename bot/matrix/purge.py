@@ -1,0 +1,468 @@
+"""The purge pipeline: remove a finished conversation everywhere the bot can, then check.
+
+`Purger` is the `purge` hook of the `Executor`: it carries out one `Purge` effect and
+returns the result for `PurgeFinished`: "verified" (the admin API answers 404 for every
+room), "verified_without_admin" (no admin token; every event the bot can still read is
+redacted) or "failed:<reason>" (a code, never an ID).
+
+The steps, in order, each recorded in `purge_jobs` once done, so that a crash resumes at
+the next one (the `Purge` effect stays in the outbox until `PurgeFinished` is stored, and
+the worker carries it out again on start):
+
+  redact        every event of each room that is not a state event and not yet redacted,
+                so that the participants' clients drop what they cached
+  kick          every participant (Synapse's Delete Room API sends them no leave event,
+                so without the kick their clients would keep showing the room)
+  leave         a second redaction sweep for words written while the first ran, then the
+                bot leaves
+  admin_delete  with an admin token: DELETE /_synapse/admin/v2/rooms/{id} (block, purge),
+                polled until complete; retried if the server reports it failed
+  media         with an admin token: every mxc:// the conversation carried
+  local         the rooms' Megolm sessions out of nio's crypto store and out of memory
+  verify        the result above; recorded as "verify=<result>" before ...
+  forget        ... the bot forgets the rooms (a forgotten room cannot be read back, so the
+                check without admin rights must come first)
+
+Every step is idempotent: a redacted event is skipped, kicking someone who is gone or
+leaving a room already left is refused harmlessly, a room already deleted is not deleted
+again, media already gone answers 404. The job row, which names the rooms and media, is
+deleted in the same transaction as the conversation's row when the core handles
+`PurgeFinished` (`StateRepo.apply`), and the worker then scrubs the database files.
+
+Errors: the homeserver unreachable, 5xx or 429 raise `Transient` and the worker retries
+with backoff; after `MAX_ATTEMPTS` runs (counted in the job, across restarts) the purge
+gives up as "failed:unreachable" rather than hold up the outbox forever; the core then
+alerts the supervisors. Nothing logged carries an ID, content or the admin token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from nio import AsyncClient, ErrorResponse, RedactedEvent, RedactionEvent, RoomMessagesResponse
+from nio.store.models import (
+    EncryptedRooms,
+    ForwardedChains,
+    MegolmInboundSessions,
+    OutgoingKeyRequests,
+)
+
+from bot.core.events import Purge
+from bot.core.ids import RoomID, SessionID, UserID
+from bot.matrix.executor import Transient
+from bot.storage.repos import MediaSeen, PurgeJob, PurgeJobs
+
+log = logging.getLogger(__name__)
+
+STEPS = ("redact", "kick", "leave", "admin_delete", "media", "local")
+VERIFY = "verify"
+
+VERIFIED = "verified"
+VERIFIED_WITHOUT_ADMIN = "verified_without_admin"
+
+MAX_ATTEMPTS = 6  # below the worker's retries, so that the purge ends with a result
+REDACT_CONCURRENCY = 8
+PAGE = 200
+DELETE_TRIES = 3
+DELETE_TIMEOUT_S = 120.0
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+# Test hook: the name of a step after which the purge stops and waits, so that a test
+# can kill the bot between two steps. Never set in production.
+PAUSE_ENV = "HELPLINE_TEST_PURGE_PAUSE_AFTER"
+
+
+class AdminRefused(Exception):
+    """The admin token was refused (401/403): not an admin, or revoked."""
+
+
+class AdminAPI:
+    """The few Synapse admin endpoints the purge uses, over aiohttp.
+
+    The token goes only into the Authorization header of requests to the homeserver;
+    errors are reported by status code, never with the request (whose headers carry it).
+    """
+
+    def __init__(self, homeserver: str, token: str) -> None:
+        self._base = homeserver.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"<AdminAPI {self._base}>"  # never the token
+
+    async def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+        for _ in range(10):
+            try:
+                async with self._session.request(
+                    method, self._base + path, json=body, headers=self._headers
+                ) as resp:
+                    status = resp.status
+                    try:
+                        data = await resp.json(content_type=None)
+                    except ValueError:
+                        data = None
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise Transient(type(exc).__name__) from None
+            data = data if isinstance(data, dict) else {}
+            if status == 429:
+                await asyncio.sleep(min(10.0, int(data.get("retry_after_ms", 1000)) / 1000))
+                continue
+            if status >= 500:
+                raise Transient(f"admin API {status}")
+            if status in (401, 403):
+                raise AdminRefused(status)
+            return status, data
+        raise Transient("admin API rate limited")
+
+    async def room_gone(self, room: RoomID) -> bool:
+        status, _ = await self.request("GET", f"/_synapse/admin/v1/rooms/{quote(room, safe='')}")
+        return status == 404
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class Purger:
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        jobs: PurgeJobs,
+        media: MediaSeen,
+        homeserver: str,
+        admin_token: str | None,
+        clock: Callable[[], datetime],
+        pause_after: str | None = None,
+    ) -> None:
+        self.client = client
+        self.jobs = jobs
+        self.media = media
+        self.admin = AdminAPI(homeserver, admin_token) if admin_token else None
+        self.clock = clock
+        self.pause_after = pause_after if pause_after is not None else os.environ.get(PAUSE_ENV)
+
+    async def close(self) -> None:
+        if self.admin is not None:
+            await self.admin.close()
+
+    # ----------------------------------------------------------------------------------
+
+    async def __call__(self, effect: Purge) -> str:
+        sid = effect.session_id
+        started = time.monotonic()
+        media = await self.media.for_session(sid)
+        job = await self.jobs.start(sid, effect.rooms, media, self.clock())
+        attempts = await self.jobs.bump_attempts(sid)
+        if job.step != PurgeJobs.INITIAL_STEP:
+            log.info("purge resumed", extra={"session": int(sid), "after": _name(job.step)})
+        try:
+            result = await self._run(job, effect.participants)
+        except Transient as exc:
+            if attempts < MAX_ATTEMPTS:
+                raise
+            log.error("purge gave up", extra={"session": int(sid), "why": str(exc)})
+            result = "failed:unreachable"
+        except Exception as exc:
+            # A bug must neither stall the outbox nor leave the conversation unaccounted.
+            log.error("purge step failed", extra={"session": int(sid), "why": type(exc).__name__})
+            if attempts < MAX_ATTEMPTS:
+                raise Transient(type(exc).__name__) from None
+            result = "failed:error"
+        log.info(
+            "purge finished",
+            extra={
+                "session": int(sid),
+                "result": result,
+                "rooms": len(effect.rooms),
+                "seconds": round(time.monotonic() - started, 2),
+            },
+        )
+        return result
+
+    async def _run(self, job: PurgeJob, participants: Sequence[UserID]) -> str:
+        sid, rooms = job.session_id, list(job.rooms)
+        name, _, result = job.step.partition("=")
+        done = STEPS.index(name) + 1 if name in STEPS else (len(STEPS) if name == VERIFY else 0)
+        actions: dict[str, Callable[[], Any]] = {
+            "redact": lambda: self._redact(rooms),
+            "kick": lambda: self._kick(rooms, participants),
+            "leave": lambda: self._leave(rooms),
+            "admin_delete": lambda: self._admin_delete(rooms),
+            "media": lambda: self._delete_media(job.media),
+            "local": lambda: self._drop_local(rooms),
+        }
+        for step in STEPS[done:]:
+            await actions[step]()
+            await self._advance(sid, step)
+        if not result:
+            result = await self._verify(rooms)
+            await self._advance(sid, f"{VERIFY}={result}")
+        await self._forget(rooms)
+        return result
+
+    async def _advance(self, sid: SessionID, step: str) -> None:
+        await self.jobs.advance(sid, step)
+        if self.pause_after and _name(step) == self.pause_after:
+            log.warning("purge paused by the test hook", extra={"after": _name(step)})
+            await asyncio.Event().wait()  # until the process is killed
+
+    # -- redact ---------------------------------------------------------------------------
+
+    async def _events_to_redact(self, room: RoomID) -> list[str] | None:
+        """Every event of the room the bot can read that still has content to hide, newest
+        first; None if the bot cannot read the room (no longer a member)."""
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            try:
+                resp = await self.client.room_messages(room, start=token, limit=PAGE)
+            except (TimeoutError, OSError) as exc:
+                raise Transient(type(exc).__name__) from None
+            if not isinstance(resp, RoomMessagesResponse):
+                if _code(resp) in ("M_FORBIDDEN", "M_NOT_FOUND"):
+                    return None
+                raise Transient(_code(resp))
+            found.extend(ev.event_id for ev in resp.chunk if _has_content(ev))
+            if not resp.chunk or not resp.end or resp.end == token:
+                return found
+            token = resp.end
+
+    async def _redact(self, rooms: Sequence[RoomID]) -> None:
+        gate = asyncio.Semaphore(REDACT_CONCURRENCY)
+        refused = 0
+
+        async def one(room: RoomID, event_id: str) -> None:
+            nonlocal refused
+            # The same transaction ID on a retry: the server keeps one redaction.
+            txn = "purge" + hashlib.sha256(f"{room}|{event_id}".encode()).hexdigest()[:32]
+            async with gate:
+                resp = await _call(self.client.room_redact(room, event_id, tx_id=txn))
+            if isinstance(resp, ErrorResponse):
+                refused += 1
+
+        async def room_events(room: RoomID) -> list[tuple[RoomID, str]]:
+            events = await self._events_to_redact(room)
+            return [(room, e) for e in events or []]
+
+        todo = [x for batch in await asyncio.gather(*map(room_events, rooms)) for x in batch]
+        await asyncio.gather(*(one(room, event_id) for room, event_id in todo))
+        if todo:
+            log.info("purge redacted", extra={"events": len(todo) - refused, "refused": refused})
+
+    # -- kick, leave, forget ----------------------------------------------------------------
+
+    async def _kick(self, rooms: Sequence[RoomID], participants: Sequence[UserID]) -> None:
+        # Whoever is not (or no longer) in a room is refused harmlessly.
+        await asyncio.gather(
+            *(_call(self.client.room_kick(room, user)) for room in rooms for user in participants)
+        )
+
+    async def _leave(self, rooms: Sequence[RoomID]) -> None:
+        await self._redact(rooms)  # anything written between the first sweep and the kick
+        await asyncio.gather(*(_call(self.client.room_leave(room)) for room in rooms))
+
+    async def _forget(self, rooms: Sequence[RoomID]) -> None:
+        await asyncio.gather(*(_call(self.client.room_forget(room)) for room in rooms))
+
+    # -- admin API --------------------------------------------------------------------------
+
+    async def _admin_delete(self, rooms: Sequence[RoomID]) -> None:
+        if self.admin is None:
+            return
+        try:
+            await asyncio.gather(*(self._delete_room(self.admin, room) for room in rooms))
+        except AdminRefused:
+            log.error("the admin token was refused: rooms not deleted on the server")
+
+    async def _delete_room(self, admin: AdminAPI, room: RoomID) -> None:
+        path = f"/_synapse/admin/v2/rooms/{quote(room, safe='')}"
+        for _ in range(DELETE_TRIES):
+            if await admin.room_gone(room):
+                return
+            status, body = await admin.request("DELETE", path, {"block": True, "purge": True})
+            delete_id = body.get("delete_id") if status == 200 else None
+            if status == 400 and "in progress" in str(body.get("error", "")):
+                delete_id = await self._running_delete(admin, room)
+            elif status == 404:
+                return
+            elif status != 200:
+                log.error("room deletion refused", extra={"status": status})
+                return
+            if isinstance(delete_id, str) and await self._await_delete(admin, delete_id):
+                return
+            log.warning("room deletion failed on the server; trying again")
+        log.error("room deletion kept failing", extra={"tries": DELETE_TRIES})
+
+    async def _running_delete(self, admin: AdminAPI, room: RoomID) -> str | None:
+        """The deletion already under way for `room` (one started before a crash)."""
+        path = f"/_synapse/admin/v2/rooms/{quote(room, safe='')}/delete_status"
+        status, body = await admin.request("GET", path)
+        for task in body.get("results", []) if status == 200 else []:
+            if task.get("status") in ("scheduled", "active") and task.get("delete_id"):
+                return str(task["delete_id"])
+        return None
+
+    async def _await_delete(self, admin: AdminAPI, delete_id: str) -> bool:
+        """Poll until the server's delete task ends; True if it completed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DELETE_TIMEOUT_S
+        delay = 0.05
+        path = f"/_synapse/admin/v2/rooms/delete_status/{quote(delete_id, safe='')}"
+        while True:
+            status, body = await admin.request("GET", path)
+            state = body.get("status") if status == 200 else "unknown"
+            if state == "complete":
+                return True
+            if state in ("failed", "unknown"):
+                return False
+            if loop.time() > deadline:
+                raise Transient("room deletion still running")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    async def _delete_media(self, media: Sequence[str]) -> None:
+        if self.admin is None or not media:
+            return
+        gone = kept = 0
+        try:
+            for mxc in media:
+                parts = urlsplit(mxc)
+                server, media_id = parts.netloc, parts.path.lstrip("/")
+                if parts.scheme != "mxc" or not server or not media_id:
+                    kept += 1
+                    continue
+                status, _ = await self.admin.request(
+                    "DELETE",
+                    f"/_synapse/admin/v1/media/{quote(server, safe='')}/{quote(media_id, safe='')}",
+                )
+                # 404: already gone (or never uploaded); 400: another server's media,
+                # which only that server can delete.
+                if status in (200, 404):
+                    gone += 1
+                else:
+                    kept += 1
+        except AdminRefused:
+            log.error("the admin token was refused: media not deleted on the server")
+            return
+        log.info("purge media", extra={"deleted": gone, "not_deletable": kept})
+
+    # -- the bot's own crypto store -------------------------------------------------------
+
+    async def _drop_local(self, rooms: Sequence[RoomID]) -> None:
+        """Forget the rooms' Megolm keys: in memory (outbound and inbound) and in nio's
+        SQLite store (inbound sessions, their forwarding chains, key requests, the
+        encrypted-room marks). nio's store runs with secure_delete, so the rows are
+        overwritten, not just unlinked."""
+        client = self.client
+        olm = client.olm
+        if olm is not None:
+            for room in rooms:
+                olm.outbound_group_sessions.pop(room, None)
+                inbound = getattr(olm.inbound_group_store, "_entries", None)
+                if isinstance(inbound, dict):
+                    inbound.pop(room, None)
+            requests = getattr(olm, "outgoing_key_requests", None)
+            if isinstance(requests, dict):
+                for key, request in list(requests.items()):
+                    if getattr(request, "room_id", None) in rooms:
+                        del requests[key]
+        for room in rooms:
+            client.rooms.pop(room, None)
+            client.invited_rooms.pop(room, None)
+            client.encrypted_rooms.discard(room)
+        database = getattr(getattr(client, "store", None), "database", None)
+        if database is None:
+            return
+        models = [MegolmInboundSessions, ForwardedChains, EncryptedRooms, OutgoingKeyRequests]
+        room_list = list(rooms)
+        with database.bind_ctx(models), database.atomic():
+            sessions = MegolmInboundSessions.select(MegolmInboundSessions.session_id).where(
+                MegolmInboundSessions.room_id.in_(room_list)
+            )
+            ForwardedChains.delete().where(ForwardedChains.session.in_(sessions)).execute()
+            dropped = (
+                MegolmInboundSessions.delete()
+                .where(MegolmInboundSessions.room_id.in_(room_list))
+                .execute()
+            )
+            EncryptedRooms.delete().where(EncryptedRooms.room_id.in_(room_list)).execute()
+            OutgoingKeyRequests.delete().where(OutgoingKeyRequests.room_id.in_(room_list)).execute()
+        log.info("purge dropped megolm sessions", extra={"sessions": dropped})
+
+    # -- verify -----------------------------------------------------------------------------
+
+    async def _verify(self, rooms: Sequence[RoomID]) -> str:
+        if self.admin is not None:
+            try:
+                gone = [await self.admin.room_gone(room) for room in rooms]
+            except AdminRefused:
+                return "failed:admin_refused"
+            return VERIFIED if all(gone) else "failed:room_still_present"
+        for room in rooms:
+            left = await self._events_to_redact(room)
+            if left is None:
+                return "failed:unreadable"
+            if left:
+                return "failed:unredacted_events"
+        return VERIFIED_WITHOUT_ADMIN
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _name(step: str) -> str:
+    return step.partition("=")[0]
+
+
+def _has_content(event: Any) -> bool:
+    """An event whose content the purge must remove: not a state event (membership, the
+    room's settings), not itself a redaction, not redacted already."""
+    if isinstance(event, (RedactedEvent, RedactionEvent)):
+        return False
+    source = getattr(event, "source", None)
+    if not isinstance(source, dict):
+        return False
+    if "state_key" in source or source.get("type") == "m.room.redaction":
+        return False
+    unsigned = source.get("unsigned")
+    if isinstance(unsigned, dict) and "redacted_because" in unsigned:
+        return False
+    return bool(source.get("content"))
+
+
+def _code(resp: Any) -> str:
+    return str(getattr(resp, "status_code", None) or "transport")
+
+
+def _refused(resp: Any) -> bool:
+    """A definite no from the server (not in the room, forbidden, unknown), as opposed
+    to a transport error, a 5xx or a rate limit, which are worth retrying."""
+    code = getattr(resp, "status_code", None) or ""
+    return code.startswith("M_") and code != "M_LIMIT_EXCEEDED"
+
+
+async def _call(coro: Any) -> Any:
+    """A nio request whose refusal is fine (already done); transport trouble is Transient."""
+    try:
+        resp = await coro
+    except (TimeoutError, OSError) as exc:
+        raise Transient(type(exc).__name__) from None
+    if isinstance(resp, ErrorResponse) and not _refused(resp):
+        raise Transient(_code(resp))
+    return resp

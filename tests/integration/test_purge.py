@@ -1,0 +1,550 @@
+"""Privacy audit: after a conversation ends, nothing of it is left that anyone could read.
+
+Product step 8. After complete conversations (normal end, time limit, the chatter's
+delete-now, the volunteer leaving) each test checks, as an auditor would:
+
+- the server: the admin API knows neither room (404);
+- the bot's database: its file and WAL, read as raw bytes, hold no message text, no
+  chatter ID and no room ID of the conversation; by SQL, the volunteer's ID is only in the
+  duty state of configured staff (not tied to any conversation);
+- the bot's crypto store: no Megolm session for the rooms (by SQL), no room ID (raw bytes);
+- the logs (production filter and format, DEBUG): no message text, no chatter ID;
+- the participants' clients: every message they had was redacted before they were
+  removed, so that their apps drop what they cached.
+
+Then: without an admin token ("verified_without_admin", every event reads back redacted),
+a purge that cannot be verified (counted as failed, supervisors alerted with the session
+number only), and a purge interrupted by SIGKILL between two steps (resumed on start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from nio import RedactionEvent, SyncResponse
+
+from bot.devtools.client import TestClient
+from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.users import admin_request, q
+from bot.matrix.purge import PAUSE_ENV
+from tests.integration import world as world_module
+from tests.integration.world import (
+    Chatter,
+    LeaveWatcher,
+    World,
+    accept_offer,
+    assert_logs_clean,
+    build_world,
+    chatter_by_dm,
+    go_on_duty,
+    next_from_bot,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+PURGE_TIMEOUT = 30.0
+# Where a volunteer's Matrix ID may stay: who is on duty, who was offered last, whose
+# identity is pinned. All about configured staff, none about a conversation.
+STAFF_PLACES = {"volunteers", "meta.last_offered", "identity_pins"}
+
+
+# --------------------------------------------------------------------------------------
+# what each side sees
+
+
+class RedactionWatcher:
+    """Every redaction a client's syncs delivered, per room, from joined and left rooms
+    alike (nio runs no callbacks for the timeline of a room one was removed from, and the
+    kick that removes a participant comes right after the redactions)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.redacted: dict[str, set[str]] = {}
+        inner = client.client.sync
+
+        async def sync(*args: Any, **kwargs: Any) -> Any:
+            resp = await inner(*args, **kwargs)
+            if isinstance(resp, SyncResponse):
+                for section in (resp.rooms.join, resp.rooms.leave):
+                    for room_id, info in section.items():
+                        for event in info.timeline.events:
+                            if isinstance(event, RedactionEvent):
+                                self.redacted.setdefault(room_id, set()).add(event.redacts)
+            return resp
+
+        client.client.sync = sync  # type: ignore[method-assign]
+
+    def seen_events(self, room: str) -> set[str]:
+        """The message events this client had in `room`: what its app would show."""
+        got = {m.event_id for m in self.client.messages if m.room_id == room}
+        return got | {u.event_id for u in self.client.undecryptable if u.room_id == room}
+
+    def unredacted(self, room: str) -> set[str]:
+        return self.seen_events(room) - self.redacted.get(room, set())
+
+
+class Side:
+    """One participant as the audit looks at them: their client, what they wrote."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.redactions = RedactionWatcher(client)
+        self.leaves = LeaveWatcher(client)
+
+
+def words(text: str) -> str:
+    """A sentence made unique, so that finding it anywhere can only mean this test."""
+    return f"{text} {secrets.token_hex(4)}"
+
+
+# --------------------------------------------------------------------------------------
+# the bot's files
+
+
+def data_dir(w: World) -> Path:
+    return Path(w.bot.config.storage.data_dir)
+
+
+def db_bytes(data: Path) -> dict[str, bytes]:
+    out = {}
+    for suffix in ("", "-wal", "-journal"):
+        path = data / f"helpline.db{suffix}"
+        if path.exists():
+            out[path.name] = path.read_bytes()
+    return out
+
+
+def leaks(data: Path, secrets_: Iterable[str]) -> list[tuple[str, str]]:
+    files = db_bytes(data)
+    return [(name, s) for name, raw in files.items() for s in secrets_ if s.encode() in raw]
+
+
+def crypto_store(data: Path) -> Path:
+    [path] = [p for p in (data / "crypto").glob("*.db")]
+    return path
+
+
+def megolm_rooms(data: Path) -> set[str]:
+    with sqlite3.connect(f"file:{crypto_store(data)}?mode=ro", uri=True) as db:
+        return {room for (room,) in db.execute("SELECT room_id FROM megolminboundsessions")}
+
+
+def query(data: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(f"file:{data / 'helpline.db'}?mode=ro", uri=True) as db:
+        return list(db.execute(sql))
+
+
+def volunteer_id_places(data: Path, volunteer: str) -> set[str]:
+    """The tables (and meta keys) whose rows mention the volunteer's Matrix ID."""
+    places = set()
+    tables = [t for (t,) in query(data, "SELECT name FROM sqlite_master WHERE type='table'")]
+    for table in tables:
+        for row in query(data, f"SELECT * FROM {table}"):
+            if volunteer in repr(row):
+                places.add(f"meta.{row[0]}" if table == "meta" else table)
+    return places
+
+
+# --------------------------------------------------------------------------------------
+# waiting and auditing
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise TimeoutError(f"no {what} within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def room_gone(synapse: Any, admin: Any, room: str) -> bool:
+    status, _ = await admin_request(
+        synapse.base_url,
+        admin.access_token,
+        "GET",
+        f"/_synapse/admin/v1/rooms/{q(room)}",
+        expect=None,
+    )
+    return status == 404
+
+
+async def wait_purged(
+    w: World, synapse: Any, admin: Any, rooms: list[str], texts: list[str]
+) -> None:
+    """Until the server knows none of the rooms and the bot's files hold nothing of them
+    (the bot deletes its rows in the step after the server's 404)."""
+
+    async def done() -> bool:
+        gone = [await room_gone(synapse, admin, r) for r in rooms]
+        return all(gone) and not leaks(data_dir(w), [*texts, *rooms])
+
+    await until(done, PURGE_TIMEOUT, "purge")
+
+
+async def audit(
+    w: World, synapse: Any, admin: Any, c: Convo, *, volunteer_left: bool = False
+) -> None:
+    """Every check of the privacy audit; stops the bot (to read its files at rest)."""
+    chatter_id = c.chatter.client.user_id
+    volunteer_id = c.vside.client.user_id
+    await wait_purged(w, synapse, admin, c.rooms, c.said)
+    for room in c.rooms:
+        assert await room_gone(synapse, admin, room)
+
+    # The participants' apps were told to drop every message, then removed.
+    sides = [(c.cside, c.chatter.room)] + ([] if volunteer_left else [(c.vside, c.vroom)])
+    for side, room in sides:
+        await side.leaves.wait_removed(room)
+        assert side.redactions.seen_events(room), "the audit saw no messages at all"
+        assert not side.redactions.unredacted(room), (side.client.user_id, room)
+
+    # The logs: nothing anyone wrote, no chatter ID or display name (here the ID's
+    # localpart), no room of the conversation, never the admin token.
+    assert_logs_clean(w, *c.said, chatter_id, c.chatter.user.localpart, *c.rooms)
+    assert admin.access_token not in w.logs.getvalue()
+
+    data = data_dir(w)
+    secrets_ = [*c.said, chatter_id, *c.rooms]
+    assert not leaks(data, secrets_)  # while running (WAL included)
+    assert await w.bot.stop() == 0
+    assert not leaks(data, secrets_)  # and at rest
+    # Configured staff: their duty state (and their pinned cross-signing identity) names
+    # them; nothing ties them to a conversation or a chatter.
+    assert volunteer_id_places(data, volunteer_id) <= STAFF_PLACES
+    assert query(data, "SELECT count(*) FROM sessions") == [(0,)]
+    assert query(data, "SELECT count(*) FROM purge_jobs") == [(0,)]
+    assert query(data, "SELECT count(*) FROM outbox") == [(0,)]
+    assert [r for (r,) in query(data, "SELECT purge_result FROM stats")] == ["verified"]
+
+    # The crypto store: no Megolm session for the rooms, not even their IDs.
+    assert not megolm_rooms(data) & set(c.rooms)
+    raw = crypto_store(data).read_bytes()
+    assert not [room for room in c.rooms if room.encode() in raw]
+
+
+# --------------------------------------------------------------------------------------
+# fixtures and flows
+
+
+def with_admin_token(config: Path, token: str) -> Path:
+    """Give the bot's config a Synapse admin token (the harness admin's, as a deployment's
+    would be an admin account's): `write_config` has no key for it."""
+    data = yaml.safe_load(config.read_text())
+    data["homeserver"]["admin_token"] = token
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return config
+
+
+@pytest.fixture
+async def open_world(
+    synapse: Any,
+    admin: Any,
+    make_user: Any,
+    make_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+    """`await open_world(admin_token=..., **config sections)`: a running helpline whose
+    bot purges with `admin_token` (default: the harness admin's; None: no admin rights)."""
+    worlds: list[World] = []
+    original = world_module.write_config
+
+    async def _open(*, admin_token: str | None = admin.access_token, **sections: Any) -> World:
+        def write(path: Path, **kwargs: Any) -> Path:
+            config = original(path, **kwargs)
+            return with_admin_token(config, admin_token) if admin_token else config
+
+        sections.setdefault("privacy", {}).setdefault("purge_after", "0s")
+        with monkeypatch.context() as m:
+            m.setattr(world_module, "write_config", write)
+            w = await build_world(synapse, make_user, make_client, tmp_path, **sections)
+        worlds.append(w)
+        return w
+
+    yield _open
+    for w in worlds:
+        await w.close()
+
+
+@dataclass
+class Convo:
+    chatter: Chatter
+    cside: Side
+    vside: Side
+    vroom: str
+    said: list[str]
+    number: str  # "#4821": the pseudonym the volunteer sees
+
+    @property
+    def rooms(self) -> list[str]:
+        return [self.chatter.room, self.vroom]
+
+
+async def start_conversation(w: World, make_user: Any, make_client: Any) -> Convo:
+    """A volunteer on duty, a chatter by DM, the offer accepted, words both ways."""
+    v = w.volunteers[0]
+    vside = Side(v.client)
+    await go_on_duty(w, v)
+    first = words("Jeg har det så vondt for tiden")
+    chatter = await chatter_by_dm(w, make_user, make_client, first)
+    cside = Side(chatter.client)
+    vroom, intro = await accept_offer(w, v)
+    number = re.search(r"#\d+", intro.body or "")
+    assert number is not None
+    assert (await next_from_bot(w, v.client, vroom)).body == first
+    await next_from_bot(w, chatter.client, chatter.room)  # the volunteer's alias
+    said = [first]
+    for who, room, text in [
+        (v.client, vroom, words("Jeg er her. Fortell meg mer")),
+        (chatter.client, chatter.room, words("Det er mamma og pappa, de krangler hele tiden")),
+        (v.client, vroom, words("Det høres slitsomt ut")),
+    ]:
+        await who.send_text(room, text)
+        other, other_room = (chatter.client, chatter.room) if who is v.client else (v.client, vroom)
+        assert (await next_from_bot(w, other, other_room)).body == text
+        said.append(text)
+    return Convo(chatter, cside, vside, vroom, said, number.group())
+
+
+async def stats_after_stop(w: World) -> list[tuple[Any, ...]]:
+    """The anonymous statistics, read once the bot has stopped."""
+    if w.bot.task is not None and not w.bot.task.done():
+        assert await w.bot.stop() == 0
+    return query(data_dir(w), "SELECT outcome, purge_result FROM stats")
+
+
+# --------------------------------------------------------------------------------------
+# the four ways a conversation ends
+
+
+async def test_audit_after_normal_end(
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    w = await open_world()
+    c = await start_conversation(w, make_user, make_client)
+    await c.chatter.client.send_text(c.chatter.room, "!slutt")
+    await audit(w, synapse, admin, c)
+
+
+async def test_audit_after_time_limit(
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    w = await open_world(limits={"max_duration": "6s", "warn_before": []})
+    c = await start_conversation(w, make_user, make_client)
+    closing = await next_from_bot(w, c.chatter.client, c.chatter.room, timeout=15)
+    assert "Tiden for samtalen er ute" in (closing.body or "")
+    await audit(w, synapse, admin, c)
+    assert query(data_dir(w), "SELECT outcome FROM stats") == [("timed_out",)]
+
+
+async def test_audit_after_delete_now(
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    # A long purge delay: the quick exit must not wait for it.
+    w = await open_world(privacy={"purge_after": "10m"})
+    c = await start_conversation(w, make_user, make_client)
+    await c.chatter.client.send_text(c.chatter.room, "!slett")
+    await audit(w, synapse, admin, c)  # well within 10 minutes
+    assert query(data_dir(w), "SELECT outcome FROM stats") == [("deleted",)]
+
+
+async def test_audit_after_volunteer_left(
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    w = await open_world()
+    c = await start_conversation(w, make_user, make_client)
+    await c.vside.client.client.room_leave(c.vroom)
+    told = await next_from_bot(w, c.chatter.client, c.chatter.room)
+    assert "først i køen" in (told.body or "")
+    waiting = words("Hallo? Er det noen der?")
+    await c.chatter.client.send_text(c.chatter.room, waiting)
+    await next_from_bot(w, c.chatter.client, c.chatter.room)  # "we keep what you write"
+    c.said.append(waiting)
+    await c.chatter.client.send_text(c.chatter.room, "!slutt")
+    # The volunteer left by themselves, before the purge: Matrix gives the bot no way to
+    # reach their app any more (what it cached stays there). The server's copy of their
+    # room goes all the same, and its events were redacted before that.
+    await audit(w, synapse, admin, c, volunteer_left=True)
+    assert query(data_dir(w), "SELECT outcome FROM stats") == [("left_waiting",)]
+
+
+# --------------------------------------------------------------------------------------
+# without admin rights, and a purge that cannot be verified
+
+
+async def test_without_admin_every_event_reads_back_redacted(
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    w = await open_world(admin_token=None)
+    c = await start_conversation(w, make_user, make_client)
+    await c.chatter.client.send_text(c.chatter.room, "!slutt")
+
+    async def done() -> bool:
+        return not leaks(data_dir(w), [*c.said, *c.rooms])
+
+    await until(done, PURGE_TIMEOUT, "purge")
+    for side, room in [(c.cside, c.chatter.room), (c.vside, c.vroom)]:
+        await side.leaves.wait_removed(room)
+        assert not side.redactions.unredacted(room)
+        # What the server hands them for each event now: nothing left to decrypt.
+        for event_id in side.redactions.seen_events(room):
+            resp = await side.client.client.room_get_event(room, event_id)
+            assert resp.event.source.get("content") == {}, event_id
+    # The rooms stay on the server (no rights to delete them), but in the server's own
+    # record every message event is redacted; only the rooms' state remains.
+    for room in c.rooms:
+        _, body = await admin_request(
+            synapse.base_url,
+            admin.access_token,
+            "GET",
+            f"/_synapse/admin/v1/rooms/{q(room)}/messages",
+            params={"dir": "b", "limit": "500"},
+        )
+        messages = [
+            e for e in body["chunk"] if "state_key" not in e and e["type"] != "m.room.redaction"
+        ]
+        assert messages and not [e["event_id"] for e in messages if e.get("content")]
+        _, members = await admin_request(
+            synapse.base_url,
+            admin.access_token,
+            "GET",
+            f"/_synapse/admin/v1/rooms/{q(room)}/members",
+        )
+        assert members["members"] == []  # everyone kicked, the bot left
+    assert_logs_clean(w, *c.said, c.chatter.client.user_id, *c.rooms)
+    assert await stats_after_stop(w) == [("completed", "verified_without_admin")]
+    assert not leaks(data_dir(w), [*c.said, c.chatter.client.user_id, *c.rooms])
+    assert not megolm_rooms(data_dir(w)) & set(c.rooms)
+
+
+async def test_a_purge_that_cannot_be_verified_is_counted_and_alerts_supervisors(
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    # A token without admin rights where the admin token should be: a misconfiguration
+    # the bot must not take for success.
+    not_admin = await make_user("notadmin")
+    w = await open_world(admin_token=not_admin.access_token)
+    c = await start_conversation(w, make_user, make_client)
+    await c.chatter.client.send_text(c.chatter.room, "!slutt")
+    alert = await next_from_bot(
+        w, c.vside.client, w.staff_room, lambda m: "kunne ikke bekreftes" in (m.body or "")
+    )
+    assert alert.msgtype == "m.notice" and f"Chatter {c.number} " in alert.body
+    for secret in (c.chatter.client.user_id, *c.rooms, *c.said):
+        assert secret not in alert.body
+    # Everything the bot can do without rights was still done.
+    await c.cside.leaves.wait_removed(c.chatter.room)
+    assert not c.cside.redactions.unredacted(c.chatter.room)
+    assert await stats_after_stop(w) == [("completed", "failed:admin_refused")]
+    assert query(data_dir(w), "SELECT count(*) FROM purge_jobs") == [(0,)]
+    assert not leaks(data_dir(w), [*c.said, c.chatter.client.user_id, *c.rooms])
+
+
+# --------------------------------------------------------------------------------------
+# a crash between two steps
+
+
+@pytest.mark.timeout(150)
+async def test_purge_killed_between_steps_resumes_on_start(
+    synapse: Any,
+    admin: Any,
+    make_user: Any,
+    make_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bot_user = await make_user("bot")
+    vol_user = await make_user("vera")
+    volunteer = await make_client(vol_user)
+    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
+    data = tmp_path / "data"
+    config = write_config(
+        tmp_path / "config.yaml",
+        homeserver=synapse.base_url,
+        bot_user=bot_user.user_id,
+        bot_password=bot_user.password,
+        data_dir=data,
+        staff_room=staff_room,
+        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
+        privacy={"purge_after": "0s"},
+    )
+    with_admin_token(config, admin.access_token)
+    bot = SubprocessBot(config, tmp_path / "bot.log")
+    monkeypatch.setenv(PAUSE_ENV, "redact")  # the first run stops after redacting
+    bot.start()
+    monkeypatch.delenv(PAUSE_ENV)
+    try:
+        await bot.wait_ready()
+        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
+        w = SimpleNamespace(bot_id=bot_user.user_id, staff_room=staff_room)
+        v = SimpleNamespace(alias="Vera", client=volunteer)
+        vside = Side(volunteer)
+        await go_on_duty(w, v)  # type: ignore[arg-type]
+        first = words("Jeg klarer ikke mer")
+        chatter = await chatter_by_dm(w, make_user, make_client, first)  # type: ignore[arg-type]
+        cside = Side(chatter.client)
+        vroom, _ = await accept_offer(w, v)  # type: ignore[arg-type]
+        assert (await next_from_bot(w, volunteer, vroom)).body == first  # type: ignore[arg-type]
+        await next_from_bot(w, chatter.client, chatter.room)  # type: ignore[arg-type]
+        reply = words("Jeg hører deg")
+        await volunteer.send_text(vroom, reply)
+        assert (await next_from_bot(w, chatter.client, chatter.room)).body == reply  # type: ignore[arg-type]
+        await chatter.client.send_text(chatter.room, "!slutt")
+        rooms = [chatter.room, vroom]
+
+        async def redacted_recorded() -> bool:
+            try:
+                return query(data, "SELECT step FROM purge_jobs") == [("redact",)]
+            except sqlite3.OperationalError:
+                return False
+
+        await until(redacted_recorded, PURGE_TIMEOUT, "the redact step recorded")
+        bot.kill()  # SIGKILL between "redact" and "kick"
+        for room in rooms:
+            assert not await room_gone(synapse, admin, room)
+        assert query(data, "SELECT count(*) FROM sessions") == [(1,)]
+
+        bot.start()
+        await bot.wait_ready()
+        await until(
+            lambda: _all_gone(synapse, admin, rooms), PURGE_TIMEOUT, "rooms deleted after restart"
+        )
+        await until(
+            lambda: _async(b"purge finished" in bot.log_path.read_bytes()),
+            PURGE_TIMEOUT,
+            "the purge to finish",
+        )
+        await cside.leaves.wait_removed(chatter.room)
+        await vside.leaves.wait_removed(vroom)
+        assert bot.terminate() == 0
+        log_text = bot.log_path.read_text()
+        assert "purge resumed" in log_text and "after=redact" in log_text
+        assert query(data, "SELECT outcome, purge_result FROM stats") == [("completed", "verified")]
+        assert query(data, "SELECT count(*) FROM purge_jobs") == [(0,)]
+        assert not leaks(data, [first, reply, chatter.client.user_id, *rooms])
+        assert not megolm_rooms(data) & set(rooms)
+        for side, room in [(cside, chatter.room), (vside, vroom)]:
+            assert not side.redactions.unredacted(room)
+        for secret in (first, reply, chatter.client.user_id):
+            assert secret not in log_text
+    finally:
+        bot.kill()
+
+
+async def _all_gone(synapse: Any, admin: Any, rooms: list[str]) -> bool:
+    return all([await room_gone(synapse, admin, r) for r in rooms])
+
+
+async def _async(value: bool) -> bool:
+    return value
