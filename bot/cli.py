@@ -7,6 +7,8 @@ Subcommands:
 - ``run --config FILE``: the service, in ``bot.app.run(config, args)``.
 - ``demo [--simulate]``: a throw-away local setup, in ``bot.demo.run(args)``.
 - ``report --config FILE``: anonymous statistics, in ``bot.report.run(config, args)``.
+- ``identities --config FILE`` and ``reset-identity --config FILE USER``: the pinned
+  cross-signing identities, in ``bot.identity``.
 
 Rules: a config problem never shows a traceback, only the problems and exit code 2. The
 modules behind ``run``, ``demo`` and ``report`` are imported when their command runs, so that
@@ -78,7 +80,24 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--simulate",
         action="store_true",
-        help="play a scripted chatter and volunteer and print the flow",
+        help="play a scripted chatter and volunteer, print the flow, exit 0 if it all happened",
+    )
+    demo.add_argument(
+        "--dir",
+        default=".demo",
+        metavar="DIR",
+        help="where the demo keeps its data (default: ./.demo); a second run reuses it",
+    )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="replace the previous demo in DIR instead of reusing it",
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=8008,
+        help="the homeserver's port on 127.0.0.1 for a new demo (default 8008, or a free one)",
     )
     demo.set_defaults(handler=_demo)
 
@@ -86,6 +105,24 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("--config", required=True, metavar="FILE", help="the config file")
     report.add_argument("--out", metavar="DIR", default=".", help="where to write the files")
     report.set_defaults(handler=_report)
+
+    identities = commands.add_parser(
+        "identities",
+        help="list the staff's pinned encryption identities and any pending change",
+    )
+    identities.add_argument("--config", required=True, metavar="FILE", help="the config file")
+    identities.set_defaults(handler=_identities)
+
+    reset = commands.add_parser(
+        "reset-identity",
+        help="accept someone's new encryption identity (after checking it with them)",
+        description="Forget the pinned cross-signing identity of USER: the next one the bot "
+        "sees is trusted. Do this only after confirming with the person that they reset "
+        "their encryption themselves.",
+    )
+    reset.add_argument("--config", required=True, metavar="FILE", help="the config file")
+    reset.add_argument("user", metavar="USER", help="the Matrix ID, like @irene:example.org")
+    reset.set_defaults(handler=_reset_identity)
     return parser
 
 
@@ -133,6 +170,22 @@ def _report(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     run = _entry_point("bot.report", "run", "report")
+    return EXIT_FAILURE if run is None else int(run(config, args))
+
+
+def _identities(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    run = _entry_point("bot.identity", "list_pins", "identities")
+    return EXIT_FAILURE if run is None else int(run(config, args))
+
+
+def _reset_identity(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    run = _entry_point("bot.identity", "reset", "reset-identity")
     return EXIT_FAILURE if run is None else int(run(config, args))
 
 

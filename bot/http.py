@@ -8,6 +8,8 @@ it off.
 `/healthz` is 200 when the sync loop is running and has synced successfully within
 `max_sync_age` seconds (a long poll lasts 30 s, so a healthy loop syncs at least that
 often) and the database accepts a write transaction; otherwise 503 with the reasons.
+Right after a start the first long poll may still be open: that counts from the start, so
+a bot that is waiting for events is healthy, and one that never gets an answer is not.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -41,6 +43,7 @@ class Health:
     last_sync_ok: Callable[[], float]  # 0.0 until the first successful sync
     db_writable: Callable[[], Awaitable[None]]  # raises when the database is not writable
     max_sync_age: float = MAX_SYNC_AGE_S
+    started_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     async def check(self) -> list[str]:
         """The reasons the bot is unhealthy; empty when it is healthy."""
@@ -49,9 +52,10 @@ class Health:
         last = self.last_sync_ok()
         if not self.sync_running():
             reasons.append("sync loop not running")
-        elif last <= 0:
-            reasons.append("no successful sync yet")
-        elif now - last > self.max_sync_age:
+        elif last <= 0 and now - self.started_at > self.max_sync_age:
+            since = round(now - self.started_at)
+            reasons.append(f"no successful sync since the start {since} s ago")
+        elif last > 0 and now - last > self.max_sync_age:
             reasons.append(f"no successful sync for {round(now - last)} s")
         try:
             await asyncio.wait_for(self.db_writable(), DB_CHECK_TIMEOUT_S)

@@ -34,10 +34,11 @@ def write_config(
     volunteers: list[dict[str, Any]],
     supervisors: list[str] = (),  # type: ignore[assignment]
     lobby_rooms: list[str] = (),  # type: ignore[assignment]
+    admin_token: str | None = None,
     **sections: dict[str, Any],
 ) -> Path:
     config: dict[str, Any] = {
-        "homeserver": {"url": homeserver},
+        "homeserver": {"url": homeserver, **({"admin_token": admin_token} if admin_token else {})},
         "bot": {"user_id": bot_user, "password": bot_password, "display_name": "Alltidhjelp"},
         "storage": {"data_dir": str(data_dir), "store_key": secrets.token_urlsafe(24)},
         "encryption": {"trust": "all_devices"},
@@ -91,19 +92,32 @@ class InProcessBot:
 class SubprocessBot:
     """`python -m bot run` as a child process, for kill -9 tests."""
 
-    def __init__(self, config_path: Path, log_path: Path, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        log_path: Path,
+        args: Sequence[str] = (),
+        *,
+        own_session: bool = False,
+    ) -> None:
         self.config_path = config_path
         self.log_path = log_path
         self.args = list(args)  # more `run` options, e.g. ["--log-level", "INFO"]
+        # own_session: a Ctrl-C in the terminal does not reach the bot; whoever started
+        # it stops it (the demo stops the bot first, then Synapse).
+        self.own_session = own_session
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self._log_start = log.tell()  # readiness is judged on this run's lines only
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--config", str(self.config_path), *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=self.own_session,
         )
         log.close()
 
@@ -113,7 +127,7 @@ class SubprocessBot:
         while loop.time() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"bot exited with {self.proc.returncode}: {self.log_tail()}")
-            if b"serving" in self.log_path.read_bytes():
+            if b"serving" in self.log_path.read_bytes()[self._log_start :]:
                 return
             await asyncio.sleep(0.1)
         raise RuntimeError(f"bot not ready: {self.log_tail()}")

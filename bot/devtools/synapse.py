@@ -129,10 +129,13 @@ class SynapseServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.server_name = SERVER_NAME
         self.host = HOST
-        self.port = port or free_port(HOST)
-        self.base_url = f"http://{self.host}:{self.port}"
-        self.shared_secret = secrets.token_hex(32)
         self.config_path = self.data_dir / "homeserver.yaml"
+        # A data dir that already has a config (the demo, run again) keeps its port and
+        # secret: the accounts and tokens made before must keep working.
+        existing = self._existing_config()
+        self.port = port or existing.get("port") or free_port(HOST)
+        self.base_url = f"http://{self.host}:{self.port}"
+        self.shared_secret = existing.get("secret") or secrets.token_hex(32)
         self.log_config_path = self.data_dir / "log.config.yaml"
         self.log_path = self.data_dir / "homeserver.log"
         self.stdio_path = self.data_dir / "stdio.log"
@@ -143,10 +146,22 @@ class SynapseServer:
         self.log_level = log_level
         self.extra_config = extra_config or {}
         self.startup_times: list[float] = []
+        self.announce = True  # print one line on stderr when up
         self._proc: subprocess.Popen[bytes] | None = None
         self._stdio_file: Any = None
 
     # ----------------------------------------------------------------- config
+
+    def _existing_config(self) -> dict[str, Any]:
+        try:
+            cfg = yaml.safe_load(self.config_path.read_text())
+        except (FileNotFoundError, yaml.YAMLError):
+            return {}
+        listeners = cfg.get("listeners") or [{}]
+        return {
+            "port": listeners[0].get("port"),
+            "secret": cfg.get("registration_shared_secret"),
+        }
 
     def config(self) -> dict[str, Any]:
         """The homeserver config as a dict (what ``write_config`` writes)."""
@@ -277,10 +292,11 @@ class SynapseServer:
             raise
         elapsed = time.monotonic() - started
         self.startup_times.append(elapsed)
-        print(
-            f"[synapse] up at {self.base_url} (pid {proc.pid}) in {elapsed:.2f}s",
-            file=sys.stderr,
-        )
+        if self.announce:
+            print(
+                f"[synapse] up at {self.base_url} (pid {proc.pid}) in {elapsed:.2f}s",
+                file=sys.stderr,
+            )
         return elapsed
 
     def _wait_until_up(self, started: float) -> None:

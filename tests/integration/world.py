@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nio import RoomMemberEvent, SyncResponse
-
 from bot.devtools.client import ReceivedMessage, TestClient
+from bot.devtools.leaves import LeaveWatcher  # noqa: F401 - the flow tests import it from here
 from bot.devtools.runner import InProcessBot, write_config
 from bot.devtools.users import RegisteredUser
 from bot.logs import Scrub, TextFormatter
@@ -178,42 +177,6 @@ async def accept_offer(w: World, v: Volunteer) -> tuple[str, ReceivedMessage]:
     intro = await next_from_bot(w, v.client, offer.room_id)
     assert intro.msgtype == "m.notice" and "Chatter #" in (intro.body or "")
     return offer.room_id, intro
-
-
-class LeaveWatcher:
-    """Records the rooms a client is removed from, as its syncs report them.
-
-    nio keeps no trace of left rooms (an invite withdrawn by a kick stays in
-    `invited_rooms`), so this wraps the client's `sync` and keeps each left room's member
-    events: what the person's app would show as "the invite was withdrawn".
-    """
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-        self.left: dict[str, list[RoomMemberEvent]] = {}
-        inner = client.client.sync
-
-        async def sync(*args: Any, **kwargs: Any) -> Any:
-            resp = await inner(*args, **kwargs)
-            if isinstance(resp, SyncResponse):
-                for room_id, info in resp.rooms.leave.items():
-                    events = [
-                        e
-                        for e in [*info.state, *info.timeline.events]
-                        if isinstance(e, RoomMemberEvent) and e.state_key == client.user_id
-                    ]
-                    self.left.setdefault(room_id, []).extend(events)
-            return resp
-
-        client.client.sync = sync  # type: ignore[method-assign]
-
-    async def wait_removed(self, room: str, timeout: float = TIMEOUT) -> RoomMemberEvent:
-        def removed() -> RoomMemberEvent | None:
-            return next(
-                (e for e in self.left.get(room, []) if e.membership in ("leave", "ban")), None
-            )
-
-        return await self.client.wait_until(removed, timeout, f"removal from {room}")
 
 
 def assert_logs_clean(w: World, *secrets: str) -> None:

@@ -42,6 +42,7 @@ async def endpoint() -> AsyncIterator[tuple[Fake, Callable[[str], Any]]]:
         last_sync_ok=fake.last_sync_ok,
         db_writable=fake.db_writable,
         max_sync_age=60,
+        started_at=asyncio.get_running_loop().time() - 100,
     )
     metrics = Metrics(status=lambda: {"waiting": 3, "on_duty": 2}, sync_errors=lambda: 1)
     port = free_port()
@@ -72,7 +73,7 @@ async def test_healthy(endpoint: Any) -> None:
     ("change", "reason"),
     [
         (lambda f: setattr(f, "running", False), "sync loop not running"),
-        (lambda f: setattr(f, "age", None), "no successful sync yet"),
+        (lambda f: setattr(f, "age", None), "no successful sync since the start 100 s ago"),
         (lambda f: setattr(f, "age", 200.0), "no successful sync for 200 s"),
         (
             lambda f: setattr(f, "db_error", sqlite3.OperationalError("disk I/O error")),
@@ -109,6 +110,12 @@ async def test_a_taken_port_is_a_clear_error() -> None:
         http = HttpEndpoint("127.0.0.1", port, health, Metrics(status=dict, sync_errors=int))
         with pytest.raises(HttpStartError, match=f"127.0.0.1:{port}.*http.port"):
             await http.start()
+
+
+async def test_a_first_long_poll_still_open_is_healthy() -> None:
+    """Just started, the first sync not back yet (it waits for events): healthy."""
+    health = Health(lambda: True, lambda: 0.0, _noop, max_sync_age=60)
+    assert await health.check() == []
 
 
 async def test_port_zero_means_off() -> None:
