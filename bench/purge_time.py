@@ -32,8 +32,6 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import yaml
-
 from bot.devtools.client import TestClient
 from bot.devtools.runner import SubprocessBot, write_config
 from bot.devtools.synapse import SynapseServer
@@ -102,10 +100,8 @@ async def measure(server: SynapseServer, work: Path, n: int, m: int) -> list[flo
         logging={"level": "INFO"},
         privacy={"purge_after": "0s"},
         limits={"messages_per_minute": 1_000_000},
+        admin_token=admin_token,
     )
-    data = yaml.safe_load(config.read_text())
-    data["homeserver"]["admin_token"] = admin_token
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
     bot = SubprocessBot(config, work / "bot.log")
     bot.start()
     times: list[float] = []

@@ -30,14 +30,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 from nio import RedactionEvent, SyncResponse
 
 from bot.devtools.client import TestClient
 from bot.devtools.runner import SubprocessBot, write_config
 from bot.devtools.users import admin_request, q
 from bot.matrix.purge import PAUSE_ENV
-from tests.integration import world as world_module
 from tests.integration.world import (
     Chatter,
     LeaveWatcher,
@@ -237,38 +235,20 @@ async def audit(
 # fixtures and flows
 
 
-def with_admin_token(config: Path, token: str) -> Path:
-    """Give the bot's config a Synapse admin token (the harness admin's, as a deployment's
-    would be an admin account's): `write_config` has no key for it."""
-    data = yaml.safe_load(config.read_text())
-    data["homeserver"]["admin_token"] = token
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    return config
-
-
 @pytest.fixture
 async def open_world(
-    synapse: Any,
-    admin: Any,
-    make_user: Any,
-    make_client: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[World]]]:
     """`await open_world(admin_token=..., **config sections)`: a running helpline whose
-    bot purges with `admin_token` (default: the harness admin's; None: no admin rights)."""
+    bot purges with `admin_token` (default: the harness admin's, as a deployment's would
+    be an admin account's; None: no admin rights)."""
     worlds: list[World] = []
-    original = world_module.write_config
 
     async def _open(*, admin_token: str | None = admin.access_token, **sections: Any) -> World:
-        def write(path: Path, **kwargs: Any) -> Path:
-            config = original(path, **kwargs)
-            return with_admin_token(config, admin_token) if admin_token else config
-
         sections.setdefault("privacy", {}).setdefault("purge_after", "0s")
-        with monkeypatch.context() as m:
-            m.setattr(world_module, "write_config", write)
-            w = await build_world(synapse, make_user, make_client, tmp_path, **sections)
+        w = await build_world(
+            synapse, make_user, make_client, tmp_path, admin_token=admin_token, **sections
+        )
         worlds.append(w)
         return w
 
@@ -478,8 +458,8 @@ async def test_purge_killed_between_steps_resumes_on_start(
         staff_room=staff_room,
         volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
         privacy={"purge_after": "0s"},
+        admin_token=admin.access_token,
     )
-    with_admin_token(config, admin.access_token)
     bot = SubprocessBot(config, tmp_path / "bot.log")
     monkeypatch.setenv(PAUSE_ENV, "redact")  # the first run stops after redacting
     bot.start()
