@@ -1,0 +1,1 @@
+"""Benchmarks: they print figures and never assert times. Not part of `.ci/run`."""
