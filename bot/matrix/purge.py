@@ -81,8 +81,15 @@ HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
 PAUSE_ENV = "HELPLINE_TEST_PURGE_PAUSE_AFTER"
 
 
-class AdminRefused(Exception):
-    """The admin token was refused (401/403): not an admin, or revoked."""
+class AdminUnusable(Exception):
+    """The admin API cannot be used. `code` "admin_refused": the token was refused (401,
+    403: not an admin account, or revoked). "admin_unavailable": what answers is not
+    Synapse's admin API, e.g. a reverse proxy that blocks /_synapse/admin and answers 404
+    to everything, which must never pass for "the room is gone"."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class AdminAPI:
@@ -124,13 +131,19 @@ class AdminAPI:
             if status >= 500:
                 raise Transient(f"admin API {status}")
             if status in (401, 403):
-                raise AdminRefused(status)
+                raise AdminUnusable("admin_refused")
             return status, data
         raise Transient("admin API rate limited")
 
     async def room_gone(self, room: RoomID) -> bool:
-        status, _ = await self.request("GET", f"/_synapse/admin/v1/rooms/{quote(room, safe='')}")
-        return status == 404
+        """True only on Synapse's own "Room not found"."""
+        path = f"/_synapse/admin/v1/rooms/{quote(room, safe='')}"
+        status, body = await self.request("GET", path)
+        if status == 200:
+            return False
+        if _not_found(status, body):
+            return True
+        raise AdminUnusable("admin_unavailable")
 
     async def close(self) -> None:
         if self._session is not None:
@@ -190,7 +203,7 @@ class Purger:
                 "session": int(sid),
                 "result": result,
                 "rooms": len(effect.rooms),
-                "seconds": round(time.monotonic() - started, 2),
+                "seconds": _since(started),
             },
         )
         return result
@@ -208,8 +221,10 @@ class Purger:
             "local": lambda: self._drop_local(rooms),
         }
         for step in STEPS[done:]:
+            began = time.monotonic()
             await actions[step]()
             await self._advance(sid, step)
+            log.debug("purge step", extra={"step": step, "seconds": _since(began)})
         if not result:
             result = await self._verify(rooms)
             await self._advance(sid, f"{VERIFY}={result}")
@@ -287,8 +302,8 @@ class Purger:
             return
         try:
             await asyncio.gather(*(self._delete_room(self.admin, room) for room in rooms))
-        except AdminRefused:
-            log.error("the admin token was refused: rooms not deleted on the server")
+        except AdminUnusable as exc:
+            log.error("rooms not deleted on the server", extra={"why": exc.code})
 
     async def _delete_room(self, admin: AdminAPI, room: RoomID) -> None:
         path = f"/_synapse/admin/v2/rooms/{quote(room, safe='')}"
@@ -299,7 +314,7 @@ class Purger:
             delete_id = body.get("delete_id") if status == 200 else None
             if status == 400 and "in progress" in str(body.get("error", "")):
                 delete_id = await self._running_delete(admin, room)
-            elif status == 404:
+            elif _not_found(status, body):
                 return
             elif status != 200:
                 log.error("room deletion refused", extra={"status": status})
@@ -347,18 +362,18 @@ class Purger:
                 if parts.scheme != "mxc" or not server or not media_id:
                     kept += 1
                     continue
-                status, _ = await self.admin.request(
+                status, body = await self.admin.request(
                     "DELETE",
                     f"/_synapse/admin/v1/media/{quote(server, safe='')}/{quote(media_id, safe='')}",
                 )
                 # 404: already gone (or never uploaded); 400: another server's media,
                 # which only that server can delete.
-                if status in (200, 404):
+                if status == 200 or _not_found(status, body):
                     gone += 1
                 else:
                     kept += 1
-        except AdminRefused:
-            log.error("the admin token was refused: media not deleted on the server")
+        except AdminUnusable as exc:
+            log.error("media not deleted on the server", extra={"why": exc.code})
             return
         log.info("purge media", extra={"deleted": gone, "not_deletable": kept})
 
@@ -411,8 +426,8 @@ class Purger:
         if self.admin is not None:
             try:
                 gone = [await self.admin.room_gone(room) for room in rooms]
-            except AdminRefused:
-                return "failed:admin_refused"
+            except AdminUnusable as exc:
+                return f"failed:{exc.code}"
             return VERIFIED if all(gone) else "failed:room_still_present"
         for room in rooms:
             left = await self._events_to_redact(room)
@@ -424,6 +439,15 @@ class Purger:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _not_found(status: int, body: dict[str, Any]) -> bool:
+    """Synapse's own 404, not a proxy's or an unknown endpoint's (M_UNRECOGNIZED)."""
+    return status == 404 and body.get("errcode") == "M_NOT_FOUND"
+
+
+def _since(began: float) -> float:
+    return round(time.monotonic() - began, 3)
 
 
 def _name(step: str) -> str:

@@ -30,12 +30,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiohttp import web
 from nio import RedactionEvent, SyncResponse
 
+from bot.core.ids import RoomID
 from bot.devtools.client import TestClient
 from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.synapse import free_port
 from bot.devtools.users import admin_request, q
-from bot.matrix.purge import PAUSE_ENV
+from bot.matrix.purge import PAUSE_ENV, AdminAPI, AdminUnusable
 from tests.integration.world import (
     Chatter,
     LeaveWatcher,
@@ -225,7 +228,10 @@ async def audit(
     assert query(data, "SELECT count(*) FROM outbox") == [(0,)]
     assert [r for (r,) in query(data, "SELECT purge_result FROM stats")] == ["verified"]
 
-    # The crypto store: no Megolm session for the rooms, not even their IDs.
+    # The crypto store: no Megolm session for the rooms, not even their IDs; and there
+    # were some to drop (the check above is not vacuous).
+    dropped = re.search(r"purge dropped megolm sessions sessions=(\d+)", w.logs.getvalue())
+    assert dropped is not None and int(dropped.group(1)) > 0
     assert not megolm_rooms(data) & set(c.rooms)
     raw = crypto_store(data).read_bytes()
     assert not [room for room in c.rooms if room.encode() in raw]
@@ -429,6 +435,48 @@ async def test_a_purge_that_cannot_be_verified_is_counted_and_alerts_supervisors
     assert await stats_after_stop(w) == [("completed", "failed:admin_refused")]
     assert query(data_dir(w), "SELECT count(*) FROM purge_jobs") == [(0,)]
     assert not leaks(data_dir(w), [*c.said, c.chatter.client.user_id, *c.rooms])
+
+
+async def test_a_proxy_404_never_passes_for_a_deleted_room() -> None:
+    """Many deployments block /_synapse/admin at the reverse proxy, which then answers 404
+    to everything. Only Synapse's own "not found" may count as a deleted room."""
+    answers: dict[str, tuple[int, Any]] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        status, body = answers[request.path.rsplit("/", 1)[-1]]
+        if isinstance(body, dict):
+            return web.json_response(body, status=status)
+        return web.Response(status=status, text=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    api = AdminAPI(f"http://127.0.0.1:{port}", "token")
+    try:
+        answers["proxy"] = (404, "<html>Not Found</html>")
+        answers["unknown"] = (404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized"})
+        answers["gone"] = (404, {"errcode": "M_NOT_FOUND", "error": "Room not found"})
+        answers["there"] = (200, {"room_id": "!there:localhost"})
+        answers["refused"] = (
+            403,
+            {"errcode": "M_FORBIDDEN", "error": "You are not a server admin"},
+        )
+        for room, code in [
+            ("proxy", "admin_unavailable"),
+            ("unknown", "admin_unavailable"),
+            ("refused", "admin_refused"),
+        ]:
+            with pytest.raises(AdminUnusable) as caught:
+                await api.room_gone(RoomID(room))
+            assert caught.value.code == code
+        assert await api.room_gone(RoomID("gone"))
+        assert not await api.room_gone(RoomID("there"))
+    finally:
+        await api.close()
+        await runner.cleanup()
 
 
 # --------------------------------------------------------------------------------------
