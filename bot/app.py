@@ -22,21 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Config
+from bot.core.events import IdentityChanged
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import Hours, Policy, Strategy, VolunteerProfile, WeeklyInterval
 from bot.http import Health, HttpEndpoint, HttpStartError
 from bot.logs import setup as setup_logging
-from bot.matrix.connection import Connection, StartupError
+from bot.matrix.connection import Connection, Inbound, StartupError
 from bot.matrix.executor import Executor
 from bot.matrix.purge import Purger
 from bot.matrix.trust import TrustNotAvailable
+from bot.matrix.trust import build as build_trust
 from bot.matrix.trust import policy as trust_policy
 from bot.messages import CATALOGUE, Texts
 from bot.metrics import Metrics
 from bot.scheduler import Timers
 from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
+from bot.storage.pins import Pins
 from bot.storage.repos import Attempts, Checkpoint, MediaSeen, PurgeJobs, RelayMap, StateRepo
 from bot.worker import Worker
 
@@ -194,6 +197,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         data_dir=Path(config.storage.data_dir),
         store_key=config.storage.store_key,
         enqueue=enqueue,
+        undecryptable_grace=config.encryption.undecryptable_grace,
     )
     purger = Purger(
         conn.client,
@@ -217,13 +221,22 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             blocked=stored.blocked,
         )
         conn.session_rooms = lambda room: core.session_for_room(room) is not None
+        trust_policy_ = build_trust(
+            trust,
+            pins=Pins(db),
+            pin_key=policy.block_key,
+            is_staff=lambda user: policy.is_staff(UserID(user)) or user == config.bot.user_id,
+            # A staff member's changed identity is told to the supervisors by the core.
+            on_identity_change=lambda user: enqueue(Inbound(IdentityChanged(UserID(user)))),
+        )
+        conn.on_device_change = trust_policy_.forget
         executor = Executor(
             conn.client,
             texts=texts,
             resolve=core.room_of,
             relay_map=RelayMap(db),
             media=MediaSeen(db),
-            trust=trust,
+            trust=trust_policy_,
             retention=config.privacy.retention_max_lifetime,
             bot_user=config.bot.user_id,
             attempts=Attempts(db),

@@ -150,6 +150,9 @@ class StorageConfig:
 @dataclass(frozen=True, slots=True)
 class EncryptionConfig:
     trust: TrustPolicy = TrustPolicy.CROSS_SIGNED
+    # How long a message whose key has not arrived is waited for before its sender is
+    # asked to send it again.
+    undecryptable_grace: timedelta = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1062,8 +1065,21 @@ def _read_encryption(root: _Section) -> EncryptionConfig:
     trust = s.get(
         "trust", _choice, default=TrustPolicy.CROSS_SIGNED, choices=[t.value for t in TrustPolicy]
     )
+    grace = s.get("undecryptable_grace", _duration, default=timedelta(seconds=60))
+    if grace is not _BAD and grace > _MAX_GRACE:
+        grace = s.chk.problem(
+            s.path_of("undecryptable_grace"),
+            f"a duration of at most {_format_duration(_MAX_GRACE)}",
+            _format_duration(grace),
+            "by then the sender has long given up waiting; the default is 60s",
+        )
     s.done()
-    return EncryptionConfig(trust=TrustPolicy(trust) if trust is not _BAD else _BAD)
+    return EncryptionConfig(
+        trust=TrustPolicy(trust) if trust is not _BAD else _BAD, undecryptable_grace=grace
+    )
+
+
+_MAX_GRACE = timedelta(hours=1)
 
 
 def _read_intake(root: _Section) -> IntakeConfig:

@@ -129,6 +129,11 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "handback.done": ("number",),
         "warn.volunteer": ("minutes", "extension_left"),
         "idle.volunteer": ("minutes",),
+        # encryption: a message whose key never came, a staff member's new identity
+        "unreadable.chatter": (),
+        "unreadable.volunteer": ("number",),
+        "unreadable.own": (),
+        "staff.identity_changed": ("name",),
         # the volunteers' room and DMs with staff
         "staff.dm_hint": (),
         "staff.alert": ("number", "alias", "minutes"),
@@ -355,6 +360,24 @@ NB: dict[str, str] = {
     "idle.volunteer": (
         "Chatteren har ikke skrevet på en stund. Samtalen avsluttes om {minutes} min "
         "hvis det ikke kommer noe."
+    ),
+    "unreadable.chatter": (
+        "Beklager, jeg fikk ikke lest den siste meldingen din. Det er en feil med "
+        "krypteringen, ikke noe du har gjort. Kan du sende den en gang til?"
+    ),
+    "unreadable.volunteer": (
+        "Chatter #{number} skrev noe som ikke kom fram (krypteringen feilet). "
+        "Chatteren er bedt om å sende det på nytt."
+    ),
+    "unreadable.own": (
+        "Meldingen din kunne ikke leses (krypteringen feilet), så den ble ikke sendt videre. "
+        "Send den på nytt."
+    ),
+    "staff.identity_changed": (
+        "Sikkerhet: {name} har fått en ny krypteringsidentitet. Til en administrator har "
+        "bekreftet at det stemmer (helpline-bot reset-identity), får {name} ingen krypterte "
+        "meldinger fra boten. Har {name} ikke satt opp en ny identitet selv, kan kontoen "
+        "være misbrukt."
     ),
     # the volunteers' room and DMs with staff
     "staff.dm_hint": "Her forstår jeg bare kommandoer. Skriv !hjelp for å se dem.",
@@ -674,6 +697,23 @@ EN: dict[str, str] = {
     "idle.volunteer": (
         "The chatter hasn't written for a while. The conversation ends in {minutes} min "
         "if nothing comes."
+    ),
+    "unreadable.chatter": (
+        "Sorry, I couldn't read your last message. It's a problem with the encryption, "
+        "not something you did. Could you send it again?"
+    ),
+    "unreadable.volunteer": (
+        "Chatter #{number} wrote something that did not arrive (the encryption failed). "
+        "The chatter has been asked to send it again."
+    ),
+    "unreadable.own": (
+        "Your message could not be read (the encryption failed), so it was not passed on. "
+        "Please send it again."
+    ),
+    "staff.identity_changed": (
+        "Security: {name} has a new encryption identity. Until an admin confirms it is "
+        "right (helpline-bot reset-identity), {name} gets no encrypted messages from the "
+        "bot. If {name} did not set up a new identity, the account may be misused."
     ),
     # the volunteers' room and DMs with staff
     "staff.dm_hint": "I only understand commands here. Write !help to see them.",

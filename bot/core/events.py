@@ -113,6 +113,25 @@ class PurgeFinished:
     result: str  # "verified", "verified_without_admin", "failed: <reason code>"
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An encrypted event whose key never arrived within the grace period: its sender
+    should be asked to send it again. Carries no content, since there is none to read."""
+
+    room: RoomID
+    sender: UserID
+    event_id: EventID
+    origin: Origin = Origin.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityChanged:
+    """A staff member's cross-signing master key is not the pinned one: their devices get
+    no keys until an admin accepts the new identity."""
+
+    user: UserID
+
+
 Input = (
     Message
     | Edit
@@ -124,6 +143,8 @@ Input = (
     | RoomFailed
     | TimerFired
     | PurgeFinished
+    | Unreadable
+    | IdentityChanged
 )
 
 # --------------------------------------------------------------------------------------

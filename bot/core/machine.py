@@ -32,6 +32,7 @@ from bot.core.events import (
     CreateRoom,
     Edit,
     Effect,
+    IdentityChanged,
     Input,
     Joined,
     Kind,
@@ -57,6 +58,7 @@ from bot.core.events import (
     Text,
     TimerFired,
     Typing,
+    Unreadable,
     Withdraw,
 )
 from bot.core.hours import is_open
@@ -196,6 +198,10 @@ class Helpline:
                 self._on_timer(event, now)
             case PurgeFinished():
                 self._on_purged(event, now)
+            case Unreadable():
+                self._on_unreadable(event)
+            case IdentityChanged():
+                self._on_identity_changed(event)
         fx, self._fx = self._fx, []
         return fx
 
@@ -331,6 +337,44 @@ class Helpline:
             # Others in the lobby must not read it, whatever happens next.
             self._emit(Redact(m.room, m.event_id))
             self._intake(m, Source.LOBBY, now)
+
+    def _on_unreadable(self, u: Unreadable) -> None:
+        """A message the bot never got the key for: whoever wrote it is asked to send it
+        again, and in a conversation the volunteer learns that the chatter said something
+        that did not arrive. No content exists to pass on, so none can leak."""
+        hit = self.session_for_room(u.room)
+        staff_lang = self._staff_language()
+        if hit is not None:
+            s, offer = hit
+            if offer is None:
+                if u.sender != s.chatter or s.state not in OPEN_STATES:
+                    return
+                self._say(self._chatter_ref(s), "unreadable.chatter", s.language)
+                vref = self._volunteer_ref(s)
+                if s.state is State.ACTIVE and vref is not None:
+                    self._say(vref, "unreadable.volunteer", staff_lang, number=s.number)
+            elif u.sender == offer.volunteer and offer.state is OfferState.ACCEPTED:
+                self._say(RoomRef(s.id, Role.VOLUNTEER, offer.id), "unreadable.own", staff_lang)
+            return
+        if self.policy.is_staff(u.sender):
+            if u.origin in (Origin.STAFF, Origin.DIRECT):
+                self._say(u.room, "unreadable.own", staff_lang)
+        elif u.origin is Origin.DIRECT and self.policy.direct_messages:
+            key = chatter_hash(self.policy.block_key, u.sender)
+            if self._server_allowed(u.sender) and key not in self.blocked:
+                self._say(u.room, "unreadable.chatter", self.policy.default_language)
+        elif u.origin is Origin.LOBBY:
+            # Unread by the bot, perhaps not by others in the lobby: it goes, as any other.
+            self._emit(Redact(u.room, u.event_id))
+
+    def _on_identity_changed(self, e: IdentityChanged) -> None:
+        """A staff member's new cross-signing identity is reported, never accepted here:
+        the adapter gives their devices no keys until an admin resets the pin."""
+        if not self.policy.is_staff(e.user):
+            return
+        profile = self.policy.profile(e.user)
+        # Supervisors have no alias; their ID comes from the config, not from a chatter.
+        self._say_staff("staff.identity_changed", name=profile.alias if profile else e.user)
 
     def _server_allowed(self, user: UserID) -> bool:
         allowed = self.policy.allowed_servers

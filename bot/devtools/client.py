@@ -6,10 +6,12 @@ errors are recorded and surfaced to the test instead of vanishing in a task, and
 collects what the user would see: decrypted room messages, undecryptable events and
 invites, each waitable with a timeout.
 
-Device trust is, for now, a TEMPORARY TEST TRUST POLICY: before sending, the client marks
-every device of every room member as verified (see :meth:`TestClient.trust_room_devices`).
-Current Element clients only talk to cross-signed devices (MSC4153); the cross-signing
-issue will replace this policy with real cross-signing checks (see shared/e2ee.md).
+Device trust is Element's (MSC4153), with the bot's own code: at creation the client
+cross-signs its device (:func:`bot.matrix.crosssigning.ensure_cross_signing`), and before
+each send it shares the room key only with devices their owner has cross-signed
+(:class:`bot.matrix.trust.CrossSigned`; see :meth:`TestClient.apply_trust`). A
+client made with ``cross_sign=False`` is a plain nio device, as old clients are: nobody
+following the rule gives it a room key.
 
 Create and close clients through the ``make_client`` fixture so no task outlives a test.
 """
@@ -47,6 +49,9 @@ from nio import (
     RoomVisibility,
     SyncError,
 )
+
+from bot.matrix.crosssigning import CrossSigningKeys, NioHttp, ensure_cross_signing
+from bot.matrix.trust import CrossSigned, MemoryPins
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +137,26 @@ class TestClient:
         auto_join: bool = False,
         device_name: str | None = None,
         sync_timeout_ms: int = 30_000,
+        cross_sign: bool = True,
+        cross_signing_keys: CrossSigningKeys | None = None,
     ) -> None:
         self.homeserver = homeserver
         self.password = password
         self.auto_join = auto_join
         self.device_name = device_name or f"helpline-test {user_id}"
         self.sync_timeout_ms = sync_timeout_ms
+        self.cross_sign = cross_sign
+        # The account's keys: pass the same ones to every device of one account, or the
+        # second device replaces the account's identity (with the password) on creation.
+        self.cross_signing_keys = cross_signing_keys
+        # A person's app: it accepts anyone's new identity (no staff pins here), and asks
+        # the server before every send (ttl 0), so a device signed a moment ago counts.
+        self.trust = CrossSigned(
+            pins=MemoryPins(),
+            pin_key=secrets.token_bytes(16),
+            is_staff=lambda user: False,
+            ttl=0.0,
+        )
 
         self._owns_store_dir = store_dir is None
         self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="helpline-nio-"))
@@ -219,11 +238,28 @@ class TestClient:
         if not isinstance(resp, LoginResponse):
             raise TestClientError(f"login of {self.client.user} failed: {resp}")
         await self._maintain_keys()
+        if self.cross_sign:
+            await self._cross_sign()
         # The first sync (timeout 0) fills rooms/membership before start() returns.
         await self._sync_once(first=True)
         await self._maintain_keys()
         self._sync_task = asyncio.create_task(
             self._sync_loop(), name=f"sync-{self.user_id}-{self.device_id}"
+        )
+
+    async def _cross_sign(self) -> None:
+        """Publish the account's cross-signing keys (first device) and sign this device
+        with them, before anyone can see it: as Element does at login."""
+        olm = self.client.olm
+        assert olm is not None
+        self.cross_signing_keys, self.cross_signing_report = await ensure_cross_signing(
+            NioHttp(self.client),
+            user_id=self.user_id,
+            device_id=self.device_id,
+            device_ed25519=olm.account.identity_keys["ed25519"],
+            key_file=None,
+            password=self.password,
+            keys=self.cross_signing_keys,
         )
 
     async def close(self) -> None:
@@ -268,6 +304,7 @@ class TestClient:
                 raise TestClientError(f"{self.client.user}: logged out: {resp}")
             return False
         self.sync_count += 1
+        self.trust.forget([*resp.device_list.changed, *resp.device_list.left])
         await self._notify()
         return True
 
@@ -534,23 +571,11 @@ class TestClient:
             raise TestClientError(f"{self.user_id}: join {room_id} failed: {resp}")
         return await self.wait_for_room(room_id, timeout=timeout)
 
-    def trust_room_devices(self, room_id: str) -> int:
-        """TEMPORARY TEST TRUST POLICY: mark every known device of every member of the
-        room (joined or invited) as verified, so nio shares the room key with them.
-
-        This is trust on sight, NOT how Element decides: the cross-signing issue replaces
-        it with checks of each device's self-signing signature and a pinned master key
-        (shared/e2ee.md). Returns how many devices were newly verified.
-        """
-        room = self.client.rooms[room_id]
-        newly = 0
-        for user_id in list(room.users):
-            for device in self.client.device_store.active_user_devices(user_id):
-                if user_id == self.user_id and device.id == self.device_id:
-                    continue
-                if self.client.verify_device(device):
-                    newly += 1
-        return newly
+    async def apply_trust(self, room_id: str) -> None:
+        """Element's rule: verify (in nio's store) exactly the member devices their owner
+        has cross-signed, blacklist the others, so nio shares the room key with the first
+        only. Call with the crypto lock held."""
+        await self.trust.prepare(self.client, room_id)
 
     async def send_text(
         self,
@@ -567,7 +592,7 @@ class TestClient:
         Refuses to send unless this client knows the room is encrypted (waits up to
         ``timeout`` for the encryption state), so a test can never leak plaintext by
         racing the room's state. Brings member list and device keys up to date, applies
-        the temporary trust policy, then lets nio share the Megolm session and encrypt.
+        the cross-signing trust rule, then lets nio share the Megolm session and encrypt.
         """
         await self.wait_for_room(room_id, encrypted=True, timeout=timeout)
         content: dict[str, Any] = {"msgtype": msgtype, "body": body, **(extra_content or {})}
@@ -580,7 +605,7 @@ class TestClient:
                 resp = await client.keys_query()
                 if _is_error(resp):
                     raise TestClientError(f"{self.user_id}: keys_query failed: {resp}")
-            self.trust_room_devices(room_id)
+            await self.apply_trust(room_id)
             if not client.rooms[room_id].encrypted:  # paranoia: never send plaintext
                 raise TestClientError(f"{room_id} is not encrypted; refusing to send")
             resp = await client.room_send(

@@ -41,7 +41,7 @@ def write_config(
         "homeserver": {"url": homeserver, **({"admin_token": admin_token} if admin_token else {})},
         "bot": {"user_id": bot_user, "password": bot_password, "display_name": "Alltidhjelp"},
         "storage": {"data_dir": str(data_dir), "store_key": secrets.token_urlsafe(24)},
-        "encryption": {"trust": "all_devices"},
+        "encryption": {"trust": "cross_signed"},  # as in production
         "intake": {"lobby_rooms": list(lobby_rooms), "allowed_servers": ["*"]},
         "volunteers": {
             "room": staff_room,

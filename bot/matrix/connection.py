@@ -12,6 +12,12 @@ Rules:
 - The first login saves the device ID and access token in the data dir; later starts
   restore them (never a new device per start) and check that store, config and `whoami`
   agree.
+- An event nio cannot decrypt yet is held per room, in order, and retried after every
+  sync (its key comes as a to-device `m.room_key` or forwarded key). Later events of that
+  room wait behind it for up to `HOLD` seconds, so a late key still keeps the order; after
+  the grace period an `Unreadable` input asks its sender to send it again. While anything
+  is held, the checkpoint stays before the batch it came in, so a crash replays it (the
+  worker drops what it already handled by event ID).
 """
 
 from __future__ import annotations
@@ -22,15 +28,19 @@ import json
 import logging
 import os
 import random
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
     BadEvent,
+    EncryptionError,
     InviteMemberEvent,
     JoinError,
     LoginResponse,
@@ -50,8 +60,26 @@ from nio import (
 )
 from nio.events.ephemeral import TypingNoticeEvent
 
-from bot.core.events import Edit, Input, Joined, Kind, Left, Message, Origin, Redaction, Typing
+from bot.core.events import (
+    Edit,
+    Input,
+    Joined,
+    Kind,
+    Left,
+    Message,
+    Origin,
+    Redaction,
+    Typing,
+    Unreadable,
+)
 from bot.core.ids import EventID, RoomID, UserID
+from bot.matrix.crosssigning import (
+    CrossSigningError,
+    CrossSigningKeys,
+    KeyFile,
+    NioHttp,
+    ensure_cross_signing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +95,7 @@ class StartupError(Exception):
 EXIT_LOGIN = 3
 EXIT_IDENTITY = 4
 EXIT_TOKEN = 5
+EXIT_CROSS_SIGNING = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +113,21 @@ class Inbound:
     event_id: str | None = None
 
 
+HOLD = 3.0
+"""Seconds that later events of a room wait behind one whose key has not come. A late key
+usually arrives within a second (its to-device message took another sync); past this, the
+room goes on and the held event is handled when (or if) its key comes."""
+
+
+@dataclass(slots=True)
+class _Held:
+    batch: int  # the sync batch it came in, for the checkpoint
+    arrived: float  # loop time
+    origin: Origin
+    event: MegolmEvent | None = None  # still without its key
+    inbound: Inbound | None = field(default=None)  # translated, waiting behind `event`s
+
+
 class Connection:
     def __init__(
         self,
@@ -96,13 +140,17 @@ class Connection:
         data_dir: Path,
         store_key: str,
         enqueue: Callable[[Inbound | Checkpoint], None],
+        undecryptable_grace: timedelta = timedelta(seconds=60),
     ) -> None:
         self.user_id = user_id
         self._password = password
         self._device_name = device_name
         self._display_name = display_name
         self._data_dir = data_dir
+        self._store_key = store_key
         self._enqueue = enqueue
+        self.cross_signing: CrossSigningKeys | None = None
+        self._new_device = False
         store = data_dir / "crypto"
         store.mkdir(parents=True, exist_ok=True)
         self.client = AsyncClient(
@@ -126,8 +174,15 @@ class Connection:
         self._stopping = asyncio.Event()
         self._first_sync = True
         self._typing: dict[RoomID, set[str]] = {}
-        self.undecryptable: list[tuple[RoomID, MegolmEvent]] = []
+        self._grace = undecryptable_grace.total_seconds()
+        self._held: dict[RoomID, list[_Held]] = {}
+        self._batch = 0
+        self._unsaved: deque[tuple[int, str]] = deque()  # batches whose checkpoint waits
+        self._release_timer: asyncio.TimerHandle | None = None
+        self.undecryptable_stats = {"held": 0, "decrypted_late": 0, "unreadable": 0}
         self.on_invite: Callable[[RoomID, UserID, bool], None] | None = None
+        # Called with the users whose devices or cross-signing keys changed.
+        self.on_device_change: Callable[[list[str]], None] | None = None
 
     # ----------------------------------------------------------------------------------
     # start
@@ -144,6 +199,7 @@ class Connection:
                 raise StartupError(f"login failed: {getattr(resp, 'message', resp)}", EXIT_LOGIN)
             self._save_credentials(resp.user_id, resp.device_id, resp.access_token)
             log.info("logged in with a new device")
+            self._new_device = True
         else:
             if creds["user_id"] != self.user_id:
                 raise StartupError(
@@ -174,7 +230,42 @@ class Connection:
             self.client.load_store()
         if self.client.should_upload_keys:
             await self.client.keys_upload()
+        await self._cross_sign()
         await self.client.set_displayname(self._display_name)
+
+    async def _cross_sign(self) -> None:
+        """Publish the account's cross-signing keys and sign this device, before anything
+        is sent encrypted: what a device sends before it is signed stays unreadable for
+        Element's only-signed mode, and it does not ask again."""
+        assert self.client.olm is not None
+        key_file = KeyFile(self._data_dir / "cross_signing.json", self._store_key, self.user_id)
+        try:
+            self.cross_signing, report = await ensure_cross_signing(
+                NioHttp(self.client),
+                user_id=self.user_id,
+                device_id=self.client.device_id,
+                device_ed25519=self.client.olm.account.identity_keys["ed25519"],
+                key_file=key_file,
+                password=self._password,
+            )
+        except CrossSigningError as exc:
+            raise StartupError(f"cross-signing: {exc}", EXIT_CROSS_SIGNING) from exc
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            raise StartupError(
+                f"cross-signing: the homeserver did not answer ({type(exc).__name__})",
+                EXIT_CROSS_SIGNING,
+            ) from exc
+        log.info(
+            "cross-signing checked",
+            extra={
+                "new_keys": report.new_keys,
+                "uploaded_keys": report.uploaded_keys,
+                "password_used": report.password_used,
+                "signed_device": report.signed_device,
+                "requests": report.requests,
+                "ms": round(report.seconds * 1000),
+            },
+        )
 
     def _load_credentials(self) -> dict[str, str] | None:
         try:
@@ -217,15 +308,22 @@ class Connection:
     def stop(self) -> None:
         self._stopping.set()
         self.client.stop_sync_forever()
+        if self._release_timer is not None:
+            self._release_timer.cancel()
 
     async def sync_loop(self, since: str | None) -> None:
         """Sync until stopped. Errors back off exponentially (no tight loop on 5xx)."""
         self.client.next_batch = since  # type: ignore[assignment]
         self._first_sync = since is None
+        # A new device (the crypto store was lost) resuming from the database's token
+        # knows no room yet: its first sync asks for every room's full state.
+        full_state = True if self._new_device and since is not None else None
         backoff = 1.0
         while not self._stopping.is_set():
             sync = asyncio.ensure_future(
-                self.client.sync(timeout=30_000, since=self.client.next_batch, full_state=None)
+                self.client.sync(
+                    timeout=30_000, since=self.client.next_batch, full_state=full_state
+                )
             )
             stop = asyncio.ensure_future(self._stopping.wait())
             done, _ = await asyncio.wait({sync, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -251,9 +349,15 @@ class Connection:
                 continue
             backoff = 1.0
             self.last_sync_ok = asyncio.get_running_loop().time()
+            changed = [*resp.device_list.changed, *resp.device_list.left]
+            if changed and self.on_device_change is not None:
+                self.on_device_change(changed)
+            self._batch += 1
             self._translate(resp)
-            self._enqueue(Checkpoint(resp.next_batch))
+            self._unsaved.append((self._batch, resp.next_batch))
+            self._release(retry=True)
             self._first_sync = False
+            full_state = None
             await self._housekeeping()
 
     async def _housekeeping(self) -> None:
@@ -333,13 +437,103 @@ class Connection:
         sender = UserID(getattr(event, "sender", ""))
         if sender == self.user_id:
             return
-        event_id = getattr(event, "event_id", None)
-        inp = translate(room, event, self.origin_of(room))
-        if inp is not None:
-            self._enqueue(Inbound(inp, event_id))
-        elif isinstance(event, MegolmEvent):
-            log.warning("undecryptable event buffered for a later key")
-            self.undecryptable.append((room, event))
+        origin = self.origin_of(room)
+        loop_time = asyncio.get_running_loop().time()
+        if isinstance(event, MegolmEvent):
+            log.info("undecryptable event held for its key")
+            self.undecryptable_stats["held"] += 1
+            self._held.setdefault(room, []).append(
+                _Held(self._batch, loop_time, origin, event=event)
+            )
+            return
+        inp = translate(room, event, origin)
+        if inp is None:
+            return
+        inbound = Inbound(inp, getattr(event, "event_id", None))
+        if room in self._held:  # keep the room's order behind what waits for a key
+            self._held[room].append(_Held(self._batch, loop_time, origin, inbound=inbound))
+        else:
+            self._enqueue(inbound)
+
+    # ----------------------------------------------------------------------------------
+    # events held for their keys
+
+    def _release(self, retry: bool) -> None:
+        """Pass on what can go, in each room's order: events whose key has come (`retry`
+        after a sync), events that waited out the grace period (as `Unreadable`), and
+        events queued behind them; then move the checkpoint and re-arm the timer."""
+        now = asyncio.get_running_loop().time()
+        for room, items in list(self._held.items()):
+            keep: list[_Held] = []
+            blocked = False
+            for item in items:
+                if item.event is not None:
+                    done, ready = self._decrypted(room, item) if retry else (False, None)
+                    if not done and now - item.arrived >= self._grace:
+                        done, ready = True, self._unreadable(room, item)
+                    if not done:
+                        keep.append(item)
+                        blocked = blocked or now - item.arrived < HOLD
+                        continue
+                    item.event, item.inbound = None, ready
+                if item.inbound is None:
+                    continue  # decrypted into something the core ignores
+                if blocked:
+                    keep.append(item)
+                else:
+                    self._enqueue(item.inbound)
+            if keep:
+                self._held[room] = keep
+            else:
+                del self._held[room]
+        self._advance_checkpoint()
+        self._arm_release(now)
+
+    def _decrypted(self, room: RoomID, item: _Held) -> tuple[bool, Inbound | None]:
+        """(True, its input) once the key is there; the input is None for an event the
+        core ignores, which still frees its place in the room's order."""
+        event = item.event
+        assert event is not None
+        event.room_id = room
+        try:
+            clear = self.client.decrypt_event(event)
+        except EncryptionError:
+            return False, None
+        self.undecryptable_stats["decrypted_late"] += 1
+        log.info("a held event was decrypted after its key arrived")
+        inp = translate(room, clear, item.origin)
+        return True, (Inbound(inp, event.event_id) if inp is not None else None)
+
+    def _unreadable(self, room: RoomID, item: _Held) -> Inbound:
+        event = item.event
+        assert event is not None
+        log.warning("an event's key never came: its sender is asked to send it again")
+        self.undecryptable_stats["unreadable"] += 1
+        sender, event_id = UserID(event.sender), EventID(event.event_id)
+        return Inbound(Unreadable(room, sender, event_id, item.origin), event.event_id)
+
+    def _advance_checkpoint(self) -> None:
+        """Save the token of the newest batch that nothing is held from (or older)."""
+        oldest = min((i.batch for items in self._held.values() for i in items), default=None)
+        token = None
+        while self._unsaved and (oldest is None or self._unsaved[0][0] < oldest):
+            token = self._unsaved.popleft()[1]
+        if token is not None:
+            self._enqueue(Checkpoint(token))
+
+    def _arm_release(self, now: float) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        due = [
+            i.arrived + (HOLD if now - i.arrived < HOLD else self._grace)
+            for items in self._held.values()
+            for i in items
+            if i.event is not None
+        ]
+        if due and not self._stopping.is_set():
+            delay = max(0.0, min(due) - now)
+            self._release_timer = asyncio.get_running_loop().call_later(delay, self._release, False)
 
 
 def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:

@@ -209,7 +209,9 @@ class Executor:
                 )
             )
         except OlmUnverifiedDeviceError as exc:
-            raise Permanent("a device in the room is neither trusted nor excluded") from exc
+            # A device nio learnt of after the trust check (a key query finished while
+            # the send waited): nothing was sent; decide again on the retry.
+            raise Transient("a device appeared during the send") from exc
         assert isinstance(resp, RoomSendResponse)
         return str(resp.event_id)
 

@@ -1,19 +1,46 @@
 """Which devices get the room keys: a named policy, never a blanket ignore.
 
 `encryption.trust` in the config chooses the policy:
+- `cross_signed` (the default): Element's rule (MSC4153). A device gets keys only if its
+  owner has cross-signed it: signed by its own key and by the user's self-signing key,
+  which is signed by the user's master key, as `/keys/query` shows them, and with the
+  same ed25519 key as nio holds. Every other device is blacklisted, so nio gives it no
+  key and `room_send` does not refuse to send. Each user's master key is pinned on first
+  use: a volunteer's or supervisor's new master key is reported to the supervisors and
+  trusted by nobody until an admin resets the pin; a chatter's new key simply becomes
+  the new pin.
 - `all_devices`: every device of every room member is trusted (verified in nio's store)
   before a send. For old clients and tests; it is what "ignore unverified devices" does,
   but chosen by name in the config, not hidden in a send call.
-- `cross_signed`: Element's rule (MSC4153): only devices their owner has cross-signed.
-  Its implementation arrives with the cross-signing work; until then the bot refuses to
-  start with it rather than pretend.
+
+Cost: a user's `/keys/query` answer is kept until the sync reports a change to their
+devices or cross-signing keys (`device_lists.changed`), or for `ttl` seconds at most, so
+a send usually makes no request at all; a miss makes one request for all missing users.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from nio import AsyncClient
+
+from bot.matrix.crosssigning import (
+    CrossSigningError,
+    Http,
+    Identity,
+    NioHttp,
+    identity_from_query,
+    query_keys,
+)
+from bot.storage.pins import kept
+
+log = logging.getLogger(__name__)
 
 
 class TrustPolicy(Protocol):
@@ -21,6 +48,9 @@ class TrustPolicy(Protocol):
 
     async def prepare(self, client: AsyncClient, room_id: str) -> None:
         """Decide every member device's trust before a send into `room_id`."""
+
+    def forget(self, users: Iterable[str]) -> None:
+        """These users' devices or keys changed: look again before the next send."""
 
 
 class AllDevices:
@@ -37,15 +67,201 @@ class AllDevices:
                 if not device.verified and not device.blacklisted:
                     client.verify_device(device)
 
+    def forget(self, users: Iterable[str]) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------------------
+# pins
+
+
+@dataclass(frozen=True, slots=True)
+class PinRecord:
+    master_key: str
+    changed_to: str | None = None
+
+
+class PinStore(Protocol):
+    """Where pins live: `bot.storage.pins.Pins` in the bot, a dict in test clients."""
+
+    async def get(self, subject: str) -> Any: ...  # has .master_key, .changed_to; or None
+
+    async def pin(self, subject: str, staff: bool, master_key: str, now: datetime) -> None: ...
+
+    async def note_change(self, subject: str, new_key: str, now: datetime) -> bool: ...
+
+
+class MemoryPins:
+    """Pins for a process that keeps none (the test clients)."""
+
+    def __init__(self) -> None:
+        self.pins: dict[str, PinRecord] = {}
+
+    async def get(self, subject: str) -> PinRecord | None:
+        return self.pins.get(subject)
+
+    async def pin(self, subject: str, staff: bool, master_key: str, now: datetime) -> None:
+        self.pins[subject] = PinRecord(master_key)
+
+    async def note_change(self, subject: str, new_key: str, now: datetime) -> bool:
+        old = self.pins[subject]
+        if old.changed_to == new_key:
+            return False
+        self.pins[subject] = PinRecord(old.master_key, new_key)
+        return True
+
+
+# --------------------------------------------------------------------------------------
+# the Element rule
+
+
+@dataclass
+class TrustStats:
+    """For measurements and tests: how often the policy had to ask the server."""
+
+    prepares: int = 0
+    queries: int = 0  # /keys/query requests
+    users_queried: int = 0
+    cache_hits: int = 0
+    verified: int = 0  # state changes made in nio's store
+    blacklisted: int = 0
+    seconds: float = 0.0  # total time spent in prepare
+    last: dict[str, Any] = field(default_factory=dict)
+
+
+class CrossSigned:
+    name = "cross_signed"
+
+    def __init__(
+        self,
+        *,
+        pins: PinStore,
+        pin_key: bytes,
+        is_staff: Callable[[str], bool],
+        on_identity_change: Callable[[str], None] = lambda user: None,
+        ttl: float = 600.0,
+        http: Callable[[AsyncClient], Http] = NioHttp,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.pins = pins
+        self.pin_key = pin_key
+        self.is_staff = is_staff
+        self.on_identity_change = on_identity_change
+        self.ttl = ttl
+        self._http = http
+        self._clock = clock
+        self._now = now
+        self._cache: dict[str, tuple[float, Identity]] = {}
+        self.stats = TrustStats()
+
+    def forget(self, users: Iterable[str]) -> None:
+        for user in users:
+            self._cache.pop(user, None)
+
+    async def prepare(self, client: AsyncClient, room_id: str) -> None:
+        room = client.rooms.get(room_id)
+        if room is None or client.olm is None:
+            return
+        started = self._clock()
+        self.stats.prepares += 1
+        if client.should_query_keys:
+            await client.keys_query()  # nio's device store must know the devices too
+        users = sorted(room.users)
+        identities = await self.identities(client, users)
+        for user in users:
+            vouched = await self.trusted_devices(user, identities[user])
+            self.apply(client, user, vouched)
+        self.stats.seconds += self._clock() - started
+
+    async def identities(self, client: AsyncClient, users: list[str]) -> dict[str, Identity]:
+        now = self._clock()
+        out: dict[str, Identity] = {}
+        missing: list[str] = []
+        for user in users:
+            hit = self._cache.get(user)
+            if hit is not None and now - hit[0] < self.ttl:
+                out[user] = hit[1]
+                self.stats.cache_hits += 1
+            else:
+                missing.append(user)
+        if missing:
+            self.stats.queries += 1
+            self.stats.users_queried += len(missing)
+            try:
+                query = await query_keys(self._http(client), missing)
+            except CrossSigningError:
+                # Fail closed: nobody unconfirmed gets a key; the send goes to the rest.
+                log.warning("keys query failed: devices not confirmed are left out")
+                query = {}
+            for user in missing:
+                ident = identity_from_query(query, user)
+                out[user] = ident
+                if query:
+                    self._cache[user] = (now, ident)
+        return out
+
+    async def trusted_devices(self, user: str, ident: Identity) -> Mapping[str, str]:
+        """The devices `user`'s pinned identity vouches for (none if it is not the pin)."""
+        if ident.master is None:
+            return {}
+        staff = self.is_staff(user)
+        # A chatter's ID and key are kept only as HMACs, as the block list keeps them.
+        subject = kept(user, staff, self.pin_key)
+        shown = kept(ident.master, staff, self.pin_key)
+        pin = await self.pins.get(subject)
+        if pin is None:
+            await self.pins.pin(subject, staff, shown, self._now())
+            return ident.devices
+        if hmac.compare_digest(pin.master_key, shown):
+            return ident.devices
+        if not staff:
+            # A chatter's new identity (a new account setup, a reset): a new pin. There
+            # is nobody to ask, and the conversation is anonymous anyway.
+            await self.pins.pin(subject, staff, shown, self._now())
+            log.info("a chatter's cross-signing identity changed: pinned anew")
+            return ident.devices
+        if await self.pins.note_change(subject, shown, self._now()):
+            log.warning("a staff member's cross-signing identity changed: not trusted")
+            self.on_identity_change(user)
+        return {}
+
+    def apply(self, client: AsyncClient, user: str, vouched: Mapping[str, str]) -> None:
+        """Verify exactly the vouched devices in nio's store and blacklist the rest, so
+        that nio shares keys with the first and `room_send` never stops at the others."""
+        for device in client.device_store.active_user_devices(user):
+            if user == client.user_id and device.id == client.device_id:
+                continue
+            if vouched.get(device.id) == device.ed25519:
+                if not device.verified:
+                    client.verify_device(device)  # also lifts an earlier blacklisting
+                    self.stats.verified += 1
+            elif not device.blacklisted:
+                client.blacklist_device(device)
+                self.stats.blacklisted += 1
+
 
 class TrustNotAvailable(Exception):
     pass
 
 
-def policy(name: str) -> TrustPolicy:
-    if name == "all_devices":
+def policy(name: str) -> str:
+    """Check a policy name from the config (the config layer has already done so)."""
+    if name not in ("all_devices", "cross_signed"):
+        raise TrustNotAvailable(f"encryption.trust: unknown policy {name!r}")
+    return name
+
+
+def build(
+    name: str,
+    *,
+    pins: PinStore,
+    pin_key: bytes,
+    is_staff: Callable[[str], bool],
+    on_identity_change: Callable[[str], None],
+) -> TrustPolicy:
+    if policy(name) == "all_devices":
         return AllDevices()
-    raise TrustNotAvailable(
-        f"encryption.trust: {name!r} needs cross-signing, which this version does not have"
-        " yet; set encryption.trust: all_devices"
+    return CrossSigned(
+        pins=pins, pin_key=pin_key, is_staff=is_staff, on_identity_change=on_identity_change
     )

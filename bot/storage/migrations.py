@@ -139,8 +139,28 @@ async def _v1_initial(tx: Tx) -> None:
         await tx.execute(sql)
 
 
+async def _v2_identity_pins(tx: Tx) -> None:
+    # Each user's cross-signing master key as first seen (trust on first use). Staff
+    # (volunteers, supervisors: people from the config) are kept by Matrix ID with the
+    # public key, so an admin can read and reset them; anyone else only as an HMAC of the
+    # ID and an HMAC of the key, so that no chatter's ID stays in the database.
+    # `changed_to`: a staff member's new master key, seen and not accepted (until an
+    # admin resets the pin); NULL when nothing is pending.
+    await tx.execute(
+        """CREATE TABLE identity_pins (
+            subject TEXT PRIMARY KEY,
+            staff INTEGER NOT NULL CHECK (staff IN (0, 1)),
+            master_key TEXT NOT NULL,
+            pinned_at REAL NOT NULL,
+            changed_to TEXT,
+            changed_at REAL
+        )"""
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
+    Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
 )
 
 

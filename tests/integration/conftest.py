@@ -98,16 +98,25 @@ def make_user(user_factory: UserFactory) -> Callable[..., Awaitable[RegisteredUs
     return user_factory.create
 
 
+@pytest.fixture(scope="session")
+def account_keys() -> dict[str, Any]:
+    """Each test account's cross-signing keys, so that all its devices share one identity
+    (a client without them would replace the account's identity when it starts)."""
+    return {}
+
+
 @pytest.fixture
 async def make_client(
     synapse: SynapseServer,
     make_user: Callable[..., Awaitable[RegisteredUser]],
     tmp_path: Path,
+    account_keys: dict[str, Any],
 ) -> AsyncIterator[Callable[..., Awaitable[TestClient]]]:
     """``await make_client(user_or_prefix=None, *, auto_join=False, **TestClient kwargs)``.
 
-    With a :class:`RegisteredUser` it logs that account in (a new device each call); with
-    a string or None it first registers a new user with that prefix ("client" if None).
+    With a :class:`RegisteredUser` it logs that account in (a new device each call, signed
+    with the account's cross-signing keys; ``cross_sign=False`` for a plain, unsigned nio
+    device); with a string or None it first registers a new user with that prefix.
     All clients are closed at teardown; a client whose sync loop died fails the test.
     """
     clients: list[TestClient] = []
@@ -118,6 +127,7 @@ async def make_client(
         if not isinstance(user, RegisteredUser):
             user = await make_user(user or "client")
         store_dir = tmp_path / f"nio-{len(clients)}-{user.localpart}"
+        kwargs.setdefault("cross_signing_keys", account_keys.get(user.user_id))
         client = await TestClient.create(
             synapse.base_url,
             user.user_id,
@@ -126,6 +136,8 @@ async def make_client(
             auto_join=auto_join,
             **kwargs,
         )
+        if client.cross_signing_keys is not None:
+            account_keys[user.user_id] = client.cross_signing_keys
         clients.append(client)
         return client
 

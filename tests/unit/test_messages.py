@@ -71,6 +71,7 @@ SAMPLE: dict[str, Any] = {
     "names": ["confidentiality", "emergency"],
     "lapses": 2,
     "by": "chatter",
+    "name": "Irene",
 }
 
 BRACE = re.compile(r"[{}]")
