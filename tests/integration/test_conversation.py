@@ -6,14 +6,13 @@ Real Synapse, real E2EE clients on both sides; assertions are on what each side 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from pathlib import Path
 
 import pytest
 
 from bot.devtools.runner import InProcessBot, write_config
-from bot.logs import Scrub, TextFormatter
+from tests.integration.world import capture_logs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,15 +36,8 @@ async def helpline(synapse, make_user, make_client, tmp_path: Path):
         ],
         privacy={"purge_after": "2s"},
     )
-    # Capture logs exactly as production writes them (same filter and format), at DEBUG.
-    logs = io.StringIO()
-    handler = logging.StreamHandler(logs)
-    handler.addFilter(Scrub())
-    handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
+    logs, handler, old_level = capture_logs()
     root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
     bot = InProcessBot(config)
     await bot.start()
     await volunteer.wait_for_join(staff_room, bot_user.user_id)

@@ -22,7 +22,6 @@ from bot.devtools.client import MEGOLM_ALGORITHM, TestClient, TestClientError
 from bot.devtools.users import admin_request, q, room_messages_admin
 from tests.integration.world import (
     TIMEOUT,
-    Chatter,
     LeaveWatcher,
     World,
     accept_offer,
@@ -32,6 +31,7 @@ from tests.integration.world import (
     go_on_duty,
     next_from_bot,
 )
+from tests.integration.world import open_conversation as conversation
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,22 +56,6 @@ async def open_world(
 def words(text: str) -> str:
     """A sentence made unique, so that finding it anywhere can only mean this test."""
     return f"{text} {secrets.token_hex(4)}"
-
-
-async def conversation(
-    w: World, make_user: Any, make_client: Any, first_words: str
-) -> tuple[Chatter, str]:
-    """The first volunteer on duty, a chatter by DM, the offer accepted; the held first
-    words have reached the volunteer. Returns the chatter and the volunteer's room."""
-    v = w.volunteers[0]
-    await go_on_duty(w, v)
-    chatter = await chatter_by_dm(w, make_user, make_client, first_words)
-    vroom, _ = await accept_offer(w, v)
-    held = await next_from_bot(w, v.client, vroom)
-    assert held.body == first_words and held.msgtype == "m.text"
-    joined = await next_from_bot(w, chatter.client, chatter.room)
-    assert v.alias in (joined.body or "")
-    return chatter, vroom
 
 
 async def nothing_more(client: TestClient, room: str, sender: str, seconds: float) -> None:

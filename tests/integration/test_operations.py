@@ -17,15 +17,14 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.runner import SubprocessBot
 from bot.devtools.synapse import free_port
 from tests.integration.world import (
     TIMEOUT,
-    accept_offer,
     build_world,
-    chatter_by_dm,
-    go_on_duty,
     next_from_bot,
+    open_conversation,
+    staff_helpline,
 )
 
 pytestmark = pytest.mark.timeout(90)
@@ -71,11 +70,7 @@ async def test_healthz_and_metrics_after_a_conversation(
         assert body["status"] == "ok" and body["reasons"] == []
 
         v = w.volunteers[0]
-        await go_on_duty(w, v)
-        chatter = await chatter_by_dm(w, make_user, make_client, "hei, er det noen der")
-        vroom, _ = await accept_offer(w, v)
-        await next_from_bot(w, v.client, vroom)  # the held first words
-        await next_from_bot(w, chatter.client, chatter.room)  # "Irene is here"
+        chatter, vroom = await open_conversation(w, make_user, make_client)
         for n in range(3):
             await chatter.client.send_text(chatter.room, f"melding {n}")
             got = await next_from_bot(w, v.client, vroom)
@@ -110,22 +105,18 @@ async def test_healthz_and_metrics_after_a_conversation(
 async def test_json_logs_log_level_and_sigterm(
     synapse: Any, make_user: Any, make_client: Any, tmp_path: Path
 ) -> None:
-    bot_user = await make_user("bot")
-    vol_user = await make_user("vol")
-    volunteer = await make_client(vol_user)
-    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
     port = free_port()
-    config = write_config(
-        tmp_path / "config.yaml",
-        homeserver=synapse.base_url,
-        bot_user=bot_user.user_id,
-        bot_password=bot_user.password,
-        data_dir=tmp_path / "data",
-        staff_room=staff_room,
-        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
+    staffed = await staff_helpline(
+        synapse,
+        make_user,
+        make_client,
+        tmp_path,
+        aliases=("Vera",),
         logging={"level": "ERROR", "json": True},  # --log-level below overrides the level
         http={"port": port},
     )
+    bot_user, staff_room, config = staffed.bot_user, staffed.staff_room, staffed.config
+    volunteer, vol_user = staffed.volunteers[0].client, staffed.volunteers[0].user
     bot = SubprocessBot(config, tmp_path / "bot.log", args=["--log-level", "info"])
     bot.start()
     try:

@@ -69,7 +69,50 @@ class World:
             root.setLevel(self._old_level)
 
 
+@dataclass
+class Staffed:
+    """A helpline ready to start: accounts, the volunteers' room and the config file."""
+
+    bot_user: RegisteredUser
+    volunteers: list[Volunteer]
+    staff_room: str
+    config: Path
+
+
 async def build_world(
+    synapse: Any, make_user: MakeUser, make_client: MakeClient, tmp_path: Path, **options: Any
+) -> World:
+    """`staff_helpline(**options)`, then the bot started in-process, its logs captured."""
+    staffed = await staff_helpline(synapse, make_user, make_client, tmp_path, **options)
+    bot_user, volunteers, staff_room = staffed.bot_user, staffed.volunteers, staffed.staff_room
+    logs, handler, old_level = capture_logs()
+    bot = InProcessBot(staffed.config)
+    world = World(bot, bot_user, volunteers, staff_room, logs, handler, old_level)
+    try:
+        await bot.start()
+        for v in volunteers:
+            await v.client.wait_for_join(staff_room, bot_user.user_id, timeout=TIMEOUT)
+    except BaseException:
+        await world.close()
+        raise
+    return world
+
+
+def capture_logs() -> tuple[io.StringIO, logging.Handler, int]:
+    """Capture logs exactly as production writes them (same filter and format), at DEBUG.
+    Returns the buffer, the handler and the root logger's old level, to restore."""
+    logs = io.StringIO()
+    handler = logging.StreamHandler(logs)
+    handler.addFilter(Scrub())
+    handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return logs, handler, old_level
+
+
+async def staff_helpline(
     synapse: Any,
     make_user: MakeUser,
     make_client: MakeClient,
@@ -79,7 +122,9 @@ async def build_world(
     bot_user: RegisteredUser | None = None,
     lobby_rooms: tuple[str, ...] = (),
     **sections: dict[str, Any],
-) -> World:
+) -> Staffed:
+    """Everything `build_world` does before the bot starts, for tests that start the bot
+    themselves (as a child process, say)."""
     bot_user = bot_user or await make_user("bot")
     volunteers: list[Volunteer] = []
     for alias in aliases:
@@ -107,24 +152,7 @@ async def build_world(
         lobby_rooms=list(lobby_rooms),
         **sections,
     )
-    logs = io.StringIO()
-    handler = logging.StreamHandler(logs)
-    handler.addFilter(Scrub())
-    handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    bot = InProcessBot(config)
-    world = World(bot, bot_user, volunteers, staff_room, logs, handler, old_level)
-    try:
-        await bot.start()
-        for v in volunteers:
-            await v.client.wait_for_join(staff_room, bot_user.user_id, timeout=TIMEOUT)
-    except BaseException:
-        await world.close()
-        raise
-    return world
+    return Staffed(bot_user, volunteers, staff_room, config)
 
 
 async def next_from_bot(
@@ -140,6 +168,23 @@ async def next_from_bot(
     )
     assert msg.decrypted, f"{msg.event_id} arrived unencrypted"
     return msg
+
+
+async def open_conversation(
+    w: World, make_user: MakeUser, make_client: MakeClient, first_words: str = "hei"
+) -> tuple[Chatter, str]:
+    """The first volunteer on duty, a chatter by DM, the offer accepted; the held first
+    words have reached the volunteer and the chatter knows who came. Returns the chatter
+    and the volunteer's room."""
+    v = w.volunteers[0]
+    await go_on_duty(w, v)
+    chatter = await chatter_by_dm(w, make_user, make_client, first_words)
+    vroom, _ = await accept_offer(w, v)
+    held = await next_from_bot(w, v.client, vroom)
+    assert held.body == first_words and held.msgtype == "m.text"
+    joined = await next_from_bot(w, chatter.client, chatter.room)
+    assert v.alias in (joined.body or "")
+    return chatter, vroom
 
 
 async def go_on_duty(w: World, v: Volunteer) -> None:
