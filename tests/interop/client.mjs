@@ -207,12 +207,20 @@ function onTimeline(event, room, toStartOfTimeline, removed, data) {
 }
 
 function onDecrypted(event) {
-    // A late key: an event first seen undecryptable is now readable.
-    if (undecryptable.has(event.getId()) && !event.isDecryptionFailure()) {
+    const rec = undecryptable.get(event.getId());
+    if (!rec) return;
+    if (!event.isDecryptionFailure()) {
+        // A late key: an event first seen undecryptable is now readable.
         undecryptable.delete(event.getId());
         recordEvent(event).catch((err) =>
             emit({ event: "error", where: "decrypted", ...describe(err) }),
         );
+    } else if ((event.decryptionFailureReason ?? null) !== rec.reason) {
+        // Retried, still unreadable, for another reason (e.g. the key came, but from a
+        // device this client refuses): report the new reason.
+        rec.reason = event.decryptionFailureReason ?? null;
+        emit({ event: "undecryptable", ...rec });
+        changed();
     }
 }
 

@@ -18,10 +18,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent.resolve()
 DRIVER = HERE / "client.mjs"
@@ -82,12 +86,14 @@ class JsClient:
         )
         self._ready = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read(), name=f"js-{self.name}-reader")
+        started = time.monotonic()
         try:
             self.info = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
         except TimeoutError:
             raise JsClientError(
                 f"{self.name}: node did not start within {timeout}s\n{self.log_tail()}"
             ) from None
+        log.debug("%s start: %.3fs %s", self.name, time.monotonic() - started, self.info)
 
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -104,6 +110,7 @@ class JsClient:
                         fut.set_result(msg)
                     continue
                 self.events.append(msg)
+                log.debug("%s event %s", self.name, msg)
                 kind = msg.get("event")
                 if kind == "ready" and self._ready is not None and not self._ready.done():
                     self._ready.set_result(msg)
@@ -169,8 +176,10 @@ class JsClient:
         proc.stdin.write(json.dumps({"id": request_id, "cmd": cmd, "args": args}).encode() + b"\n")
         await proc.stdin.drain()
         limit = (timeout or _DEFAULT_TIMEOUT) + _MARGIN
+        started = time.monotonic()
         try:
             reply = await asyncio.wait_for(fut, limit)
+            log.debug("%s %s: %.3fs", self.name, cmd, time.monotonic() - started)
         except TimeoutError:
             self._pending.pop(request_id, None)
             raise JsClientError(
@@ -247,6 +256,7 @@ class JsClient:
         while True:
             found = next((e for e in self.events if predicate(e)), None)
             if found is not None:
+                log.debug("%s %s: %.3fs", self.name, what, timeout - (deadline - loop.time()))
                 return found
             if self.proc is None or self.proc.returncode is not None:
                 raise JsClientError(f"{self.name}: node exited\n{self.log_tail()}")

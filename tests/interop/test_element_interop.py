@@ -8,17 +8,18 @@ goes through the bot. Every assertion is on what a js client decrypted.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.devtools.runner import InProcessBot, write_config
 from tests.interop.jsclient import JsClient
 
 STEP = 20.0  # seconds for one step; a healthy one takes well under a second
 MEGOLM = "m.megolm.v1.aes-sha2"
+# EventEncryptionInfo as js-sdk reports it for an authentic message: EventShieldColour.NONE.
+NO_WARNING = {"colour": 0, "reason": None}
 
 
 def words(text: str) -> str:
@@ -33,6 +34,7 @@ async def assert_reads(
     sender_id = sender if isinstance(sender, str) else sender.user_id
     msg = await reader.wait_for_message(room_id=room, sender=sender_id, timeout=STEP)
     assert msg["encrypted"], f"{msg['event_id']} arrived unencrypted"
+    assert msg["shield"] == NO_WARNING, msg
     assert msg["body"] == body, msg
     return msg
 
@@ -43,11 +45,14 @@ async def test_js_clients_in_only_signed_mode_talk_and_refuse_an_unsigned_device
     """The driver, proven without the bot: two cross-signed js clients in only-signed mode
     read each other, and an unsigned device is refused both ways, exactly as Element does
     (so a pass through the bot below means the bot's device is really cross-signed)."""
-    alice = await make_js_client(await make_user("alice"))
-    bob = await make_js_client(await make_user("bob"))
-    # A device nobody signed (no cross-signing at all), in the permissive mode.
-    mallory = await make_js_client(
-        await make_user("mallory"), isolation="all_devices", cross_sign=False
+    alice_user, bob_user, mallory_user = [
+        await make_user(name) for name in ("alice", "bob", "mallory")
+    ]
+    alice, bob, mallory = await asyncio.gather(
+        make_js_client(alice_user),
+        make_js_client(bob_user),
+        # A device nobody signed (no cross-signing at all), in the permissive mode.
+        make_js_client(mallory_user, isolation="all_devices", cross_sign=False),
     )
 
     room = await alice.create_room([bob.user_id, mallory.user_id], name="selfcheck")
@@ -76,18 +81,29 @@ async def test_js_clients_in_only_signed_mode_talk_and_refuse_an_unsigned_device
     # Mallory's words are refused by both only-signed clients...
     await mallory.send_text(room, words("fra en usignert enhet"))
     for c in (alice, bob):
-        refused = await c.wait_event(
-            "refusal", lambda e: e.get("sender") == mallory.user_id, timeout=STEP
+        await c.wait_event(
+            "refusal of mallory's message",
+            lambda e: (
+                e.get("sender") == mallory.user_id and e.get("reason") == "UNSIGNED_SENDER_DEVICE"
+            ),
+            timeout=STEP,
         )
-        assert refused["event"] == "undecryptable", refused
-        assert refused["reason"] == "UNSIGNED_SENDER_DEVICE", refused
     # ...and their keys were withheld from mallory's device.
     for event_id in sent:
-        withheld = await mallory.wait_event(
-            "the event", lambda e, i=event_id: e.get("event_id") == i, timeout=STEP
+        await mallory.wait_event(
+            f"withheld key for {event_id}",
+            lambda e, i=event_id: (
+                e.get("event_id") == i
+                and e.get("reason") == "MEGOLM_KEY_WITHHELD_FOR_UNVERIFIED_DEVICE"
+            ),
+            timeout=STEP,
         )
-        assert withheld["event"] == "undecryptable", withheld
-        assert withheld["reason"] == "MEGOLM_KEY_WITHHELD_FOR_UNVERIFIED_DEVICE", withheld
+    assert not [e for e in mallory.events if e.get("event") == "message"]
+    assert not [
+        e
+        for e in alice.events + bob.events
+        if e.get("sender") == mallory.user_id and e.get("event") == "message"
+    ]
     assert not [
         e
         for e in alice.events + bob.events
@@ -95,13 +111,6 @@ async def test_js_clients_in_only_signed_mode_talk_and_refuse_an_unsigned_device
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bot cannot cross-sign its device yet (issue 5, items 1-2): it refuses "
-    "encryption.trust cross_signed at start, and with all_devices its unsigned device is "
-    "refused by only-signed clients (UNSIGNED_SENDER_DEVICE). Strict: remove this mark "
-    "when it passes.",
-)
 async def test_whole_conversation_through_the_bot_with_element_clients(
     synapse: Any, make_user: Any, make_js_client: Any, tmp_path: Path
 ) -> None:
@@ -198,4 +207,6 @@ async def assert_from_bot(
         room_id=room, sender=bot_id, contains=contains, timeout=STEP
     )
     assert msg["encrypted"], f"{msg['event_id']} arrived unencrypted"
+    # Element would show no shield on it: not grey ("unverified device"), not red.
+    assert msg["shield"] == NO_WARNING, msg
     return msg
