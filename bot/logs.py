@@ -99,5 +99,11 @@ def setup(level: str = "INFO", as_json: bool = False, stream: TextIO | None = No
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Third-party chatter at DEBUG is noise and may carry IDs; the filter scrubs it anyway.
-    for noisy in ("apscheduler", "aiosqlite", "peewee"):
+    for noisy in ("aiosqlite", "peewee"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    # nio and APScheduler log several INFO lines per relayed message (each one costs a
+    # pass of the scrubber): below DEBUG only their warnings are worth an operator's time.
+    for chatty in ("nio", "apscheduler"):
+        logging.getLogger(chatty).setLevel(
+            logging.DEBUG if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+        )

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.core import codec
@@ -35,6 +35,8 @@ from bot.storage.repos import Checkpoint as CheckpointRepo
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+CHECKPOINT_IDLE = timedelta(seconds=30)
+_ATTEMPTED = "CreateRoom"  # the only effect that records attempts (see Attempts)
 
 
 class Observer(Protocol):
@@ -79,6 +81,8 @@ class Worker:
         self.inbox: asyncio.Queue[Inbound | Checkpoint | None] = asyncio.Queue()
         self.handled = 0
         self.last_step_at: datetime | None = None
+        self._unsaved = 0  # inputs enqueued since the last saved checkpoint
+        self._saved_at: datetime | None = None
 
     def put(self, item: Inbound | Checkpoint) -> None:
         if self.observer is not None and isinstance(item, Inbound):
@@ -94,13 +98,23 @@ class Worker:
                 return
             try:
                 if isinstance(item, Checkpoint):
-                    await self.checkpoint.set(item.token, self.clock())
+                    await self._checkpoint(item.token)
                 else:
+                    self._unsaved += 1
                     await self.step(item.input, item.event_id)
                     await self.drain()
             except Exception:
                 # One bad input must not stop the helpline; the log has no content.
                 log.exception("input failed", extra={"input": _kind(item)})
+
+    async def _checkpoint(self, token: str) -> None:
+        """Save the sync token after its batch. A batch with nothing in it (the echo of the
+        bot's own send, a long-poll timeout) is saved at most every CHECKPOINT_IDLE: a
+        replay of a few empty batches after a crash costs nothing."""
+        now = self.clock()
+        if self._unsaved or self._saved_at is None or now - self._saved_at > CHECKPOINT_IDLE:
+            await self.checkpoint.set(token, now)
+            self._unsaved, self._saved_at = 0, now
 
     async def step(
         self,
@@ -180,16 +194,18 @@ class Worker:
             attempts = 0
             if self.observer is not None:
                 self.observer.carried_out(effect)
+            attempted = row.payload.get("type") == _ATTEMPTED
             if not follow:
                 async with self.db.transaction() as tx:
                     await self.outbox.done(row.id, tx=tx)
-                    await self.attempts.clear(row.txn_id, tx=tx)
+                    if attempted:
+                        await self.attempts.clear(row.txn_id, tx=tx)
             for i, inp in enumerate(follow):
                 first = i == 0
                 await self.step(
                     inp,
                     done_row=row.id if first else None,
-                    done_txn=row.txn_id if first else None,
+                    done_txn=row.txn_id if first and attempted else None,
                 )
 
 

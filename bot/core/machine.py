@@ -522,7 +522,11 @@ class Helpline:
         s.last_chatter_activity = now
         self._touch(s)
         if s.state is State.ACTIVE:
-            self._arm_idle(s, now)
+            # The idle timers stay where they are and move themselves when they fire
+            # (see _idle_due): one timer write per idle period, not two per message. Only
+            # a warning already given is armed again, for the next idle period.
+            if timer_key(TimerKind.IDLE_WARN, s.id) not in self.timers:
+                self._arm_idle(s, now)
             vref = self._volunteer_ref(s)
             if vref is not None:
                 body = scrub(m.body, self._replacements(s))
@@ -1078,6 +1082,13 @@ class Helpline:
             self._set_timer(TimerKind.IDLE_WARN, s, now + warn)
         self._set_timer(TimerKind.IDLE_END, s, now + idle)
 
+    def _idle_due(self, s: Session) -> tuple[datetime, datetime]:
+        """(warning, end) counted from the chatter's last message."""
+        last = s.last_chatter_activity or s.accepted_at
+        assert last is not None
+        end = last + self.policy.chatter_idle
+        return end - self.policy.idle_warning_before, end
+
     def _on_timer(self, e: TimerFired, now: datetime) -> None:
         timer = self.timers.get(e.key)
         if timer is None:
@@ -1108,11 +1119,19 @@ class Helpline:
         elif kind is TimerKind.MAX_DURATION and s.state is State.ACTIVE:
             self._end(s, Outcome.TIMED_OUT, now, by=None)
         elif kind is TimerKind.IDLE_WARN and s.state is State.ACTIVE:
+            warn_due, _ = self._idle_due(s)
+            if now < warn_due:  # the chatter wrote since this was set
+                self._set_timer(TimerKind.IDLE_WARN, s, warn_due)
+                return
             minutes = _minutes(self.policy.idle_warning_before)
             self._say(self._chatter_ref(s), "idle.warning", lang, minutes=minutes)
             if (vref := self._volunteer_ref(s)) is not None:
                 self._say(vref, "idle.volunteer", self._staff_language(), minutes=minutes)
         elif kind is TimerKind.IDLE_END and s.state is State.ACTIVE:
+            _, end_due = self._idle_due(s)
+            if now < end_due:  # the chatter wrote since this was set
+                self._set_timer(TimerKind.IDLE_END, s, end_due)
+                return
             self._end(s, Outcome.CHATTER_IDLE, now, by=None)
         elif kind is TimerKind.QUEUE_MAX_WAIT and s.state in (
             State.WAITING,

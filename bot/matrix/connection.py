@@ -228,6 +228,7 @@ class Connection:
             )
         if self.client.olm is None:
             self.client.load_store()
+            _skip_empty_room_saves(self.client)
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         await self._cross_sign()
@@ -534,6 +535,22 @@ class Connection:
         if due and not self._stopping.is_set():
             delay = max(0.0, min(due) - now)
             self._release_timer = asyncio.get_running_loop().call_later(delay, self._release, False)
+
+
+def _skip_empty_room_saves(client: AsyncClient) -> None:
+    """nio saves the set of newly encrypted rooms after every sync, even an empty set: a
+    store transaction plus an account lookup on the event loop, twice per relayed message
+    (measured: 2.5-5 ms of the bot's CPU per message). Saving nothing is skipped."""
+    store = client.store
+    if store is None:
+        return
+    save = store.save_encrypted_rooms
+
+    def save_if_any(rooms: Any) -> None:
+        if rooms:
+            save(rooms)
+
+    store.save_encrypted_rooms = save_if_any  # type: ignore[method-assign]
 
 
 def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:

@@ -957,15 +957,21 @@ def test_max_duration_ends_the_conversation() -> None:
 def test_idle_warning_then_idle_end_reset_by_chatter_messages() -> None:
     w = World()
     s = w.active(C1)
-    assert w.timer(TimerKind.IDLE_WARN, s).due == w.now + 12 * MIN
-    assert w.timer(TimerKind.IDLE_END, s).due == w.now + 15 * MIN
+    start = w.now
+    assert w.timer(TimerKind.IDLE_WARN, s).due == start + 12 * MIN
+    assert w.timer(TimerKind.IDLE_END, s).due == start + 15 * MIN
     w.advance(10 * MIN)
     w.chatter_says(s, "hmm")
-    assert w.timer(TimerKind.IDLE_WARN, s).due == w.now + 12 * MIN
-    assert w.timer(TimerKind.IDLE_END, s).due == w.now + 15 * MIN
-    w.advance(5 * MIN)
+    # A message writes no timer: the timers move themselves when they fire.
+    assert not (w.changes.timers_set or w.changes.timers_cleared)
+    fx = w.fire(TimerKind.IDLE_WARN, s)  # due at 12 min: the chatter wrote since
+    assert not says_to(fx, chatter_ref(s))
+    assert w.timer(TimerKind.IDLE_WARN, s).due == start + 22 * MIN
+    fx = w.fire(TimerKind.IDLE_END, s)  # due at 15 min: moves too
+    assert s.state is State.ACTIVE
+    assert w.timer(TimerKind.IDLE_END, s).due == start + 25 * MIN
     w.volunteer_says(s, "er du der?")  # the volunteer's words do not reset it
-    assert w.timer(TimerKind.IDLE_END, s).due == w.now + 10 * MIN
+    assert w.timer(TimerKind.IDLE_END, s).due == start + 25 * MIN
     fx = w.fire(TimerKind.IDLE_WARN, s)
     assert said(fx, "idle.warning").to == chatter_ref(s)
     assert said(fx, "idle.warning").text.params == {"minutes": 3}
@@ -973,6 +979,19 @@ def test_idle_warning_then_idle_end_reset_by_chatter_messages() -> None:
     fx = w.fire(TimerKind.IDLE_END, s)
     assert (s.state, s.outcome) == (State.ENDING, Outcome.CHATTER_IDLE)
     assert "end.chatter.chatter_idle" in says_to(fx, chatter_ref(s))
+
+
+def test_a_message_after_the_idle_warning_arms_the_next_warning() -> None:
+    w = World()
+    s = w.active(C1)
+    w.fire(TimerKind.IDLE_WARN, s)  # warned at 12 min
+    w.chatter_says(s, "jeg er her")
+    assert w.timer(TimerKind.IDLE_WARN, s).due == w.now + 12 * MIN
+    assert w.timer(TimerKind.IDLE_END, s).due == w.now + 15 * MIN
+    fx = w.fire(TimerKind.IDLE_WARN, s)
+    assert said(fx, "idle.warning").to == chatter_ref(s)
+    fx = w.fire(TimerKind.IDLE_END, s)
+    assert s.outcome is Outcome.CHATTER_IDLE
 
 
 def test_queue_max_wait_ends_with_queue_timeout() -> None:
