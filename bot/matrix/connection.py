@@ -228,7 +228,7 @@ class Connection:
             )
         if self.client.olm is None:
             self.client.load_store()
-            _skip_empty_room_saves(self.client)
+        _skip_empty_room_saves(self.client)  # login/restore_login load the store too
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         await self._cross_sign()
@@ -542,9 +542,10 @@ def _skip_empty_room_saves(client: AsyncClient) -> None:
     store transaction plus an account lookup on the event loop, twice per relayed message
     (measured: 2.5-5 ms of the bot's CPU per message). Saving nothing is skipped."""
     store = client.store
-    if store is None:
+    if store is None or getattr(store, "_skips_empty_saves", False):
         return
     save = store.save_encrypted_rooms
+    store._skips_empty_saves = True  # type: ignore[attr-defined]
 
     def save_if_any(rooms: Any) -> None:
         if rooms:
