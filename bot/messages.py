@@ -145,6 +145,7 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "duty.not_volunteer": (),
         "duty.on": ("alias", "waiting"),
         "duty.off": ("alias", "active"),
+        "duty.off_ask": ("number",),
         # closing texts, one per bot.core.model.Outcome
         **{f"end.chatter.{o}": () for o in _OUTCOMES},
         **{f"end.volunteer.{o}": _END for o in _OUTCOMES},
@@ -408,6 +409,11 @@ NB: dict[str, str] = {
     "duty.off": (
         "{alias} er av vakt og får ikke flere tilbud. "
         "Pågående samtaler: {active} (de fortsetter til de er ferdige)."
+    ),
+    "duty.off_ask": (
+        "Du er av vakt. Samtalen med Chatter #{number} fortsetter til du velger: "
+        "!slutt for å avslutte den, eller !tilbake for å gi den tilbake til køen "
+        "(chatteren kommer først)."
     ),
     # closing texts for the chatter
     "end.chatter.completed": (
@@ -743,6 +749,10 @@ EN: dict[str, str] = {
     "duty.off": (
         "{alias} is off duty and gets no more offers. "
         "Ongoing conversations: {active} (they continue until they end)."
+    ),
+    "duty.off_ask": (
+        "You are off duty. The conversation with Chatter #{number} goes on until you choose: "
+        "!end to end it, or !handback to give it back to the queue (the chatter goes first)."
     ),
     # closing texts for the chatter
     "end.chatter.completed": (

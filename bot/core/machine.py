@@ -732,6 +732,13 @@ class Helpline:
                             self._withdraw(s, o, now)
                 active, _ = routing.load(m.sender, self.sessions.values())
                 self._say(m.room, "duty.off", lang, alias=profile.alias, active=active)
+                # Going off duty ends nothing by itself: ask, in each conversation, whether
+                # to end it or hand it back (the chatter would go first in the queue).
+                for s in self.sessions.values():
+                    if s.state is State.ACTIVE and s.volunteer == m.sender:
+                        vref = self._volunteer_ref(s)
+                        if vref is not None:
+                            self._say(vref, "duty.off_ask", lang, number=s.number)
                 self._dispatch(now)
 
     # ----------------------------------------------------------------------------------

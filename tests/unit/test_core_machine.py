@@ -1384,6 +1384,10 @@ def test_off_duty_withdraws_pending_offers(off: str) -> None:
     fx = w.staff(ANNA, off)
     assert said(fx, "duty.off").text.params == {"alias": "Anna", "active": 1}
     assert s1.state is State.ACTIVE  # going off duty does not end a conversation
+    # ...but she is asked, in that conversation's room, whether to end or hand it back.
+    ask = said(fx, "duty.off_ask")
+    assert ask.to == volunteer_ref(s1) and ask.text.params == {"number": s1.number}
+    assert "duty.off_ask" not in says_to(fx, chatter_ref(s1))
 
 
 def test_status_gives_counts_only() -> None:
