@@ -275,8 +275,8 @@ class Purger:
             events = await self._events_to_redact(room)
             return [(room, e) for e in events or []]
 
-        todo = [x for batch in await asyncio.gather(*map(room_events, rooms)) for x in batch]
-        await asyncio.gather(*(one(room, event_id) for room, event_id in todo))
+        todo = [x for batch in await _all(*map(room_events, rooms)) for x in batch]
+        await _all(*(one(room, event_id) for room, event_id in todo))
         if todo:
             log.info("purge redacted", extra={"events": len(todo) - refused, "refused": refused})
 
@@ -284,16 +284,16 @@ class Purger:
 
     async def _kick(self, rooms: Sequence[RoomID], participants: Sequence[UserID]) -> None:
         # Whoever is not (or no longer) in a room is refused harmlessly.
-        await asyncio.gather(
+        await _all(
             *(_call(self.client.room_kick(room, user)) for room in rooms for user in participants)
         )
 
     async def _leave(self, rooms: Sequence[RoomID]) -> None:
         await self._redact(rooms)  # anything written between the first sweep and the kick
-        await asyncio.gather(*(_call(self.client.room_leave(room)) for room in rooms))
+        await _all(*(_call(self.client.room_leave(room)) for room in rooms))
 
     async def _forget(self, rooms: Sequence[RoomID]) -> None:
-        await asyncio.gather(*(_call(self.client.room_forget(room)) for room in rooms))
+        await _all(*(_call(self.client.room_forget(room)) for room in rooms))
 
     # -- admin API --------------------------------------------------------------------------
 
@@ -301,7 +301,7 @@ class Purger:
         if self.admin is None:
             return
         try:
-            await asyncio.gather(*(self._delete_room(self.admin, room) for room in rooms))
+            await _all(*(self._delete_room(self.admin, room) for room in rooms))
         except AdminUnusable as exc:
             log.error("rooms not deleted on the server", extra={"why": exc.code})
 
@@ -479,6 +479,16 @@ def _refused(resp: Any) -> bool:
     to a transport error, a 5xx or a rate limit, which are worth retrying."""
     code = getattr(resp, "status_code", None) or ""
     return code.startswith("M_") and code != "M_LIMIT_EXCEEDED"
+
+
+async def _all(*coros: Any) -> list[Any]:
+    """Run concurrently and wait for every one, then raise the first error if any: a
+    failed request must not leave its siblings running unobserved into the retry."""
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 async def _call(coro: Any) -> Any:

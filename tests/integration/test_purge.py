@@ -20,6 +20,7 @@ number only), and a purge interrupted by SIGKILL between two steps (resumed on s
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import secrets
 import sqlite3
@@ -31,25 +32,29 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from nio import RedactionEvent, SyncResponse
+from nio import RedactionEvent, RoomMessagesResponse, SyncResponse
 
-from bot.core.ids import RoomID
+from bot.core.events import Purge
+from bot.core.ids import RoomID, SessionID, UserID
+from bot.core.model import Changes
 from bot.devtools.client import TestClient
-from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.runner import SubprocessBot
 from bot.devtools.synapse import free_port
-from bot.devtools.users import admin_request, q
-from bot.matrix.purge import PAUSE_ENV, AdminAPI, AdminUnusable
+from bot.devtools.users import admin_request, q, room_messages_admin
+from bot.matrix.executor import Transient
+from bot.matrix.purge import MAX_ATTEMPTS, PAUSE_ENV, AdminAPI, AdminUnusable, Purger
+from bot.storage import Storage
 from tests.integration.world import (
     Chatter,
     LeaveWatcher,
     World,
-    accept_offer,
     assert_logs_clean,
     build_world,
-    chatter_by_dm,
-    go_on_duty,
     next_from_bot,
+    open_conversation,
+    staff_helpline,
 )
+from tests.storage.conftest import T0, make_session
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -160,10 +165,16 @@ def volunteer_id_places(data: Path, volunteer: str) -> set[str]:
 # waiting and auditing
 
 
-async def until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+async def until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    """Wait until `predicate()` (a bool, or an awaitable of one) is true."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not await predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if loop.time() > deadline:
             raise TimeoutError(f"no {what} within {timeout}s")
         await asyncio.sleep(0.1)
@@ -281,15 +292,12 @@ async def start_conversation(w: World, make_user: Any, make_client: Any) -> Conv
     """A volunteer on duty, a chatter by DM, the offer accepted, words both ways."""
     v = w.volunteers[0]
     vside = Side(v.client)
-    await go_on_duty(w, v)
     first = words("Jeg har det så vondt for tiden")
-    chatter = await chatter_by_dm(w, make_user, make_client, first)
+    chatter, vroom = await open_conversation(w, make_user, make_client, first)
     cside = Side(chatter.client)
-    vroom, intro = await accept_offer(w, v)
+    intro = next(m for m in v.client.messages if m.room_id == vroom and m.sender == w.bot_id)
     number = re.search(r"#\d+", intro.body or "")
     assert number is not None
-    assert (await next_from_bot(w, v.client, vroom)).body == first
-    await next_from_bot(w, chatter.client, chatter.room)  # the volunteer's alias
     said = [first]
     for who, room, text in [
         (v.client, vroom, words("Jeg er her. Fortell meg mer")),
@@ -390,13 +398,7 @@ async def test_without_admin_every_event_reads_back_redacted(
     # The rooms stay on the server (no rights to delete them), but in the server's own
     # record every message event is redacted; only the rooms' state remains.
     for room in c.rooms:
-        _, body = await admin_request(
-            synapse.base_url,
-            admin.access_token,
-            "GET",
-            f"/_synapse/admin/v1/rooms/{q(room)}/messages",
-            params={"dir": "b", "limit": "500"},
-        )
+        body = await room_messages_admin(synapse.base_url, admin.access_token, room, 500)
         messages = [
             e for e in body["chunk"] if "state_key" not in e and e["type"] != "m.room.redaction"
         ]
@@ -479,6 +481,74 @@ async def test_a_proxy_404_never_passes_for_a_deleted_room() -> None:
         await runner.cleanup()
 
 
+class FakeClient:
+    """Just enough of nio's AsyncClient for the purge's control flow, recording calls."""
+
+    def __init__(self, fail_reads: bool = False) -> None:
+        self.fail_reads = fail_reads
+        self.calls: list[str] = []
+        self.olm = None
+        self.store = None
+        self.rooms: dict[str, Any] = {}
+        self.invited_rooms: dict[str, Any] = {}
+        self.encrypted_rooms: set[str] = set()
+
+    async def room_messages(self, room: str, start: str | None = None, limit: int = 10) -> Any:
+        self.calls.append("messages")
+        if self.fail_reads:
+            raise OSError("homeserver down")
+        return RoomMessagesResponse(room, [], "t0", None)
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name.removeprefix("room_"))
+            return None
+
+        return call
+
+
+async def test_purge_gives_up_after_its_attempts_and_resumes_after_the_stored_step(
+    tmp_path: Path,
+) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        sid, room = SessionID(7), RoomID("!r:localhost")
+        await storage.state.apply(Changes(sessions={sid: make_session(7)}), now=T0)
+        effect = Purge(sid, (room,), (UserID("@c:localhost"),))
+
+        def purger(client: FakeClient) -> Purger:
+            return Purger(
+                client,  # type: ignore[arg-type]
+                jobs=storage.purges,
+                media=storage.media,
+                homeserver="http://127.0.0.1:9",
+                admin_token=None,
+                clock=lambda: T0,
+                pause_after="",
+            )
+
+        # The homeserver unreachable: the worker retries, until the purge gives up with
+        # a result (the core then counts it and alerts the supervisors).
+        down = purger(FakeClient(fail_reads=True))
+        for _ in range(MAX_ATTEMPTS - 1):
+            with pytest.raises(Transient):
+                await down(effect)
+        assert await down(effect) == "failed:unreachable"
+
+        # A job stored at "leave" (after a crash) goes on from there: no second
+        # redaction sweep, kick or leave; then the check and the forget.
+        await storage.purges.finish(sid)
+        await storage.purges.start(sid, [room], [], T0)
+        await storage.purges.advance(sid, "leave")
+        client = FakeClient()
+        assert await purger(client)(effect) == "verified_without_admin"
+        assert client.calls == ["messages", "forget"]
+        job = await storage.purges.get(sid)
+        assert job is not None and job.step == "verify=verified_without_admin"
+    finally:
+        await storage.close()
+
+
 # --------------------------------------------------------------------------------------
 # a crash between two steps
 
@@ -492,42 +562,35 @@ async def test_purge_killed_between_steps_resumes_on_start(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bot_user = await make_user("bot")
-    vol_user = await make_user("vera")
-    volunteer = await make_client(vol_user)
-    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
-    data = tmp_path / "data"
-    config = write_config(
-        tmp_path / "config.yaml",
-        homeserver=synapse.base_url,
-        bot_user=bot_user.user_id,
-        bot_password=bot_user.password,
-        data_dir=data,
-        staff_room=staff_room,
-        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
+    staffed = await staff_helpline(
+        synapse,
+        make_user,
+        make_client,
+        tmp_path,
+        aliases=("Vera",),
         privacy={"purge_after": "0s"},
         admin_token=admin.access_token,
     )
-    bot = SubprocessBot(config, tmp_path / "bot.log")
+    data = tmp_path / "data"
+    [v] = staffed.volunteers
+    w = SimpleNamespace(
+        bot_id=staffed.bot_user.user_id, staff_room=staffed.staff_room, volunteers=[v]
+    )
+    bot = SubprocessBot(staffed.config, tmp_path / "bot.log")
     monkeypatch.setenv(PAUSE_ENV, "redact")  # the first run stops after redacting
     bot.start()
     monkeypatch.delenv(PAUSE_ENV)
     try:
         await bot.wait_ready()
-        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
-        w = SimpleNamespace(bot_id=bot_user.user_id, staff_room=staff_room)
-        v = SimpleNamespace(alias="Vera", client=volunteer)
-        vside = Side(volunteer)
-        await go_on_duty(w, v)  # type: ignore[arg-type]
+        await v.client.wait_for_join(w.staff_room, w.bot_id, timeout=30)
+        vside = Side(v.client)
         first = words("Jeg klarer ikke mer")
-        chatter = await chatter_by_dm(w, make_user, make_client, first)  # type: ignore[arg-type]
+        chatter, vroom = await open_conversation(w, make_user, make_client, first)  # type: ignore[arg-type]
         cside = Side(chatter.client)
-        vroom, _ = await accept_offer(w, v)  # type: ignore[arg-type]
-        assert (await next_from_bot(w, volunteer, vroom)).body == first  # type: ignore[arg-type]
-        await next_from_bot(w, chatter.client, chatter.room)  # type: ignore[arg-type]
         reply = words("Jeg hører deg")
-        await volunteer.send_text(vroom, reply)
-        assert (await next_from_bot(w, chatter.client, chatter.room)).body == reply  # type: ignore[arg-type]
+        await v.client.send_text(vroom, reply)
+        got = await next_from_bot(w, chatter.client, chatter.room)  # type: ignore[arg-type]
+        assert got.body == reply
         await chatter.client.send_text(chatter.room, "!slutt")
         rooms = [chatter.room, vroom]
 
@@ -549,9 +612,7 @@ async def test_purge_killed_between_steps_resumes_on_start(
             lambda: _all_gone(synapse, admin, rooms), PURGE_TIMEOUT, "rooms deleted after restart"
         )
         await until(
-            lambda: _async(b"purge finished" in bot.log_path.read_bytes()),
-            PURGE_TIMEOUT,
-            "the purge to finish",
+            lambda: b"purge finished" in bot.log_path.read_bytes(), PURGE_TIMEOUT, "the end"
         )
         await cside.leaves.wait_removed(chatter.room)
         await vside.leaves.wait_removed(vroom)
@@ -572,7 +633,3 @@ async def test_purge_killed_between_steps_resumes_on_start(
 
 async def _all_gone(synapse: Any, admin: Any, rooms: list[str]) -> bool:
     return all([await room_gone(synapse, admin, r) for r in rooms])
-
-
-async def _async(value: bool) -> bool:
-    return value
