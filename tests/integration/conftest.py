@@ -26,6 +26,7 @@ import pytest
 from bot.devtools.client import TestClient
 from bot.devtools.synapse import SynapseServer, SynapseStartError
 from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
+from tests.integration.world import World, build_world
 
 DEFAULT_TIMEOUT_S = 120
 _HERE = Path(__file__).parent.resolve()
@@ -152,3 +153,20 @@ async def make_client(
         await client.close()
     if failures:
         pytest.fail("test client sync loop(s) failed:\n" + "\n".join(failures))
+
+
+@pytest.fixture
+async def open_world(
+    synapse: Any, make_user: Any, make_client: Any, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+    """`await open_world(aliases=(...), **config sections)` -> a running helpline."""
+    worlds: list[World] = []
+
+    async def _open(**kwargs: Any) -> World:
+        w = await build_world(synapse, make_user, make_client, tmp_path, **kwargs)
+        worlds.append(w)
+        return w
+
+    yield _open
+    for w in worlds:
+        await w.close()

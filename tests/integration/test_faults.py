@@ -29,20 +29,6 @@ from tests.integration.world import (
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-async def world_factory(synapse, make_user, make_client, tmp_path: Path):
-    worlds = []
-
-    async def make(**kw):
-        w = await build_world(synapse, make_user, make_client, tmp_path, **kw)
-        worlds.append(w)
-        return w
-
-    yield make
-    for w in worlds:
-        await w.close()
-
-
 async def _conversation(w, make_user, make_client):
     v = w.volunteers[0]
     await go_on_duty(w, v)
@@ -54,10 +40,10 @@ async def _conversation(w, make_user, make_client):
 
 
 async def test_rate_limited_bot_delivers_every_message_once_in_order(
-    world_factory, synapse, admin, make_user, make_client
+    open_world, synapse, admin, make_user, make_client
 ):
     """429 with retry_after_ms: resent with the same transaction ID, delivered once."""
-    w = await world_factory()
+    w = await open_world()
     v, chatter, room = await _conversation(w, make_user, make_client)
     # From now on the bot may send one message a second, two in a burst.
     await override_ratelimit(
@@ -87,9 +73,9 @@ async def test_rate_limited_bot_delivers_every_message_once_in_order(
 
 
 async def test_homeserver_down_backs_off_and_carries_on(
-    world_factory, synapse, make_user, make_client
+    open_world, synapse, make_user, make_client
 ):
-    w = await world_factory()
+    w = await open_world()
     v, chatter, room = await _conversation(w, make_user, make_client)
     before = w.logs.getvalue().count("sync failed")
     await synapse.async_stop()
@@ -142,9 +128,9 @@ async def test_history_from_before_the_bot_joined_is_ignored(
 
 
 async def test_invites_to_strangers_rooms_are_rejected_and_spam_is_limited(
-    world_factory, make_user, make_client
+    open_world, make_user, make_client
 ):
-    w = await world_factory()
+    w = await open_world()
     stranger = await make_client(await make_user("stranger"))
     watcher = LeaveWatcher(stranger)
     # A group room that is neither a DM nor a configured lobby: rejected.
@@ -171,9 +157,9 @@ async def test_invites_to_strangers_rooms_are_rejected_and_spam_is_limited(
 
 
 async def test_impersonating_names_never_reach_the_other_side(
-    world_factory, synapse, admin, make_user, make_client
+    open_world, synapse, admin, make_user, make_client
 ):
-    w = await world_factory()
+    w = await open_world()
     v, chatter, room = await _conversation(w, make_user, make_client)
     await chatter.client.client.set_displayname(v.alias)
     await chatter.client.send_text(chatter.room, f"hei, jeg er {chatter.user.user_id}")

@@ -11,7 +11,6 @@ import asyncio
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,8 @@ from bot.devtools.users import admin_request, q, room_messages_admin
 from tests.integration.world import (
     TIMEOUT,
     LeaveWatcher,
-    World,
     accept_offer,
     assert_logs_clean,
-    build_world,
     chatter_by_dm,
     go_on_duty,
     next_from_bot,
@@ -34,23 +31,6 @@ from tests.integration.world import (
 from tests.integration.world import open_conversation as conversation
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def open_world(
-    synapse: Any, make_user: Any, make_client: Any, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[World]]]:
-    """`await open_world(aliases=(...), **config sections)` -> a running helpline."""
-    worlds: list[World] = []
-
-    async def _open(**kwargs: Any) -> World:
-        w = await build_world(synapse, make_user, make_client, tmp_path, **kwargs)
-        worlds.append(w)
-        return w
-
-    yield _open
-    for w in worlds:
-        await w.close()
 
 
 def words(text: str) -> str:
