@@ -1,9 +1,8 @@
 """Relay latency and the bot's CPU per relayed message, against a fresh test Synapse.
 
     .venv/bin/python -m bench.relay_latency [--messages N] [--warmup W] [--keep]
-                                            [--harness-trust]
 
-One run, one throwaway Synapse (tests/harness/synapse.py, 127.0.0.1, SQLite):
+One run, one throwaway Synapse (bot/devtools/synapse.py, 127.0.0.1, SQLite):
 
 (a) relay: the bot as a subprocess, a volunteer and a chatter E2EE test client, a
     conversation set up through the bot (volunteer ``!on`` in the staff room, chatter DMs
@@ -43,10 +42,10 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from tests.harness.bot import SubprocessBot, write_config
-from tests.harness.client import TestClient
-from tests.harness.synapse import SynapseServer
-from tests.harness.users import RegisteredUser, UserFactory, override_ratelimit, register_user
+from bot.devtools.client import TestClient
+from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.synapse import SynapseServer
+from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RECEIPT_TIMEOUT_S = 30.0
@@ -112,43 +111,6 @@ class CpuWindow:
             user = after[k][0] - self.before[k][0]
             self.system[k] = after[k][1] - self.before[k][1]
             self.used[k] = user + self.system[k]
-
-
-class BenchClient(TestClient):
-    """A TestClient that verifies each device once, as the bot's `AllDevices` policy does.
-
-    `TestClient.trust_room_devices` calls nio's `verify_device` for every device on every
-    send. nio's file trust store (`nio/store/file_trustdb.py`, `_add_without_save`) answers
-    True ("changed") for a key it already holds, so nio drops the room's outbound Megolm
-    session each time: every message then starts a new session and shares it over Olm
-    with every device in the room (and the trust file grows by one line per device per
-    send). Element rotates after 100 messages or a week; the steady state measured here
-    should not pay for a key share per message. `--harness-trust` keeps the harness as is.
-    """
-
-    def trust_room_devices(self, room_id: str) -> int:
-        olm = self.client.olm
-        room = self.client.rooms[room_id]
-        newly = 0
-        for user_id in list(room.users):
-            for device in self.client.device_store.active_user_devices(user_id):
-                if user_id == self.user_id and device.id == self.device_id:
-                    continue
-                if olm is not None and olm.is_device_verified(device):
-                    continue
-                if self.client.verify_device(device):
-                    newly += 1
-        return newly
-
-
-def choose_client(harness_trust: bool) -> tuple[type[TestClient], str]:
-    """The client class and a note on its trust step, for the report."""
-    if not hasattr(TestClient, "trust_room_devices"):
-        # A harness with another trust step (e.g. cross-signing): nothing to correct.
-        return TestClient, "TestClient's own trust step"
-    if harness_trust:
-        return TestClient, "TestClient.trust_room_devices as is (--harness-trust)"
-    return BenchClient, "each device verified once (BenchClient)"
 
 
 @dataclass
@@ -267,7 +229,7 @@ async def measure(
     server: SynapseServer, workdir: Path, args: argparse.Namespace, running: Running
 ) -> Results:
     n, warmup = args.messages, args.warmup
-    client_class, trust = choose_client(args.harness_trust)
+    client_class, trust = TestClient, "cross-signed test clients, Element's trust rule"
     results = Results(n=n, warmup=warmup, synapse_pid=server.pid, trust=trust)
     results.load_before = os.getloadavg()
     admin = await make_admin(server)
@@ -453,11 +415,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--messages", type=int, default=200, metavar="N", help="default 200")
     parser.add_argument("--warmup", type=int, default=10, metavar="W", help="default 10")
-    parser.add_argument(
-        "--harness-trust",
-        action="store_true",
-        help="use TestClient's trust step as is (a new Megolm session per message)",
-    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temp dir (logs, stores) after the run"
     )

@@ -17,7 +17,7 @@ import os
 import random
 import signal
 import sys
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from bot.config import Config
 from bot.core.events import IdentityChanged
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
-from bot.core.model import Hours, Policy, Strategy, VolunteerProfile, WeeklyInterval
+from bot.core.model import Policy, VolunteerProfile
 from bot.http import Health, HttpEndpoint, HttpStartError
 from bot.logs import setup as setup_logging
 from bot.matrix.connection import Connection, Inbound, StartupError
@@ -50,12 +50,6 @@ EXIT_CONFIG = 2
 
 
 def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
-    hours = config.opening_hours
-    weekly = tuple(
-        WeeklyInterval(day, iv.start, iv.end if iv.end != time(0) else time(0))
-        for day, intervals in enumerate(hours.weekly)
-        for iv in intervals
-    )
     canned = tuple(
         sorted(
             {
@@ -77,7 +71,7 @@ def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
         allowed_servers=frozenset(config.intake.allowed_servers),
         supervisors=frozenset(UserID(u) for u in config.volunteers.supervisors),
         staff_room=staff_room,
-        strategy=Strategy(str(config.routing.strategy)),
+        strategy=config.routing.strategy,
         offer_timeout=config.routing.offer_timeout,
         lapses_before_off_duty=config.routing.lapses_before_off_duty,
         language_fallback=config.routing.language_fallback,
@@ -99,12 +93,7 @@ def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
         languages=tuple(config.language.available),
         topics=tuple(config.topics),
         canned=canned,
-        hours=Hours(
-            always_open=hours.always_open,
-            timezone=str(hours.timezone.key),
-            weekly=weekly,
-            closed_dates=frozenset(hours.closed_dates),
-        ),
+        hours=config.opening_hours.hours(),
         block_key=block_key,
     )
 
@@ -243,7 +232,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             known_room=lambda room: core.session_for_room(room) is not None,
             purge=purger,
         )
-        timers = Timers(fire=lambda t: enqueue(_inbound(t)))
+        timers = Timers(fire=lambda t: enqueue(Inbound(t)))
         metrics = Metrics(status=lambda: core.status(_now()), sync_errors=lambda: conn.sync_errors)
         worker = Worker(
             core=core, db=db, executor=executor, timers=timers, clock=_now, observer=metrics
@@ -306,12 +295,6 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
     finally:
         await purger.close()
         await conn.client.close()
-
-
-def _inbound(timer_fired: Any) -> Any:
-    from bot.matrix.connection import Inbound
-
-    return Inbound(timer_fired)
 
 
 class InviteGate:

@@ -72,7 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
         type=str.upper,
         help="overrides logging.level from the config file",
     )
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_with_config("bot.app", "run", "run"))
 
     demo = commands.add_parser(
         "demo", help="start a throw-away local homeserver, bot and demo accounts"
@@ -104,14 +104,14 @@ def _build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="anonymous statistics (CSV and charts)")
     report.add_argument("--config", required=True, metavar="FILE", help="the config file")
     report.add_argument("--out", metavar="DIR", default=".", help="where to write the files")
-    report.set_defaults(handler=_report)
+    report.set_defaults(handler=_with_config("bot.report", "run", "report"))
 
     identities = commands.add_parser(
         "identities",
         help="list the staff's pinned encryption identities and any pending change",
     )
     identities.add_argument("--config", required=True, metavar="FILE", help="the config file")
-    identities.set_defaults(handler=_identities)
+    identities.set_defaults(handler=_with_config("bot.identity", "list_pins", "identities"))
 
     reset = commands.add_parser(
         "reset-identity",
@@ -122,7 +122,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("--config", required=True, metavar="FILE", help="the config file")
     reset.add_argument("user", metavar="USER", help="the Matrix ID, like @irene:example.org")
-    reset.set_defaults(handler=_reset_identity)
+    reset.set_defaults(handler=_with_config("bot.identity", "reset", "reset-identity"))
     return parser
 
 
@@ -147,46 +147,27 @@ def _check_config(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: OK ({volunteers} volunteer{'' if volunteers == 1 else 's'}, "
         f"{lobbies} lobby room{'' if lobbies == 1 else 's'}, "
-        f"strategy {config.routing.strategy})"
+        f"strategy {config.routing.strategy.value})"
     )
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return EXIT_CONFIG
-    run = _entry_point("bot.app", "run", "run")
-    return EXIT_FAILURE if run is None else int(run(config, args))
+def _with_config(module: str, function: str, command: str) -> Callable[[argparse.Namespace], int]:
+    """A handler that loads `--config` (exit 2 on problems), then calls module.function."""
+
+    def handler(args: argparse.Namespace) -> int:
+        config = _load(args.config)
+        if config is None:
+            return EXIT_CONFIG
+        run = _entry_point(module, function, command)
+        return EXIT_FAILURE if run is None else int(run(config, args))
+
+    return handler
 
 
 def _demo(args: argparse.Namespace) -> int:
     run = _entry_point("bot.demo", "run", "demo")
     return EXIT_FAILURE if run is None else int(run(args))
-
-
-def _report(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return EXIT_CONFIG
-    run = _entry_point("bot.report", "run", "report")
-    return EXIT_FAILURE if run is None else int(run(config, args))
-
-
-def _identities(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return EXIT_CONFIG
-    run = _entry_point("bot.identity", "list_pins", "identities")
-    return EXIT_FAILURE if run is None else int(run(config, args))
-
-
-def _reset_identity(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return EXIT_CONFIG
-    run = _entry_point("bot.identity", "reset", "reset-identity")
-    return EXIT_FAILURE if run is None else int(run(config, args))
 
 
 def _entry_point(module_name: str, function: str, command: str) -> Callable[..., Any] | None:

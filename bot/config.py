@@ -43,6 +43,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.core.model import Hours, WeeklyInterval
+from bot.core.model import Strategy as RoutingStrategy
+
 __all__ = [
     "BotConfig",
     "Config",
@@ -117,13 +120,6 @@ class TrustPolicy(enum.StrEnum):
     CROSS_SIGNED = "cross_signed"
     # Every device, signed or not: only for testing with old clients.
     ALL_DEVICES = "all_devices"
-
-
-class RoutingStrategy(enum.StrEnum):
-    LONGEST_IDLE = "longest_idle"
-    LEAST_BUSY = "least_busy"
-    ROUND_ROBIN = "round_robin"
-    BROADCAST = "broadcast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,25 +238,19 @@ class OpeningHoursConfig:
     weekly: tuple[tuple[Interval, ...], ...] = ((),) * 7
     closed_dates: frozenset[date] = frozenset()
 
-    def is_open(self, at: datetime) -> bool:
-        """Whether the line is open at the (timezone-aware) moment ``at``."""
-        if self.always_open:
-            return True
-        if at.tzinfo is None:
-            raise ValueError("is_open needs a timezone-aware datetime")
-        local = at.astimezone(self.timezone)
-        now, today = local.time(), local.date()
-        if today not in self.closed_dates:
-            for iv in self.weekly[today.weekday()]:
-                if iv.start <= now and (iv.passes_midnight or now < iv.end):
-                    return True
-        # Last night's interval may still be running; it follows the day it started on.
-        yesterday = today - timedelta(days=1)
-        if yesterday not in self.closed_dates:
-            for iv in self.weekly[yesterday.weekday()]:
-                if iv.passes_midnight and now < iv.end:
-                    return True
-        return False
+    def hours(self) -> Hours:
+        """As the core evaluates them (`bot.core.hours.is_open`): the one place that decides
+        whether the line is open."""
+        return Hours(
+            always_open=self.always_open,
+            timezone=self.timezone.key,
+            weekly=tuple(
+                WeeklyInterval(day, iv.start, iv.end)
+                for day, intervals in enumerate(self.weekly)
+                for iv in intervals
+            ),
+            closed_dates=self.closed_dates,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -780,22 +770,20 @@ def _room(chk: _Checker, path: str, value: Any) -> Any:
     )
 
 
-def _server_name(chk: _Checker, path: str, value: Any) -> Any:
-    text = _text(chk, path, value)
-    if text is _BAD:
-        return _BAD
-    if _SERVER_RE.fullmatch(text):
-        return text
-    return chk.problem(path, "a server name like example.org", _show(text))
+def _matching(pattern: re.Pattern[str], expected: str) -> Callable[[_Checker, str, Any], Any]:
+    """A checker for text that must match `pattern` whole."""
+
+    def check(chk: _Checker, path: str, value: Any) -> Any:
+        text = _text(chk, path, value)
+        if text is _BAD or pattern.fullmatch(text):
+            return text
+        return chk.problem(path, expected, _show(text))
+
+    return check
 
 
-def _language_code(chk: _Checker, path: str, value: Any) -> Any:
-    text = _text(chk, path, value)
-    if text is _BAD:
-        return _BAD
-    if _LANGUAGE_RE.fullmatch(text):
-        return text
-    return chk.problem(path, "a language code like nb or en", _show(text))
+_server_name = _matching(_SERVER_RE, "a server name like example.org")
+_language_code = _matching(_LANGUAGE_RE, "a language code like nb or en")
 
 
 def _path(chk: _Checker, path: str, value: Any) -> Any:

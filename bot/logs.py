@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 from typing import Any, TextIO
 
 # Matrix IDs with a server part; room (v12) and event IDs without one; long base64 keys
@@ -36,6 +37,23 @@ def scrub_text(text: str) -> str:
 _DATA_LOGGERS = ("aiosqlite", "nio.responses")
 
 
+def traceback_without_messages(exc: BaseException) -> str:
+    """The traceback of `exc` and of what caused it, each ending in its type alone."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return "\n\nwhich led to:\n\n".join(
+        "Traceback (most recent call last):\n"
+        + "".join(traceback.format_tb(e.__traceback__))
+        + f"{type(e).__module__}.{type(e).__qualname__} (message withheld)"
+        for e in reversed(chain)
+    )
+
+
 class Scrub(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO and record.name.startswith(_DATA_LOGGERS):
@@ -47,11 +65,10 @@ class Scrub(logging.Filter):
         record.msg = scrub_text(message)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
-            # Exception texts can carry IDs (nio puts room IDs in some): keep the type only.
-            exc = record.exc_info[1]
-            record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+            # An exception's message can carry anything it was given (a body, a room ID):
+            # keep where it happened and its type, never its message.
+            record.exc_text = scrub_text(traceback_without_messages(record.exc_info[1]))
             record.exc_info = None
-            _ = exc
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD and isinstance(value, str):
                 setattr(record, key, scrub_text(value))

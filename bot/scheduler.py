@@ -63,11 +63,6 @@ class Timers:
             self.disarm(key)
         for timer in changes.timers_set.values():
             self.arm(timer)
-        for session_id in changes.deleted_sessions:
-            prefix = f":{session_id}:"
-            for job in self._scheduler.get_jobs():
-                if prefix in job.id:
-                    self.disarm(job.id)
 
     def armed(self) -> list[str]:
         return [job.id for job in self._scheduler.get_jobs()]

@@ -316,7 +316,7 @@ class VolunteerProfile:
     max_sessions: int = 1
 
 
-class Strategy(enum.Enum):
+class Strategy(enum.StrEnum):
     LONGEST_IDLE = "longest_idle"
     LEAST_BUSY = "least_busy"
     ROUND_ROBIN = "round_robin"

@@ -51,7 +51,7 @@ from bot.core.events import (
     Target,
     Withdraw,
 )
-from bot.core.ids import EventID, RoomID, SessionID, UserID
+from bot.core.ids import EventID, RoomID, SessionID
 from bot.core.model import Role
 from bot.matrix.trust import TrustPolicy
 from bot.messages import Texts
@@ -307,7 +307,8 @@ class Executor:
             code = getattr(resp, "status_code", "") or ""
             if not code.startswith("M_") or code == "M_LIMIT_EXCEEDED":
                 raise Transient(code or "transport")
-            log.error("room creation refused: %s %s", code, getattr(resp, "message", ""))
+            # The code only: the server's message can name users or rooms.
+            log.error("room creation refused", extra={"code": code, "session": ref.session_id})
             return [RoomFailed(ref.session_id, ref.offer_id)]
         room = RoomID(resp.room_id)
         if effect.persona:
@@ -340,6 +341,3 @@ def session_of(effect: Any) -> SessionID | None:
             return ref.session_id
     sid = getattr(effect, "session_id", None)
     return SessionID(sid) if isinstance(sid, int) else None
-
-
-_ = UserID

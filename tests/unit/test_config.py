@@ -33,6 +33,7 @@ from bot.config import (
     load_config,
     parse_duration,
 )
+from bot.core.hours import is_open
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.yaml"
@@ -519,7 +520,7 @@ def test_bad_opening_hours(tmp_path: Path, weekly: str, path: str) -> None:
 def test_opening_hours_are_not_needed_when_always_open(tmp_path: Path) -> None:
     text = MINIMAL.split("opening_hours:")[0] + "opening_hours: {always_open: true}\n"
     config = load_config(write_config(tmp_path, text), env={})
-    assert config.opening_hours.is_open(datetime(2025, 12, 24, 3, tzinfo=ZoneInfo("UTC")))
+    assert is_open(config.opening_hours.hours(), datetime(2025, 12, 24, 3, tzinfo=ZoneInfo("UTC")))
 
 
 def test_opening_hours_pass_midnight_and_respect_closed_dates(tmp_path: Path) -> None:
@@ -532,6 +533,7 @@ def test_opening_hours_pass_midnight_and_respect_closed_dates(tmp_path: Path) ->
           closed_dates: [2025-12-25, "2025-12-31"]
         """)
     hours = load_config(write_config(tmp_path, text), env={}).opening_hours
+    core = hours.hours()
     oslo = ZoneInfo("Europe/Oslo")
 
     def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -541,18 +543,18 @@ def test_opening_hours_pass_midnight_and_respect_closed_dates(tmp_path: Path) ->
         Interval(time(10), time(12)),
         Interval(time(20), time(2)),
     )
-    assert hours.is_open(at(1, 14))  # Monday
-    assert not hours.is_open(at(1, 23))  # the end is exclusive
-    assert not hours.is_open(at(5, 13))  # Friday between its two intervals
-    assert hours.is_open(at(5, 23, 30))
-    assert hours.is_open(at(6, 1, 59))  # Saturday night: still Friday's interval
-    assert not hours.is_open(at(6, 2))
-    assert hours.is_open(at(6, 23, 59))  # 24:00 means until midnight
-    assert not hours.is_open(at(7, 0, 30))
-    assert not hours.is_open(at(25, 15))  # Christmas Day, a Thursday, is closed
-    assert not hours.is_open(at(31, 15))
+    assert is_open(core, at(1, 14))  # Monday
+    assert not is_open(core, at(1, 23))  # the end is exclusive
+    assert not is_open(core, at(5, 13))  # Friday between its two intervals
+    assert is_open(core, at(5, 23, 30))
+    assert is_open(core, at(6, 1, 59))  # Saturday night: still Friday's interval
+    assert not is_open(core, at(6, 2))
+    assert is_open(core, at(6, 23, 59))  # 24:00 means until midnight
+    assert not is_open(core, at(7, 0, 30))
+    assert not is_open(core, at(25, 15))  # Christmas Day, a Thursday, is closed
+    assert not is_open(core, at(31, 15))
     # The same instant in UTC is the same answer.
-    assert hours.is_open(at(1, 14).astimezone(ZoneInfo("UTC")))
+    assert is_open(core, at(1, 14).astimezone(ZoneInfo("UTC")))
     assert hours.closed_dates == {date(2025, 12, 25), date(2025, 12, 31)}
 
 
