@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from typing import Any
@@ -61,13 +62,16 @@ def decode_effect(data: dict[str, Any]) -> Any:
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs = {
-        f.name: _value(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)
-        if f.name in data
-    }
+    kwargs = {name: _value(hint, data[name]) for name, hint in _fields(cls) if name in data}
     return cls(**kwargs)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, type hint) of each field; resolving the hints is the slow part of decoding,
+    and the outbox decodes every effect it carries out."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
 
 
 def _value(hint: Any, value: Any) -> Any:
