@@ -38,13 +38,11 @@ class Pins:
         self._db = db
 
     async def get(self, subject: str) -> Pin | None:
-        async with self._db.read() as tx:
-            row = await tx.fetchone(
-                "SELECT subject, staff, master_key, changed_to FROM identity_pins"
-                " WHERE subject = ?",
-                (subject,),
-            )
-        return Pin(row[0], bool(row[1]), row[2], row[3]) if row else None
+        rows = await self._db.query(
+            "SELECT subject, staff, master_key, changed_to FROM identity_pins WHERE subject = ?",
+            (subject,),
+        )
+        return Pin(rows[0][0], bool(rows[0][1]), rows[0][2], rows[0][3]) if rows else None
 
     async def pin(
         self, subject: str, staff: bool, master_key: str, now: datetime, *, tx: Tx | None = None
@@ -63,7 +61,7 @@ class Pins:
         """Record that `subject` now shows `new_key`; True if this change is news (so the
         supervisors are told once, not on every send)."""
         async with self._db.transaction() as t:
-            changed = await t.execute(
+            changed = await t.execute_changes(
                 "UPDATE identity_pins SET changed_to = ?, changed_at = ?"
                 " WHERE subject = ? AND (changed_to IS NULL OR changed_to != ?)",
                 (new_key, epoch(now), subject, new_key),
@@ -73,7 +71,10 @@ class Pins:
     async def reset(self, subject: str) -> bool:
         """Forget the pin; the next master key seen is trusted. True if there was one."""
         async with self._db.transaction() as t:
-            return await t.execute("DELETE FROM identity_pins WHERE subject = ?", (subject,)) > 0
+            deleted = await t.execute_changes(
+                "DELETE FROM identity_pins WHERE subject = ?", (subject,)
+            )
+        return deleted > 0
 
     async def staff_pins(self) -> list[Pin]:
         async with self._db.read() as tx:

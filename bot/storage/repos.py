@@ -260,12 +260,10 @@ class OutboxRepo:
             )
 
     async def pending(self, limit: int | None = None) -> list[OutboxRow]:
-        async with self._db.read() as tx:
-            rows = await tx.fetchall(
-                "SELECT id, txn_id, session_id, payload, created_at FROM outbox "
-                "ORDER BY id LIMIT ?",
-                (limit if limit is not None else -1,),
-            )
+        rows = await self._db.query(
+            "SELECT id, txn_id, session_id, payload, created_at FROM outbox ORDER BY id LIMIT ?",
+            (limit if limit is not None else -1,),
+        )
         return [
             OutboxRow(
                 id=row_id,
@@ -295,12 +293,11 @@ class EventLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def seen(self, event_id: str) -> bool:
-        async with self._db.read() as tx:
-            row = await tx.fetchone(
-                "SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)
-            )
-        return row is not None
+    async def seen(self, event_id: str, *, tx: Tx | None = None) -> bool:
+        sql = "SELECT 1 FROM processed_events WHERE event_id = ?"
+        if tx is not None:
+            return await tx.fetchone(sql, (event_id,)) is not None
+        return bool(await self._db.query(sql, (event_id,)))
 
     async def mark(
         self,
@@ -323,7 +320,7 @@ class EventLog:
     async def prune(self, older_than: datetime, *, tx: Tx | None = None) -> int:
         """Forget events handled before `older_than`; returns how many."""
         async with self._db.writing(tx) as t:
-            return await t.execute(
+            return await t.execute_changes(
                 "DELETE FROM processed_events WHERE handled_at < ?", (epoch(older_than),)
             )
 
@@ -379,13 +376,12 @@ class RelayMap:
     async def lookup(
         self, session_id: SessionID, source_event: EventID, target_room: RoomID
     ) -> EventID | None:
-        async with self._db.read() as tx:
-            value = await tx.fetchval(
-                "SELECT target_event FROM relay_map "
-                "WHERE session_id = ? AND source_event = ? AND target_room = ?",
-                (int(session_id), source_event, target_room),
-            )
-        return EventID(value) if value is not None else None
+        rows = await self._db.query(
+            "SELECT target_event FROM relay_map "
+            "WHERE session_id = ? AND source_event = ? AND target_room = ?",
+            (int(session_id), source_event, target_room),
+        )
+        return EventID(rows[0][0]) if rows else None
 
     async def targets(
         self, session_id: SessionID, source_event: EventID
@@ -401,12 +397,11 @@ class RelayMap:
 
     async def source_of(self, session_id: SessionID, target_event: EventID) -> EventID | None:
         """The original of a relayed copy (a reply to the copy points at the original)."""
-        async with self._db.read() as tx:
-            value = await tx.fetchval(
-                "SELECT source_event FROM relay_map WHERE session_id = ? AND target_event = ?",
-                (int(session_id), target_event),
-            )
-        return EventID(value) if value is not None else None
+        rows = await self._db.query(
+            "SELECT source_event FROM relay_map WHERE session_id = ? AND target_event = ?",
+            (int(session_id), target_event),
+        )
+        return EventID(rows[0][0]) if rows else None
 
 
 class MediaSeen:
@@ -491,7 +486,7 @@ class PurgeJobs:
     async def advance(self, session_id: SessionID, step: str, *, tx: Tx | None = None) -> bool:
         """Record that the purge reached `step`; False if there is no such job."""
         async with self._db.writing(tx) as t:
-            changed = await t.execute(
+            changed = await t.execute_changes(
                 "UPDATE purge_jobs SET step = ? WHERE session_id = ?", (step, int(session_id))
             )
         return changed > 0
@@ -554,9 +549,7 @@ class Blocklist:
         self._db = db
 
     async def contains(self, hash_: str) -> bool:
-        async with self._db.read() as tx:
-            row = await tx.fetchone("SELECT 1 FROM blocklist WHERE hash = ?", (hash_,))
-        return row is not None
+        return bool(await self._db.query("SELECT 1 FROM blocklist WHERE hash = ?", (hash_,)))
 
     async def add(self, hash_: str, day: date, *, tx: Tx | None = None) -> None:
         async with self._db.writing(tx) as t:
