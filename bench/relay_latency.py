@@ -42,9 +42,11 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import aiohttp
+
 from bot.devtools.client import TestClient
 from bot.devtools.runner import SubprocessBot, write_config
-from bot.devtools.synapse import SynapseServer
+from bot.devtools.synapse import SynapseServer, free_port
 from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -164,6 +166,7 @@ class Results:
     bot_pid: int | None = None
     synapse_pid: int | None = None
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    bot_syncs: float = 0.0  # sync responses the bot handled during the N relayed messages
 
 
 # ------------------------------------------------------------------------------ the run
@@ -247,6 +250,7 @@ async def measure(
     step("relay: starting the bot and setting up a conversation")
     bot_user, vol_user, chat_user = await users.create_many(3, "bench")
     bot_id = bot_user.user_id
+    metrics_port = free_port()
     volunteer = await client(vol_user)
     staff_room = await volunteer.create_encrypted_room(invite=[bot_id])
     config = write_config(
@@ -263,6 +267,8 @@ async def measure(
         logging={"level": "INFO"},
         # One chatter sends far more than the default 20 messages a minute here.
         limits={"messages_per_minute": 1_000_000},
+        # /metrics, for the number of syncs per relayed message
+        http={"host": "127.0.0.1", "port": metrics_port},
     )
     bot = running.bot = SubprocessBot(config, workdir / "bot.log")
     bot.start()
@@ -289,9 +295,13 @@ async def measure(
     await ping(chatter, session_room, volunteer, offer_room, bot_id, "relay-warmup", warmup)
     step(f"relay: {n} messages")
     window = CpuWindow({"bot": results.bot_pid, "synapse": server.pid})
+    profiler = start_profiler(args.profile, results.bot_pid)
+    syncs_before = await bot_syncs(metrics_port)
     window.start()
     results.relay = await ping(chatter, session_room, volunteer, offer_room, bot_id, "relay", n)
     window.stop()
+    results.bot_syncs = await bot_syncs(metrics_port) - syncs_before
+    stop_profiler(profiler)
     results.relay_cpu = window
 
     # ---- (b) direct: two clients in one encrypted room, no bot
@@ -318,6 +328,36 @@ async def measure(
 
 
 # ---------------------------------------------------------------------------- reporting
+
+
+async def bot_syncs(port: int) -> float:
+    """The bot's `helpline_syncs_total` from its /metrics."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith("helpline_syncs_total "):
+            return float(line.split()[1])
+    raise RuntimeError("the bot's /metrics has no helpline_syncs_total")
+
+
+def start_profiler(out: str | None, pid: int | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the bot over the relay window (``--profile``), or nothing."""
+    if out is None or pid is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    fmt = "speedscope" if out.endswith(".json") else "raw" if out.endswith(".txt") else "flamegraph"
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--rate", "250", "--format", fmt, "-o", out]
+    )
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
 
 
 def step(text: str) -> None:
@@ -376,6 +416,7 @@ def report(r: Results) -> str:
         f"  {f'bot (pid {r.bot_pid})':<32}{bot_ms:8.2f}{per_msg(dc['bot']):8.2f}"
         f"   (relay target <= {TARGET_BOT_CPU_MS:g} ms: {verdict(bot_ms <= TARGET_BOT_CPU_MS)})",
         f"  {'  of which system (kernel)':<32}{per_msg(r.relay_cpu.system['bot']):8.2f}",
+        f"  {'bot syncs per relayed message':<32}{r.bot_syncs / r.n:8.2f}",
         f"  {f'synapse (pid {r.synapse_pid})':<32}{syn_relay:8.2f}{syn_direct:8.2f}",
         f"  {'test clients (this process)':<32}{per_msg(rc['self']):8.2f}"
         f"{per_msg(dc['self']):8.2f}",
@@ -415,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--messages", type=int, default=200, metavar="N", help="default 200")
     parser.add_argument("--warmup", type=int, default=10, metavar="W", help="default 10")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the bot with py-spy over the relay window (.svg, .json or .txt)",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temp dir (logs, stores) after the run"
     )

@@ -233,7 +233,11 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             purge=purger,
         )
         timers = Timers(fire=lambda t: enqueue(Inbound(t)))
-        metrics = Metrics(status=lambda: core.status(_now()), sync_errors=lambda: conn.sync_errors)
+        metrics = Metrics(
+            status=lambda: core.status(_now()),
+            sync_errors=lambda: conn.sync_errors,
+            syncs=lambda: conn.syncs,
+        )
         worker = Worker(
             core=core, db=db, executor=executor, timers=timers, clock=_now, observer=metrics
         )

@@ -49,6 +49,7 @@ class Metrics:
         *,
         status: Callable[[], dict[str, int]],
         sync_errors: Callable[[], int],
+        syncs: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -82,7 +83,7 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
-        self.registry.register(_Live(status, sync_errors))
+        self.registry.register(_Live(status, sync_errors, syncs))
         # event ID -> when it arrived; dropped once its step is done
         self._arrived: OrderedDict[str, float] = OrderedDict()
         # source event ID -> when it arrived, for relays queued but not yet sent
@@ -157,17 +158,23 @@ class _Live:
         ("ending", "helpline_conversations_ending", "Conversations ended, not yet purged"),
     )
 
-    def __init__(self, status: Callable[[], dict[str, int]], sync_errors: Callable[[], int]):
+    def __init__(
+        self,
+        status: Callable[[], dict[str, int]],
+        sync_errors: Callable[[], int],
+        syncs: Callable[[], int],
+    ):
         self._status = status
         self._sync_errors = sync_errors
+        self._syncs = syncs
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families({}, 0))
+        return list(self._families({}, 0, 0))
 
     def collect(self) -> Iterable[Metric]:
-        return list(self._families(self._status(), self._sync_errors()))
+        return list(self._families(self._status(), self._sync_errors(), self._syncs()))
 
-    def _families(self, status: dict[str, int], sync_errors: int) -> Iterator[Metric]:
+    def _families(self, status: dict[str, int], sync_errors: int, syncs: int) -> Iterator[Metric]:
         for key, name, doc in self._GAUGES:
             yield GaugeMetricFamily(name, doc, value=status.get(key, 0))
         yield GaugeMetricFamily(
@@ -177,4 +184,7 @@ class _Live:
         )
         yield CounterMetricFamily(
             "helpline_sync_errors", "Failed sync requests since start", value=sync_errors
+        )
+        yield CounterMetricFamily(
+            "helpline_syncs", "Sync responses handled since start", value=syncs
         )

@@ -5,7 +5,8 @@ core decide; store the state changes, the effects (as outbox rows with fresh tra
 IDs) and the event ID in ONE transaction; arm the timers; then carry out the outbox in
 order, deleting each row once done. A crash anywhere leaves either nothing (the event is
 seen again and handled then) or a stored step whose outbox is carried out on start, with
-the same transaction IDs, so that the homeserver drops a second copy.
+the same transaction IDs, so that the homeserver drops a second copy. The last input of
+a sync batch also saves the batch's sync token in its transaction.
 
 Follow-up inputs from effects (a created room, a finished purge) are applied at once, so
 that the next effect that needs the new room finds it.
@@ -26,10 +27,10 @@ from bot.core.ids import SessionID
 from bot.core.machine import Helpline, IllegalTransition
 from bot.core.model import Changes
 from bot.matrix.connection import Checkpoint, Inbound
-from bot.matrix.executor import Executor, Permanent, Transient, session_of
+from bot.matrix.executor import Executor, Later, Permanent, Transient, session_of
 from bot.scheduler import Timers
 from bot.storage.db import Database
-from bot.storage.repos import Attempts, EventLog, OutboxItem, OutboxRepo, StateRepo
+from bot.storage.repos import Attempts, EventLog, OutboxItem, OutboxRepo, OutboxRow, StateRepo
 from bot.storage.repos import Checkpoint as CheckpointRepo
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Worker:
         self.handled = 0
         self.last_step_at: datetime | None = None
         self._unsaved = 0  # inputs enqueued since the last saved checkpoint
+        self._queued = True  # the outbox may hold rows (it always may at start)
         self._saved_at: datetime | None = None
 
     def put(self, item: Inbound | Checkpoint) -> None:
@@ -92,29 +94,46 @@ class Worker:
     async def run(self) -> None:
         """Until a None arrives on the inbox."""
         await self.drain()
+        ahead: Inbound | Checkpoint | None = None
         while True:
-            item = await self.inbox.get()
+            item = ahead if ahead is not None else await self.inbox.get()
+            ahead = None
             if item is None:
                 return
             try:
                 if isinstance(item, Checkpoint):
                     await self._checkpoint(item.token)
-                else:
-                    self._unsaved += 1
-                    await self.step(item.input, item.event_id)
-                    await self.drain()
+                    continue
+                # The sync loop puts a batch's inputs and then its checkpoint on the inbox
+                # in one go: the last input of a batch saves the token in its own step.
+                token = None
+                if not self.inbox.empty():
+                    ahead = self.inbox.get_nowait()
+                    if isinstance(ahead, Checkpoint):
+                        token, ahead = ahead.token, None
+                self._unsaved += 1
+                try:
+                    await self.step(item.input, item.event_id, checkpoint=token)
+                except Exception:
+                    if token is not None:
+                        await self._checkpoint(token)  # the input failed; its batch is done
+                    raise
+                await self.drain()
             except Exception:
                 # One bad input must not stop the helpline; the log has no content.
                 log.exception("input failed", extra={"input": _kind(item)})
 
     async def _checkpoint(self, token: str) -> None:
-        """Save the sync token after its batch. A batch with nothing in it (the echo of the
-        bot's own send, a long-poll timeout) is saved at most every CHECKPOINT_IDLE: a
-        replay of a few empty batches after a crash costs nothing."""
+        """Save the sync token after its batch. A batch with nothing in it (a long-poll
+        timeout, a batch of events the bot does not act on) is saved at most every
+        CHECKPOINT_IDLE: a replay of a few empty batches after a crash costs nothing."""
         now = self.clock()
         if self._unsaved or self._saved_at is None or now - self._saved_at > CHECKPOINT_IDLE:
             await self.checkpoint.set(token, now)
-            self._unsaved, self._saved_at = 0, now
+            self._saved(now)
+
+    def _saved(self, now: datetime) -> None:
+        self._unsaved, self._saved_at = 0, now
 
     async def step(
         self,
@@ -122,39 +141,53 @@ class Worker:
         event_id: str | None = None,
         done_row: int | None = None,
         done_txn: str | None = None,
+        later: Later | None = None,
+        checkpoint: str | None = None,
     ) -> None:
         """Apply one input. `done_row`: the outbox row whose result `inp` is; it is marked
-        done in the same transaction, so a crash cannot lose the result (a created room
-        the core never heard of would strand its chatter)."""
-        if event_id is not None and await self.events.seen(event_id):
-            return
+        done in the same transaction (with the writes `later` left by carrying it out), so
+        a crash cannot lose the result (a created room the core never heard of would
+        strand its chatter). `checkpoint`: the sync token to save with it, when `inp` is
+        the last input of its batch."""
         now = self.clock()
-        try:
-            effects = self.core.handle(inp, now)
-        except IllegalTransition:
-            self.core.take_changes()
-            raise
-        changes = self.core.take_changes()
-        items = [
-            OutboxItem(
-                txn_id=f"hb{secrets.token_hex(12)}",
-                session_id=session_of(e),
-                payload=codec.encode(e),
-            )
-            for e in effects
-        ]
-        processed: dict[str, SessionID | None] = {}
-        if event_id is not None:
-            # Tied to its conversation, so that the purge removes the event ID too.
-            room = getattr(inp, "room", None)
-            hit = self.core.session_for_room(room) if room else None
-            processed[event_id] = hit[0].id if hit else None
         async with self.db.transaction() as tx:
+            if checkpoint is not None:
+                await self.checkpoint.set(checkpoint, now, tx=tx)
+            if event_id is not None and await self.events.seen(event_id, tx=tx):
+                if checkpoint is not None:
+                    self._saved(now)
+                return
+            try:
+                effects = self.core.handle(inp, now)
+            except IllegalTransition:
+                self.core.take_changes()
+                raise
+            changes = self.core.take_changes()
+            items = [
+                OutboxItem(
+                    txn_id=f"hb{secrets.token_hex(12)}",
+                    session_id=session_of(e),
+                    payload=codec.encode(e),
+                )
+                for e in effects
+            ]
+            processed: dict[str, SessionID | None] = {}
+            if event_id is not None:
+                # Tied to its conversation, so that the purge removes the event ID too.
+                room = getattr(inp, "room", None)
+                hit = self.core.session_for_room(room) if room else None
+                processed[event_id] = hit[0].id if hit else None
             await self.state.apply(changes, outbox=items, processed=processed, now=now, tx=tx)
             if done_row is not None:
                 await self.outbox.done(done_row, tx=tx)
             if done_txn is not None:
                 await self.attempts.clear(done_txn, tx=tx)
+            for write in later or ():
+                await write(tx)
+        if checkpoint is not None:
+            self._saved(now)
+        if items:
+            self._queued = True
         if changes.deleted_sessions:
             await self.db.scrub()  # deleted rows must not linger in the WAL or free pages
         self.timers.apply(changes)
@@ -164,16 +197,20 @@ class Worker:
             self.observer.stepped(inp, event_id, effects, changes, now)
 
     async def drain(self) -> None:
-        """Carry out the stored outbox, oldest first."""
+        """Carry out the stored outbox, oldest first, until no step adds to it."""
+        while self._queued:
+            self._queued = False
+            for row in await self.outbox.pending():
+                await self._carry_out(row)
+
+    async def _carry_out(self, row: OutboxRow) -> None:
+        effect = codec.decode_effect(row.payload)
+        later: Later = []
         attempts = 0
         while True:
-            rows = await self.outbox.pending(limit=1)
-            if not rows:
-                return
-            row = rows[0]
-            effect = codec.decode_effect(row.payload)
             try:
-                follow = await self.executor.run(effect, row.txn_id)
+                follow = await self.executor.run(effect, row.txn_id, later)
+                break
             except Transient as exc:
                 attempts += 1
                 if attempts < MAX_ATTEMPTS:
@@ -183,30 +220,33 @@ class Worker:
                         extra={"effect": type(effect).__name__, "why": str(exc), "in_s": delay},
                     )
                     await asyncio.sleep(delay)
+                    later.clear()
                     continue
                 log.error("effect dropped after retries", extra={"effect": type(effect).__name__})
-                follow = []
             except Permanent as exc:
                 log.error(
                     "effect refused", extra={"effect": type(effect).__name__, "why": str(exc)}
                 )
-                follow = []
-            attempts = 0
-            if self.observer is not None:
-                self.observer.carried_out(effect)
-            attempted = row.payload.get("type") == _ATTEMPTED
-            if not follow:
-                async with self.db.transaction() as tx:
-                    await self.outbox.done(row.id, tx=tx)
-                    if attempted:
-                        await self.attempts.clear(row.txn_id, tx=tx)
-            for i, inp in enumerate(follow):
-                first = i == 0
-                await self.step(
-                    inp,
-                    done_row=row.id if first else None,
-                    done_txn=row.txn_id if first and attempted else None,
-                )
+            follow, later = [], []
+            break
+        if self.observer is not None:
+            self.observer.carried_out(effect)
+        attempted = row.payload.get("type") == _ATTEMPTED
+        if not follow:
+            async with self.db.transaction() as tx:
+                await self.outbox.done(row.id, tx=tx)
+                if attempted:
+                    await self.attempts.clear(row.txn_id, tx=tx)
+                for write in later:
+                    await write(tx)
+        for i, inp in enumerate(follow):
+            first = i == 0
+            await self.step(
+                inp,
+                done_row=row.id if first else None,
+                done_txn=row.txn_id if first and attempted else None,
+                later=later if first else None,
+            )
 
 
 def _kind(item: object) -> str:

@@ -12,6 +12,10 @@ Rules:
 - The first login saves the device ID and access token in the data dir; later starts
   restore them (never a new device per start) and check that store, config and `whoami`
   agree.
+- The sync asks only for what the bot acts on (a filter: no presence, no account data, no
+  read receipts), and the bot's own non-state events (the echo of every message it sends)
+  are dropped from the response before nio parses, checks and decrypts them. Its own
+  state events stay: nio learns from them which rooms are encrypted and who is in them.
 - An event nio cannot decrypt yet is held per room, in order, and retried after every
   sync (its key comes as a to-device `m.room_key` or forwarded key). Later events of that
   room wait behind it for up to `HOLD` seconds, so a late key still keeps the order; after
@@ -56,6 +60,7 @@ from nio import (
     RoomMessageText,
     RoomResolveAliasResponse,
     SyncResponse,
+    UploadFilterResponse,
     WhoamiResponse,
 )
 from nio.events.ephemeral import TypingNoticeEvent
@@ -73,6 +78,7 @@ from bot.core.events import (
     Unreadable,
 )
 from bot.core.ids import EventID, RoomID, UserID
+from bot.matrix import schemas
 from bot.matrix.crosssigning import (
     CrossSigningError,
     CrossSigningKeys,
@@ -82,6 +88,79 @@ from bot.matrix.crosssigning import (
 )
 
 log = logging.getLogger(__name__)
+
+# What the bot's sync asks for. Everything else would only wake the long-poll: a read
+# receipt for every message read, presence, account data nobody here uses.
+SYNC_FILTER: dict[str, Any] = {
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+    "room": {
+        "ephemeral": {"types": ["m.typing"]},
+        "account_data": {"not_types": ["*"]},
+    },
+}
+
+
+def prepare_sync(body: dict[str, Any], own: str) -> int:
+    """Drop, from the joined rooms' timelines of a parsed sync response, the non-state
+    events the bot must never act on, before nio parses, checks and decrypts them:
+
+    - its own (the echo of every message it sends; with the server-side filter they do
+      not come at all),
+    - those from before it joined the room, which the server marks with the bot's
+      membership at the time of the event (`unsigned.membership`, Matrix 1.11).
+
+    State events stay (they have a `state_key`, even an empty one): nio builds each room's
+    state from them. Returns how many events were dropped."""
+    dropped = 0
+    rooms = body.get("rooms")
+    joined = rooms.get("join") if isinstance(rooms, dict) else None
+    if not isinstance(joined, dict):
+        return 0
+    for info in joined.values():
+        timeline = info.get("timeline") if isinstance(info, dict) else None
+        events = timeline.get("events") if isinstance(timeline, dict) else None
+        if not isinstance(events, list):
+            continue
+        kept = [e for e in events if not (isinstance(e, dict) and _droppable(e, own))]
+        dropped += len(events) - len(kept)
+        timeline["events"] = kept
+    return dropped
+
+
+def _droppable(event: dict[str, Any], own: str) -> bool:
+    if "state_key" in event:
+        return False
+    return event.get("sender") == own or before_join(event)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """'v1.11' -> (1, 11); 'r0.6.1' and anything else -> (0,)."""
+    if not text.startswith("v"):
+        return (0,)
+    try:
+        return tuple(int(part) for part in text[1:].split("."))
+    except ValueError:
+        return (0,)
+
+
+def before_join(event: dict[str, Any]) -> bool:
+    """The server says the bot was not in the room when this event was sent."""
+    unsigned = event.get("unsigned")
+    membership = unsigned.get("membership") if isinstance(unsigned, dict) else None
+    return membership is not None and membership != "join"
+
+
+class _Client(AsyncClient):
+    """nio's client; sync responses go through `prepare_sync` before nio sees them."""
+
+    dropped = 0
+
+    async def parse_body(self, transport_response: Any) -> dict[Any, Any]:
+        body: dict[Any, Any] = await super().parse_body(transport_response)
+        if transport_response.url.path.endswith("/sync") and isinstance(body, dict):
+            self.dropped += prepare_sync(body, self.user_id)
+        return body
 
 
 class StartupError(Exception):
@@ -153,7 +232,8 @@ class Connection:
         self._new_device = False
         store = data_dir / "crypto"
         store.mkdir(parents=True, exist_ok=True)
-        self.client = AsyncClient(
+        schemas.install()
+        self.client = _Client(
             homeserver,
             user_id,
             store_path=str(store),
@@ -180,6 +260,7 @@ class Connection:
         self._unsaved: deque[tuple[int, str]] = deque()  # batches whose checkpoint waits
         self._release_timer: asyncio.TimerHandle | None = None
         self.undecryptable_stats = {"held": 0, "decrypted_late": 0, "unreadable": 0}
+        self.own_events_filtered = False  # set when the sync filter is uploaded
         self.on_invite: Callable[[RoomID, UserID, bool], None] | None = None
         # Called with the users whose devices or cross-signing keys changed.
         self.on_device_change: Callable[[list[str]], None] | None = None
@@ -192,6 +273,12 @@ class Connection:
         return self._data_dir / "credentials.json"
 
     async def login(self) -> None:
+        if self.client.client_session is None:
+            # nio's own session carries a trace hook for upload progress on every request;
+            # the bot uploads nothing, and the hooks cost CPU on each sync and send.
+            self.client.client_session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.client.config.request_timeout)
+            )
         creds = self._load_credentials()
         if creds is None:
             resp = await self.client.login(self._password, device_name=self._device_name)
@@ -306,6 +393,11 @@ class Connection:
     # ----------------------------------------------------------------------------------
     # the sync loop
 
+    @property
+    def syncs(self) -> int:
+        """Sync responses handled since start."""
+        return self._batch
+
     def stop(self) -> None:
         self._stopping.set()
         self.client.stop_sync_forever()
@@ -319,11 +411,15 @@ class Connection:
         # A new device (the crypto store was lost) resuming from the database's token
         # knows no room yet: its first sync asks for every room's full state.
         full_state = True if self._new_device and since is not None else None
+        sync_filter = await self._upload_filter()
         backoff = 1.0
         while not self._stopping.is_set():
             sync = asyncio.ensure_future(
                 self.client.sync(
-                    timeout=30_000, since=self.client.next_batch, full_state=full_state
+                    timeout=30_000,
+                    since=self.client.next_batch,
+                    full_state=full_state,
+                    sync_filter=sync_filter,
                 )
             )
             stop = asyncio.ensure_future(self._stopping.wait())
@@ -360,6 +456,37 @@ class Connection:
             self._first_sync = False
             full_state = None
             await self._housekeeping()
+
+    async def _upload_filter(self) -> str | None:
+        """The server-side id of the bot's sync filter; without one (the upload failed)
+        the bot syncs everything, which costs CPU but loses nothing."""
+        room = dict(SYNC_FILTER["room"])
+        self.own_events_filtered = await self._server_marks_membership()
+        if self.own_events_filtered:
+            # The bot's own events, state included, stop waking the sync: the echo of each
+            # message it sends was half of all syncs. What nio would have learnt from the
+            # bot's own state events the executor tells it (`Executor.created`, `kicked`),
+            # and the events from before a join are told apart by `unsigned.membership`.
+            room["timeline"] = {"not_senders": [self.user_id]}
+        resp = await self.client.upload_filter(
+            presence=SYNC_FILTER["presence"], account_data=SYNC_FILTER["account_data"], room=room
+        )
+        if isinstance(resp, UploadFilterResponse):
+            return str(resp.filter_id)
+        self.own_events_filtered = False
+        log.warning("sync filter refused, syncing unfiltered", extra={"code": resp.status_code})
+        return None
+
+    async def _server_marks_membership(self) -> bool:
+        """Whether the server puts the bot's membership on each event (Matrix 1.11):
+        only then can the bot's own join be left out of the sync and the events from
+        before it still be told apart."""
+        try:
+            status, body = await NioHttp(self.client).request("GET", "/_matrix/client/versions")
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+        versions = body.get("versions", []) if status == 200 and isinstance(body, dict) else []
+        return any(_version(v) >= (1, 11) for v in versions if isinstance(v, str))
 
     async def _housekeeping(self) -> None:
         c = self.client
@@ -409,6 +536,8 @@ class Connection:
                     continue  # history from before the bot ran: never act on it
                 if own_join is not None and i <= own_join:
                     continue
+                if before_join(getattr(event, "source", None) or {}):
+                    continue  # a state event from before the bot's join (see prepare_sync)
                 if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
                     continue
                 self._translate_event(room, event)

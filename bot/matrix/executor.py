@@ -16,14 +16,16 @@ bad effect cannot block the outbox.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from nio import (
     AsyncClient,
     ErrorResponse,
+    MatrixRoom,
     RoomCreateResponse,
     RoomPreset,
     RoomSendResponse,
@@ -51,16 +53,21 @@ from bot.core.events import (
     Target,
     Withdraw,
 )
-from bot.core.ids import EventID, RoomID, SessionID
+from bot.core.ids import EventID, RoomID, SessionID, UserID
 from bot.core.model import Role
 from bot.matrix.trust import TrustPolicy
 from bot.messages import Texts
+from bot.storage.db import Tx
 from bot.storage.repos import Attempts, MediaSeen, RelayMap
 
 log = logging.getLogger(__name__)
 
 MEGOLM = "m.megolm.v1.aes-sha2"
 REQUEST_MARK = "org.alltidhjelp.request"
+
+
+# Writes an effect leaves for the transaction that marks it done (see `Executor.run`).
+Later = list[Callable[[Tx], Awaitable[None]]]
 
 
 class Transient(Exception):
@@ -99,7 +106,12 @@ class Executor:
         self.attempts = attempts
         self.known_room = known_room
 
-    async def run(self, effect: Any, txn_id: str) -> list[Input]:
+    async def run(self, effect: Any, txn_id: str, later: Later | None = None) -> list[Input]:
+        """Carry out one effect; returns the inputs its result makes (a created room).
+
+        `later`: where to put the bookkeeping writes the effect needs (a relayed copy's
+        event ID), for the caller to run in the transaction that marks the effect done;
+        without it they are written at once."""
         match effect:
             case CreateRoom():
                 return await self._create_room(effect, txn_id)
@@ -123,9 +135,17 @@ class Executor:
                 room = self._target(effect.to)
                 content = {"msgtype": "m.emote" if effect.emote else "m.text", "body": effect.body}
                 event_id = await self._send(room, content, txn_id)
-                await self.relay_map.record(
-                    effect.to.session_id, effect.source, room, EventID(event_id)
+                record = functools.partial(
+                    self.relay_map.record,
+                    effect.to.session_id,
+                    effect.source,
+                    room,
+                    EventID(event_id),
                 )
+                if later is None:
+                    await record()
+                else:
+                    later.append(lambda tx: record(tx=tx))
             case RelayEdit():
                 room = self._target(effect.to)
                 target = await self.relay_map.lookup(effect.to.session_id, effect.original, room)
@@ -156,12 +176,14 @@ class Executor:
                 room = self.resolve(effect.ref)
                 if room is not None:
                     await self._check(self.client.room_kick(room, effect.volunteer), quiet=True)
+                    self.kicked(room, effect.volunteer)
                     await self._check(self.client.room_leave(room), quiet=True)
                     await self._check(self.client.room_forget(room), quiet=True)
             case Retire():
                 room = self.resolve(effect.ref)
                 if room is not None:
                     await self._check(self.client.room_kick(room, effect.volunteer), quiet=True)
+                    self.kicked(room, effect.volunteer)
             case RecordMedia():
                 await self.media.record(effect.session_id, effect.mxc)
             case Purge():
@@ -216,12 +238,22 @@ class Executor:
         return str(resp.event_id)
 
     async def _wait_for_room(self, room: RoomID, timeout: float = 30.0) -> None:
-        """nio can only encrypt for rooms its sync has seen; a new room needs one sync."""
+        """nio encrypts only for rooms it has a room object for, with members and the
+        encryption flag. It has none for a room whose events its sync has not shown yet
+        (it keeps no rooms across restarts, and the bot's own events are filtered out of
+        the sync); for a room known to be encrypted (one the bot made, or one nio saw
+        before a restart) the bot makes the object and asks for the members. Any other
+        room waits for the sync to show it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             nio_room = self.client.rooms.get(room)
+            if nio_room is None and room in self.client.encrypted_rooms:
+                nio_room = MatrixRoom(room, self.client.user_id, encrypted=True)
+                self.client.rooms[room] = nio_room
             if nio_room is not None and nio_room.encrypted:
+                if not nio_room.members_synced:
+                    await self._check(self.client.joined_members(room))
                 return
             if loop.time() > deadline:
                 raise Transient("room not yet synced")
@@ -244,6 +276,7 @@ class Executor:
             found = await self._find_created(txn_id)
             if found is not None:
                 log.info("room from an interrupted attempt found and reused")
+                self.created(found)
                 return [RoomCreated(ref.session_id, ref.offer_id, found)]
         is_chatter = ref.role is Role.CHATTER
         initial_state: list[dict[str, Any]] = [
@@ -311,6 +344,7 @@ class Executor:
             log.error("room creation refused", extra={"code": code, "session": ref.session_id})
             return [RoomFailed(ref.session_id, ref.offer_id)]
         room = RoomID(resp.room_id)
+        self.created(room)
         if effect.persona:
             await self._check(
                 self.client.room_put_state(
@@ -322,6 +356,23 @@ class Executor:
                 quiet=True,
             )
         return [RoomCreated(ref.session_id, ref.offer_id, room)]
+
+    # What nio would learn from the bot's own state events, which the sync filter keeps
+    # from it (Connection._upload_filter). Harmless when nio sees them anyway.
+
+    def created(self, room: RoomID) -> None:
+        """The bot made `room` with encryption on: nio must encrypt everything sent there
+        (it makes its room objects encrypted for the IDs in `encrypted_rooms`)."""
+        self.client.encrypted_rooms.add(room)
+        if self.client.store is not None:
+            self.client.store.save_encrypted_rooms([room])
+
+    def kicked(self, room: RoomID, user: UserID) -> None:
+        """`user` is out of `room`: no more room keys for their devices, and a new Megolm
+        session for the next message, as nio does when it sees someone leave."""
+        nio_room = self.client.rooms.get(room)
+        if nio_room is not None and nio_room.remove_member(user):
+            self.client.invalidate_outbound_session(room)
 
     async def _leave_all(self, effect: Purge) -> str:
         """The minimum until the purge pipeline runs: nobody stays in the rooms."""

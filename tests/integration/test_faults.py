@@ -127,6 +127,49 @@ async def test_history_from_before_the_bot_joined_is_ignored(
         await w.close()
 
 
+async def test_dm_history_from_before_the_bot_was_invited_is_ignored(
+    open_world, make_user, make_client
+):
+    """A chatter writes in a room with shared history and only then invites the bot. The
+    bot, already running, joins: what was written before must not start a request (the
+    server marks it with the bot's membership at the time, `unsigned.membership`), what
+    is written after must."""
+    w = await open_world()
+    chatter = await make_client(await make_user("early"))
+    resp = await chatter.client.room_create(
+        visibility=RoomVisibility.private,
+        preset=RoomPreset.private_chat,
+        is_direct=True,
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "shared"},
+            }
+        ],
+    )
+    room = resp.room_id
+    await chatter.wait_for_room(room)
+
+    async def say(text: str) -> None:  # plain text: the room is not encrypted
+        sent = await chatter.client.room_send(
+            room, "m.room.message", {"msgtype": "m.text", "body": text}
+        )
+        assert getattr(sent, "event_id", None), sent
+
+    await say("skrevet før boten kom")
+    # A direct-message invite (is_direct), sent after the room already has history.
+    await chatter.client.room_put_state(
+        room, "m.room.member", {"membership": "invite", "is_direct": True}, state_key=w.bot_id
+    )
+    await chatter.wait_for_join(room, w.bot_id, timeout=TIMEOUT)
+    with pytest.raises(TimeoutError):
+        await chatter.wait_for_invite(timeout=4)
+    await say("hei")
+    invite = await chatter.wait_for_invite(timeout=TIMEOUT)
+    assert invite.sender == w.bot_id
+
+
 async def test_invites_to_strangers_rooms_are_rejected_and_spam_is_limited(
     open_world, make_user, make_client
 ):

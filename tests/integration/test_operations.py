@@ -95,6 +95,7 @@ async def test_healthz_and_metrics_after_a_conversation(
         assert m[("helpline_volunteers_on_duty", ())] == 1
         assert m[("helpline_queue_length", ())] == 0
         assert m[("helpline_sync_errors_total", ())] == 0
+        assert m[("helpline_syncs_total", ())] >= 3  # at least the three messages' batches
         for secret in (chatter.user.user_id, chatter.room, vroom, "melding", "localhost"):
             assert secret not in text
 

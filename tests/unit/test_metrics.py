@@ -33,9 +33,11 @@ class MeteredWorld(World):
         super().__init__()
         self.clock = Clock()
         self.sync_errors = 0
+        self.syncs = 0
         self.metrics = Metrics(
             status=lambda: self.h.status(self.now),
             sync_errors=lambda: self.sync_errors,
+            syncs=lambda: self.syncs,
             clock=self.clock,
         )
         self._rooms = 0
@@ -113,6 +115,7 @@ def test_gauges_follow_the_core_status_and_purges_count_by_outcome() -> None:
     w.arrive(chatter(2))  # waits: Anna has one conversation at most
     w.advance(timedelta(minutes=3))
     w.sync_errors = 4
+    w.syncs = 17
     families = {
         f.name: f for f in text_string_to_metric_families(w.metrics.render().decode("utf-8"))
     }
@@ -122,6 +125,7 @@ def test_gauges_follow_the_core_status_and_purges_count_by_outcome() -> None:
     assert gauge["helpline_volunteers_on_duty"] == 1
     assert gauge["helpline_longest_wait_seconds"] == 180
     assert gauge["helpline_sync_errors"] == 4  # the parser strips _total from counters
+    assert gauge["helpline_syncs"] == 17
 
     w.chatter_says(a, "!slutt")
     w.fire(TimerKind.PURGE, a)

@@ -1,0 +1,93 @@
+"""What the bot drops from a sync response before nio parses it (bot.matrix.connection):
+its own non-state events and the non-state events from before it joined; never a state
+event, never someone else's event sent while it was in the room."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bot.matrix.connection import SYNC_FILTER, _version, before_join, prepare_sync
+
+BOT = "@bot:hs"
+
+
+def ev(sender: str, *, state_key: str | None = None, membership: str | None = None) -> dict:
+    event: dict[str, Any] = {
+        "type": "m.room.member" if state_key is not None else "m.room.encrypted",
+        "sender": sender,
+        "event_id": f"${len(sender)}{state_key}{membership}",
+        "content": {},
+    }
+    if state_key is not None:
+        event["state_key"] = state_key
+    if membership is not None:
+        event["unsigned"] = {"membership": membership}
+    return event
+
+
+def body(*events: dict, room: str = "!r:hs") -> dict:
+    return {"next_batch": "s2", "rooms": {"join": {room: {"timeline": {"events": list(events)}}}}}
+
+
+def timeline(sync: dict, room: str = "!r:hs") -> list[dict]:
+    return sync["rooms"]["join"][room]["timeline"]["events"]
+
+
+def test_own_echo_is_dropped_but_own_state_stays() -> None:
+    echo = ev(BOT, membership="join")
+    own_join = ev(BOT, state_key=BOT, membership="join")
+    own_name = ev(BOT, state_key="")  # an empty state_key is still a state event
+    sync = body(echo, own_join, own_name)
+    assert prepare_sync(sync, BOT) == 1
+    assert timeline(sync) == [own_join, own_name]
+
+
+def test_history_from_before_the_join_is_dropped_state_kept() -> None:
+    old_message = ev("@c:hs", membership="leave")
+    invited_message = ev("@c:hs", membership="invite")
+    old_state = ev("@c:hs", state_key="@c:hs", membership="leave")
+    new_message = ev("@c:hs", membership="join")
+    sync = body(old_message, invited_message, old_state, new_message)
+    assert prepare_sync(sync, BOT) == 2
+    assert timeline(sync) == [old_state, new_message]
+    # the state event from before the join stays for nio, and is told apart later
+    assert before_join(old_state) and not before_join(new_message)
+
+
+def test_a_server_without_membership_on_events_loses_nothing() -> None:
+    message = ev("@c:hs")
+    sync = body(message)
+    assert prepare_sync(sync, BOT) == 0
+    assert timeline(sync) == [message]
+    assert not before_join(message)
+
+
+def test_odd_shapes_are_left_alone() -> None:
+    for odd in (
+        {},
+        {"rooms": None},
+        {"rooms": {"join": []}},
+        {"rooms": {"join": {"!r:hs": None}}},
+        {"rooms": {"join": {"!r:hs": {"timeline": {"events": "x"}}}}},
+        {"rooms": {"join": {"!r:hs": {"timeline": {"events": [1, None, "x"]}}}}},
+        {"rooms": {"join": {"!r:hs": {"timeline": {"events": [{"unsigned": "x"}]}}}}},
+    ):
+        before = copy.deepcopy(odd)
+        assert prepare_sync(odd, BOT) == 0
+        assert odd == before
+
+
+def test_versions() -> None:
+    assert _version("v1.11") == (1, 11)
+    assert _version("v1.12") >= (1, 11) > _version("v1.10")
+    assert _version("v2.0") >= (1, 11)
+    assert _version("r0.6.1") == (0,)
+    assert _version("v1.x") == (0,)
+
+
+def test_filter_asks_for_no_receipts_presence_or_account_data() -> None:
+    assert SYNC_FILTER["room"]["ephemeral"] == {"types": ["m.typing"]}
+    assert SYNC_FILTER["presence"] == {"not_types": ["*"]}
+    assert SYNC_FILTER["account_data"] == {"not_types": ["*"]}
+    assert "timeline" not in SYNC_FILTER["room"]  # added only for servers that allow it
