@@ -167,6 +167,9 @@ class Results:
     synapse_pid: int | None = None
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     bot_syncs: float = 0.0  # sync responses the bot handled during the N relayed messages
+    floor: Leg = field(default_factory=Leg)
+    floor_cpu: CpuWindow | None = None
+    floor_pid: int | None = None
 
 
 # ------------------------------------------------------------------------------ the run
@@ -177,6 +180,7 @@ class Running:
     """What has been started, so that it can be stopped whatever happens."""
 
     bot: SubprocessBot | None = None
+    floor: subprocess.Popen[bytes] | None = None
     clients: list[TestClient] = field(default_factory=list)
 
 
@@ -304,6 +308,43 @@ async def measure(
     stop_profiler(profiler)
     results.relay_cpu = window
 
+    # ---- (c) floor: the same chatter and volunteer through bench/floor_relay.py
+    step("floor: starting the Matrix-only relay")
+    floor_user = (await users.create_many(1, "floor"))[0]
+    floor_id = floor_user.user_id
+    source = await chatter.create_encrypted_room(invite=[floor_id])
+    target = await volunteer.create_encrypted_room(invite=[floor_id])
+    floor = running.floor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.floor_relay",
+            server.base_url,
+            floor_id,
+            floor_user.password,
+            str(workdir / "floor-data"),
+            source,
+            target,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(workdir / "floor.log").open("wb"),
+    )
+    results.floor_pid = floor.pid
+    assert floor.stdout is not None
+    ready = await asyncio.wait_for(asyncio.to_thread(floor.stdout.readline), 60)
+    if ready.strip() != b"serving":
+        raise RuntimeError(f"the floor relay did not start; see {workdir / 'floor.log'}")
+    await chatter.wait_for_join(source, floor_id, timeout=30)
+    await volunteer.wait_for_join(target, floor_id, timeout=30)
+    step(f"floor: {warmup} warm-up messages")
+    await ping(chatter, source, volunteer, target, floor_id, "floor-warmup", warmup)
+    step(f"floor: {n} messages")
+    window = CpuWindow({"floor": floor.pid})
+    window.start()
+    results.floor = await ping(chatter, source, volunteer, target, floor_id, "floor", n)
+    window.stop()
+    results.floor_cpu = window
+
     # ---- (b) direct: two clients in one encrypted room, no bot
     step("direct: setting up a room")
     alice_user, bob_user = await users.create_many(2, "bench")
@@ -384,6 +425,7 @@ def report(r: Results) -> str:
     p95_ratio = percentile(relay, 95) / percentile(direct, 95)
     rc, dc = r.relay_cpu.used, r.direct_cpu.used
     bot_ms = per_msg(rc["bot"])
+    floor_ms = per_msg(r.floor_cpu.used["floor"]) if r.floor_cpu is not None else float("nan")
     syn_relay, syn_direct = per_msg(rc["synapse"]), per_msg(dc["synapse"])
     try:
         synapse_version = metadata.version("matrix-synapse")
@@ -406,6 +448,7 @@ def report(r: Results) -> str:
         f"  {'send -> decrypted receipt (ms)':<32}{'median':>8}{'p95':>8}{'mean':>8}"
         f"{'min':>8}{'max':>8}",
         row("relay   chatter -> bot -> vol", relay),
+        row("floor   chatter -> floor -> vol", r.floor.latencies),
         row("direct  client -> client", direct),
         "",
         f"  relay / direct, median          {ratio:6.2f}x"
@@ -417,6 +460,9 @@ def report(r: Results) -> str:
         f"   (relay target <= {TARGET_BOT_CPU_MS:g} ms: {verdict(bot_ms <= TARGET_BOT_CPU_MS)})",
         f"  {'  of which system (kernel)':<32}{per_msg(r.relay_cpu.system['bot']):8.2f}",
         f"  {'bot syncs per relayed message':<32}{r.bot_syncs / r.n:8.2f}",
+        f"  {f'floor relay (pid {r.floor_pid})':<32}{floor_ms:8.2f}"
+        f"           (Matrix I/O only: bench/floor_relay.py)",
+        f"  {'bot minus floor':<32}{bot_ms - floor_ms:8.2f}           (the bot's own logic)",
         f"  {f'synapse (pid {r.synapse_pid})':<32}{syn_relay:8.2f}{syn_direct:8.2f}",
         f"  {'test clients (this process)':<32}{per_msg(rc['self']):8.2f}"
         f"{per_msg(dc['self']):8.2f}",
@@ -501,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if running.bot is not None:
                 stop_bot(running.bot)
+            if running.floor is not None and running.floor.poll() is None:
+                running.floor.terminate()
+                try:
+                    running.floor.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    running.floor.kill()
             server.stop()
         finally:
             signal.signal(signal.SIGINT, previous)
