@@ -7,7 +7,8 @@ Rules:
   on the shared connection).
 - Writes happen only inside `async with db.transaction() as tx:` (BEGIN IMMEDIATE, COMMIT,
   ROLLBACK on any error or cancellation). Repos take an optional `tx` so that several of
-  them can write in one transaction; without one they open their own.
+  them can write in one transaction; without one they open their own. The statements of a
+  transaction travel to aiosqlite's thread in as few trips as its reads allow (see `Tx`).
 - Python's sqlite3 runs with `isolation_level=None`: it never begins or commits behind our
   back, and `executescript` (which commits first) is used only by `scrub`, outside any
   transaction.
@@ -70,15 +71,22 @@ def epoch(value: datetime) -> float:
 class Tx:
     """Statements on the connection, valid only while its transaction (or read) lasts.
 
-    Every statement is one trip to aiosqlite's thread (`execute_fetchall`: run, fetch
-    every row, drop the cursor there), so no open cursor ever keeps a read snapshot
-    alive (that would make the WAL checkpoint in `scrub()` report busy), and a relayed
-    message costs a handful of trips rather than three per statement.
+    Statements whose result nobody waits for (every write, BEGIN, COMMIT) are held and
+    sent to aiosqlite's thread together with the next one whose result is needed (a
+    read, a changed-row count) or with the COMMIT: a step that writes five rows and reads
+    one is two trips to that thread instead of eight, and each trip costs more CPU than
+    the SQLite work it carries. An error in a held statement surfaces at that next trip,
+    still inside the transaction, which then rolls back as a whole.
+
+    Every trip runs its statements to the end and drops the cursor in the thread, so no
+    open cursor ever keeps a read snapshot alive (that would make the WAL checkpoint in
+    `scrub()` report busy).
     """
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self._open = True
+        self._held: list[tuple[str, Sequence[Any] | list[Sequence[Any]], bool]] = []
 
     def _check(self) -> aiosqlite.Connection:
         if not self._open:
@@ -87,28 +95,42 @@ class Tx:
 
     def _close(self) -> None:
         self._open = False
+        self._held.clear()
+
+    async def _trip(self, sql: str | None = None, params: Sequence[Any] = ()) -> list[Any]:
+        """The held statements, then `sql` (if any) whose rows are returned, in one trip."""
+        conn = self._check()
+        held, self._held = self._held, []
+        if not held and sql is not None:
+            return list(await conn.execute_fetchall(sql, params))
+        # aiosqlite runs every call of its own through `_execute(fn)` on its thread; a
+        # function of ours runs there the same way. It is not public API: pyproject pins
+        # aiosqlite below 0.23, and tests/storage/test_db.py counts the trips through it.
+        return list(await conn._execute(_run, conn._conn, held, sql, params))
+
+    async def flush(self) -> None:
+        if self._held:
+            await self._trip()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one statement."""
-        await self._check().execute_fetchall(sql, params)
+        """Run one statement (held until the next trip; see the class)."""
+        self._check()
+        self._held.append((sql, params, False))
 
     async def execute_changes(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
-        conn = self._check()
-        await conn.execute_fetchall(sql, params)
-        [(changed,)] = await conn.execute_fetchall("SELECT changes()")
+        await self.execute(sql, params)
+        [(changed,)] = await self._trip("SELECT changes()")
         return int(changed)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
-        if len(rows) == 1:  # the common case, one trip instead of two
-            await self.execute(sql, rows[0])
-        elif rows:
-            async with self._check().executemany(sql, rows):
-                pass
+        if rows:
+            self._check()
+            self._held.append((sql, rows, True))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self._check().execute_fetchall(sql, params)]
+        return [tuple(row) for row in await self._trip(sql, params)]
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self.fetchall(sql, params)
@@ -117,6 +139,28 @@ class Tx:
     async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
         return row[0] if row else None
+
+
+def _run(
+    conn: sqlite3.Connection,
+    held: list[tuple[str, Any, bool]],
+    sql: str | None,
+    params: Sequence[Any],
+) -> list[Any]:
+    """On aiosqlite's thread: the held statements in order, then `sql`'s rows."""
+    for statement, args, many in held:
+        cur = conn.executemany(statement, args) if many else conn.execute(statement, args)
+        try:
+            cur.fetchall()  # to the end, like execute_fetchall (some pragmas step)
+        finally:
+            cur.close()
+    if sql is None:
+        return []
+    cur = conn.execute(sql, params)
+    try:
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
 class Database:
@@ -160,13 +204,14 @@ class Database:
             await tx.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
-            except BaseException:
+            except sqlite3.Error:
                 await self._rollback()
                 raise
             try:
                 # If the task is cancelled while waiting here, the COMMIT is already
                 # queued on aiosqlite's thread and still runs before any later statement.
                 await tx.execute("COMMIT")
+                await tx.flush()
             except sqlite3.Error:
                 await self._rollback()
                 raise

@@ -186,3 +186,36 @@ async def test_close_is_idempotent_and_truncates_wal(db_path: Path) -> None:
 def test_naive_datetime_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         epoch(datetime(2026, 1, 1))  # naive on purpose
+
+
+async def test_writes_wait_for_the_next_trip_and_reads_see_them(db_path: Path) -> None:
+    """A transaction's writes go to aiosqlite's thread with the next read or the COMMIT
+    (bot.storage.db.Tx): five writes and a read are two trips, and the read sees the
+    writes before it. Every aiosqlite call goes through its `_execute`; counting the
+    calls counts the trips (and fails loudly should aiosqlite ever rename it)."""
+    db = await open_database(db_path)
+    conn = db._conn
+    real = conn._execute
+    trips = 0
+
+    async def counted(fn: object, *args: object, **kwargs: object) -> object:
+        nonlocal trips
+        trips += 1
+        return await real(fn, *args, **kwargs)
+
+    try:
+        conn._execute = counted  # type: ignore[method-assign]
+        async with db.transaction() as tx:
+            for i in range(4):
+                await tx.execute("INSERT INTO meta VALUES (?, '1')", (f"k{i}",))
+            await tx.executemany("INSERT INTO meta VALUES (?, '2')", [("m1",), ("m2",)])
+            assert await tx.fetchval("SELECT count(*) FROM meta") == 6
+            await tx.execute("DELETE FROM meta WHERE key = 'k0'")
+        assert trips == 2  # BEGIN + six writes + the read; the delete + COMMIT
+        assert await _count(db) == 5
+        trips = 0
+        assert await db.query("SELECT value FROM meta WHERE key = 'm1'") == [("2",)]
+        assert trips == 1  # one SELECT: no BEGIN, no ROLLBACK
+    finally:
+        conn._execute = real  # type: ignore[method-assign]
+        await db.close()
