@@ -38,6 +38,7 @@ from tests.integration.world import (
     chatter_by_dm,
     go_on_duty,
     next_from_bot,
+    open_conversation,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -257,3 +258,25 @@ async def test_a_volunteers_new_identity_is_reported_and_trusted_only_after_a_re
         assert len(notices) == 1
     finally:
         await w.close()
+
+
+async def test_a_new_device_carries_on_an_open_conversation(open_world, make_user, make_client):
+    """The crypto store is lost while a conversation is open: the new device knows none of
+    the conversation's rooms, and the bot made them, so their encryption state is among
+    its own events, which its filtered sync leaves out of timelines. Its first sync asks
+    for every room's full state (Connection.sync_loop), which carries the encryption
+    state, and the conversation goes on, encrypted both ways."""
+    w = await open_world()
+    chatter, vroom = await open_conversation(w, make_user, make_client)
+    v = w.volunteers[0]
+    assert await w.bot.stop() == 0
+    shutil.rmtree(data_dir(w) / "crypto")
+    (data_dir(w) / "credentials.json").unlink()
+    w.bot = InProcessBot(w.bot.config_path)
+    await w.bot.start()
+    await chatter.client.send_text(chatter.room, "er du der?")
+    got = await next_from_bot(w, v.client, vroom)
+    assert got.body == "er du der?"
+    await v.client.send_text(vroom, "ja, jeg er her")
+    back = await next_from_bot(w, chatter.client, chatter.room)
+    assert back.body == "ja, jeg er her"
