@@ -10,14 +10,20 @@ a sync batch also saves the batch's sync token in its transaction.
 
 Follow-up inputs from effects (a created room, a finished purge) are applied at once, so
 that the next effect that needs the new room finds it.
+
+A purge takes seconds (and retries for minutes when the homeserver's admin API is away):
+it runs in a lane of its own, one at a time, and its result comes back on the inbox to be
+stored in order like any input. Its outbox row stays until then, so a crash resumes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,6 +44,17 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 CHECKPOINT_IDLE = timedelta(seconds=30)
 _ATTEMPTED = "CreateRoom"  # the only effect that records attempts (see Attempts)
+_LANE = "Purge"  # carried out in the purge lane, not in the worker's own loop
+
+
+@dataclass(frozen=True)
+class _Carried:
+    """On the inbox: the purge lane carried out `row`; the worker stores the result."""
+
+    row: OutboxRow
+    effect: Any
+    follow: list[Input]
+    later: Later
 
 
 class Observer(Protocol):
@@ -79,7 +96,10 @@ class Worker:
         self.timers = timers
         self.clock = clock
         self.observer = observer
-        self.inbox: asyncio.Queue[Inbound | Checkpoint | None] = asyncio.Queue()
+        self.inbox: asyncio.Queue[Inbound | Checkpoint | _Carried | None] = asyncio.Queue()
+        self._lane: asyncio.Queue[OutboxRow] = asyncio.Queue()
+        # outbox rows handed to the lane and not yet stored -> their conversations
+        self._in_lane: dict[int, SessionID | None] = {}
         self.handled = 0
         self.last_step_at: datetime | None = None
         self._unsaved = 0  # inputs enqueued since the last saved checkpoint
@@ -93,8 +113,17 @@ class Worker:
 
     async def run(self) -> None:
         """Until a None arrives on the inbox."""
+        lane = asyncio.create_task(self._run_lane(), name="purge lane")
+        try:
+            await self._run()
+        finally:
+            lane.cancel()  # a purge cut short resumes on the next start (its row stays)
+            with contextlib.suppress(asyncio.CancelledError):
+                await lane
+
+    async def _run(self) -> None:
         await self.drain()
-        ahead: Inbound | Checkpoint | None = None
+        ahead: Inbound | Checkpoint | _Carried | None = None
         while True:
             item = ahead if ahead is not None else await self.inbox.get()
             ahead = None
@@ -103,6 +132,14 @@ class Worker:
             try:
                 if isinstance(item, Checkpoint):
                     await self._checkpoint(item.token)
+                    continue
+                if isinstance(item, _Carried):
+                    try:
+                        await self._finish(item.row, item.effect, item.follow, item.later)
+                    finally:
+                        self._in_lane.pop(item.row.id, None)
+                    self._queued = True  # what waited behind the purge may go now
+                    await self.drain()
                     continue
                 # The sync loop puts a batch's inputs and then its checkpoint on the inbox
                 # in one go: the last input of a batch saves the token in its own step.
@@ -122,6 +159,21 @@ class Worker:
             except Exception:
                 # One bad input must not stop the helpline; the log has no content.
                 log.exception("input failed", extra={"input": _kind(item)})
+
+    async def _run_lane(self) -> None:
+        """Purges, one at a time, beside the worker; each result goes back on the inbox."""
+        while True:
+            row = await self._lane.get()
+            effect = codec.decode_effect(row.payload)
+            try:
+                follow, later = await self._attempt(effect, row)
+            except Exception:
+                # Not stored: the row stays in the outbox and the next drain hands it over
+                # again (and so does the next start).
+                log.exception("purge lane: effect failed", extra={"effect": _kind(effect)})
+                self._in_lane.pop(row.id, None)
+                continue
+            self.inbox.put_nowait(_Carried(row, effect, follow, later))
 
     async def _checkpoint(self, token: str) -> None:
         """Save the sync token after its batch. A batch with nothing in it (a long-poll
@@ -197,20 +249,32 @@ class Worker:
             self.observer.stepped(inp, event_id, effects, changes, now)
 
     async def drain(self) -> None:
-        """Carry out the stored outbox, oldest first, until no step adds to it."""
+        """Carry out the stored outbox, oldest first, until no step adds to it. Purges go
+        to their lane; what comes after a purge in the same conversation waits for it, as
+        it would have in line (and goes with the conversation's row when it ends)."""
         while self._queued:
             self._queued = False
             for row in await self.outbox.pending():
-                await self._carry_out(row)
+                if row.id in self._in_lane:
+                    continue
+                if row.session_id is not None and row.session_id in self._in_lane.values():
+                    continue
+                if row.payload.get("type") == _LANE:
+                    self._in_lane[row.id] = row.session_id
+                    self._lane.put_nowait(row)
+                    continue
+                effect = codec.decode_effect(row.payload)
+                follow, later = await self._attempt(effect, row)
+                await self._finish(row, effect, follow, later)
 
-    async def _carry_out(self, row: OutboxRow) -> None:
-        effect = codec.decode_effect(row.payload)
+    async def _attempt(self, effect: Any, row: OutboxRow) -> tuple[list[Input], Later]:
+        """Carry out one effect, retrying with backoff; its follow-up inputs and the
+        writes it leaves for the transaction that marks it done."""
         later: Later = []
         attempts = 0
         while True:
             try:
-                follow = await self.executor.run(effect, row.txn_id, later)
-                break
+                return await self.executor.run(effect, row.txn_id, later), later
             except Transient as exc:
                 attempts += 1
                 if attempts < MAX_ATTEMPTS:
@@ -227,8 +291,10 @@ class Worker:
                 log.error(
                     "effect refused", extra={"effect": type(effect).__name__, "why": str(exc)}
                 )
-            follow, later = [], []
-            break
+            return [], []
+
+    async def _finish(self, row: OutboxRow, effect: Any, follow: list[Input], later: Later) -> None:
+        """Mark the row done, with its writes, or apply its follow-ups with it."""
         if self.observer is not None:
             self.observer.carried_out(effect)
         attempted = row.payload.get("type") == _ATTEMPTED
