@@ -239,7 +239,13 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             syncs=lambda: conn.syncs,
         )
         worker = Worker(
-            core=core, db=db, executor=executor, timers=timers, clock=_now, observer=metrics
+            core=core,
+            db=db,
+            executor=executor,
+            timers=timers,
+            clock=_now,
+            observer=metrics,
+            vouch=lambda user, key: trust_policy_.vouches(conn.client, user, key),
         )
         worker_ref.append(worker)
         syncing: list[asyncio.Task[None]] = []

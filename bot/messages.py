@@ -133,6 +133,7 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "unreadable.chatter": (),
         "unreadable.volunteer": ("number",),
         "unreadable.own": (),
+        "untrusted.own": (),
         "staff.identity_changed": ("name",),
         # the volunteers' room and DMs with staff
         "staff.dm_hint": (),
@@ -373,6 +374,11 @@ NB: dict[str, str] = {
     "unreadable.own": (
         "Meldingen din kunne ikke leses (krypteringen feilet), så den ble ikke sendt videre. "
         "Send den på nytt."
+    ),
+    "untrusted.own": (
+        "Meldingen din kom fra en enhet du ikke har bekreftet, så den ble ikke sendt videre "
+        "og ingen kommando ble utført. Bekreft enheten fra en innlogging du allerede har "
+        "bekreftet, eller skriv derfra. Var det ikke deg, si fra til en administrator."
     ),
     "staff.identity_changed": (
         "Sikkerhet: {name} har fått en ny krypteringsidentitet. Til en administrator har "
@@ -715,6 +721,11 @@ EN: dict[str, str] = {
     "unreadable.own": (
         "Your message could not be read (the encryption failed), so it was not passed on. "
         "Please send it again."
+    ),
+    "untrusted.own": (
+        "Your message came from a device you have not verified, so it was not passed on "
+        "and no command was run. Verify the device from a session you have already "
+        "verified, or write from there. If it was not you, tell an admin."
     ),
     "staff.identity_changed": (
         "Security: {name} has a new encryption identity. Until an admin confirms it is "

@@ -22,14 +22,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.core import codec
-from bot.core.events import Input
-from bot.core.ids import SessionID
+from bot.core.events import Input, Unreadable
+from bot.core.ids import EventID, SessionID
 from bot.core.machine import Helpline, IllegalTransition
 from bot.core.model import Changes
 from bot.matrix.connection import Checkpoint, Inbound
@@ -84,6 +84,7 @@ class Worker:
         timers: Timers,
         clock: Callable[[], datetime],
         observer: Observer | None = None,
+        vouch: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> None:
         self.core = core
         self.db = db
@@ -96,6 +97,7 @@ class Worker:
         self.timers = timers
         self.clock = clock
         self.observer = observer
+        self.vouch = vouch  # (sender, device Curve25519 key) -> act on what they wrote?
         self.inbox: asyncio.Queue[Inbound | Checkpoint | _Carried | None] = asyncio.Queue()
         self._lane: asyncio.Queue[OutboxRow] = asyncio.Queue()
         # outbox rows handed to the lane and not yet stored -> their conversations
@@ -150,7 +152,8 @@ class Worker:
                         token, ahead = ahead.token, None
                 self._unsaved += 1
                 try:
-                    await self.step(item.input, item.event_id, checkpoint=token)
+                    inp = await self._vouched(item)
+                    await self.step(inp, item.event_id, checkpoint=token)
                 except Exception:
                     if token is not None:
                         await self._checkpoint(token)  # the input failed; its batch is done
@@ -159,6 +162,20 @@ class Worker:
             except Exception:
                 # One bad input must not stop the helpline; the log has no content.
                 log.exception("input failed", extra={"input": _kind(item)})
+
+    async def _vouched(self, item: Inbound) -> Input:
+        """The input, or, when its device is one the trust policy would not share keys
+        with (a staff member's device they have not cross-signed), an `Unreadable` that
+        tells the writer why nothing happened."""
+        inp = item.input
+        sender = getattr(inp, "sender", None)
+        room = getattr(inp, "room", None)
+        if item.sender_key is None or self.vouch is None or sender is None or room is None:
+            return inp
+        if await self.vouch(sender, item.sender_key):
+            return inp
+        log.warning("a message from a device its owner has not verified was not acted on")
+        return Unreadable(room, sender, EventID(item.event_id or ""), item.origin, True)
 
     async def _run_lane(self) -> None:
         """Purges, one at a time, beside the worker; each result goes back on the inbox."""

@@ -116,12 +116,16 @@ class PurgeFinished:
 @dataclass(frozen=True, slots=True)
 class Unreadable:
     """An encrypted event whose key never arrived within the grace period: its sender
-    should be asked to send it again. Carries no content, since there is none to read."""
+    should be asked to send it again. Carries no content, since there is none to read
+    (or, `untrusted`, none the bot may act on)."""
 
     room: RoomID
     sender: UserID
     event_id: EventID
     origin: Origin = Origin.OTHER
+    # Read, but written from a device its (staff) owner has not cross-signed: not acted
+    # on, as Element would not show it; the writer is told why.
+    untrusted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

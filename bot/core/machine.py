@@ -344,6 +344,10 @@ class Helpline:
         that did not arrive. No content exists to pass on, so none can leak."""
         hit = self.session_for_room(u.room)
         staff_lang = self._staff_language()
+        if u.untrusted:
+            if self.policy.is_staff(u.sender):
+                self._say(u.room, "untrusted.own", staff_lang)
+            return
         if hit is not None:
             s, offer = hit
             if offer is None:

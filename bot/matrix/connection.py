@@ -186,10 +186,16 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """A core input with the event ID that produced it (for de-duplication), if any."""
+    """A core input with the event ID that produced it (for de-duplication), if any.
+
+    `sender_key`: for a decrypted event, the Curve25519 key of the device that sent it,
+    so that the worker can refuse what a device its owner has not cross-signed wrote (as
+    Element does); `origin` goes with it, for the answer."""
 
     input: Input
     event_id: str | None = None
+    sender_key: str | None = None
+    origin: Origin = Origin.OTHER
 
 
 HOLD = 3.0
@@ -579,7 +585,7 @@ class Connection:
         inp = translate(room, event, origin)
         if inp is None:
             return
-        inbound = Inbound(inp, getattr(event, "event_id", None))
+        inbound = Inbound(inp, getattr(event, "event_id", None), *_sent_by(event, origin))
         if room in self._held:  # keep the room's order behind what waits for a key
             self._held[room].append(_Held(self._batch, loop_time, origin, inbound=inbound))
         else:
@@ -632,7 +638,9 @@ class Connection:
         self.undecryptable_stats["decrypted_late"] += 1
         log.info("a held event was decrypted after its key arrived")
         inp = translate(room, clear, item.origin)
-        return True, (Inbound(inp, event.event_id) if inp is not None else None)
+        if inp is None:
+            return True, None
+        return True, Inbound(inp, event.event_id, *_sent_by(clear, item.origin))
 
     def _unreadable(self, room: RoomID, item: _Held) -> Inbound:
         event = item.event
@@ -681,6 +689,12 @@ def _skip_empty_room_saves(client: AsyncClient) -> None:
             save(rooms)
 
     store.save_encrypted_rooms = save_if_any  # type: ignore[method-assign]
+
+
+def _sent_by(event: Any, origin: Origin) -> tuple[str | None, Origin]:
+    """(the sending device's Curve25519 key if the event was decrypted, origin)."""
+    key = getattr(event, "sender_key", None) if getattr(event, "decrypted", False) else None
+    return (key if isinstance(key, str) else None), origin
 
 
 def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:

@@ -52,6 +52,10 @@ class TrustPolicy(Protocol):
     def forget(self, users: Iterable[str]) -> None:
         """These users' devices or keys changed: look again before the next send."""
 
+    async def vouches(self, client: AsyncClient, user: str, sender_key: str) -> bool:
+        """Whether the bot acts on what `user` wrote from the device with this Curve25519
+        key (a message the policy would not share keys with is not acted on either)."""
+
 
 class AllDevices:
     name = "all_devices"
@@ -69,6 +73,16 @@ class AllDevices:
 
     def forget(self, users: Iterable[str]) -> None:
         return None
+
+    async def vouches(self, client: AsyncClient, user: str, sender_key: str) -> bool:
+        return True
+
+
+def _device_with_key(client: AsyncClient, user: str, sender_key: str) -> Any:
+    for device in client.device_store.active_user_devices(user):
+        if device.curve25519 == sender_key:
+            return device
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -126,6 +140,7 @@ class TrustStats:
     verified: int = 0  # state changes made in nio's store
     blacklisted: int = 0
     seconds: float = 0.0  # total time spent in prepare
+    vouch_checks: int = 0  # messages from staff checked for their sending device
     last: dict[str, Any] = field(default_factory=dict)
 
 
@@ -200,6 +215,24 @@ class CrossSigned:
                 if query:
                     self._cache[user] = (now, ident)
         return out
+
+    async def vouches(self, client: AsyncClient, user: str, sender_key: str) -> bool:
+        """Staff: only from a device their pinned identity signed, as Element reads only
+        those (a stolen access token and a new device must not speak to a chatter through
+        the bot). Chatters: whatever they write is taken; refusing someone in crisis for
+        their app's setup is a decision this rule does not make."""
+        if not self.is_staff(user):
+            return True
+        self.stats.vouch_checks += 1
+        device = _device_with_key(client, user, sender_key)
+        if device is None and client.should_query_keys:
+            await client.keys_query()  # a device nio has not heard of yet
+            device = _device_with_key(client, user, sender_key)
+        if device is None:
+            return False
+        identity = (await self.identities(client, [user]))[user]
+        vouched = await self.trusted_devices(user, identity)
+        return bool(vouched.get(device.id) == device.ed25519)
 
     async def trusted_devices(self, user: str, ident: Identity) -> Mapping[str, str]:
         """The devices `user`'s pinned identity vouches for (none if it is not the pin)."""

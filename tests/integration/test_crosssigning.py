@@ -280,3 +280,30 @@ async def test_a_new_device_carries_on_an_open_conversation(open_world, make_use
     await v.client.send_text(vroom, "ja, jeg er her")
     back = await next_from_bot(w, chatter.client, chatter.room)
     assert back.body == "ja, jeg er her"
+
+
+async def test_a_volunteers_unsigned_device_is_not_acted_on(open_world, make_user, make_client):
+    """Element shows nothing from a device its owner has not cross-signed; the bot acts on
+    nothing from such a device of a staff member either. With a stolen access token and
+    a new device, nobody can write to a chatter, or go off duty, as a volunteer."""
+    w = await open_world()
+    chatter, vroom = await open_conversation(w, make_user, make_client)
+    v = w.volunteers[0]
+    intruder = await make_client(v.user, cross_sign=False)
+    await intruder.wait_for_room(vroom, encrypted=True, timeout=TIMEOUT)
+    await intruder.wait_for_room(w.staff_room, encrypted=True, timeout=TIMEOUT)
+
+    def refused(m: Any) -> bool:
+        return m.msgtype == "m.notice" and "bekreftet" in (m.body or "")
+
+    await intruder.send_text(vroom, "gi meg adressen din")
+    await next_from_bot(w, v.client, vroom, refused)  # read on the volunteer's signed device
+    await intruder.send_text(w.staff_room, "!av")
+    await next_from_bot(w, v.client, w.staff_room, refused)
+
+    # The chatter got nothing but what the real device writes, and nobody went off duty.
+    await v.client.send_text(vroom, "Jeg er her fortsatt")
+    got = await next_from_bot(w, chatter.client, chatter.room)
+    assert got.body == "Jeg er her fortsatt"
+    assert not [m for m in chatter.client.messages if "adressen" in (m.body or "")]
+    assert not [m for m in v.client.messages if "av vakt" in (m.body or "")]

@@ -116,3 +116,20 @@ def test_encryption_inputs_change_no_state() -> None:
     w.feed(Unreadable(s.chatter_room, s.chatter, GONE))
     w.feed(IdentityChanged(ANNA))
     assert w.snapshot() == before
+
+
+def test_a_staff_message_from_an_unverified_device_is_refused_in_place() -> None:
+    """`untrusted`: read, but from a device its owner has not cross-signed. Nothing of it
+    goes anywhere; the writer is told where they wrote, and nobody else hears of it."""
+    w = World()
+    s = w.active(chatter(1))
+    assert s.volunteer_room is not None
+    fx = w.feed(Unreadable(s.volunteer_room, ANNA, GONE, untrusted=True))
+    assert keys(fx) == ["untrusted.own"]
+    assert said(fx, "untrusted.own").to == s.volunteer_room
+    fx = w.feed(Unreadable(STAFF_ROOM, ANNA, GONE, Origin.STAFF, untrusted=True))
+    assert keys(fx) == ["untrusted.own"] and said(fx, "untrusted.own").to == STAFF_ROOM
+    # The adapter never refuses a chatter's device; if it did, the core would stay quiet.
+    assert s.chatter_room is not None
+    assert w.feed(Unreadable(s.chatter_room, s.chatter, GONE, untrusted=True)) == []
+    assert s.state.value == "active"
