@@ -204,7 +204,7 @@ class Database:
             await tx.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
-            except sqlite3.Error:
+            except BaseException:
                 await self._rollback()
                 raise
             try:

@@ -80,6 +80,25 @@ async def test_transaction_rolls_back_on_error(db_path: Path) -> None:
         await db.close()
 
 
+async def test_transaction_rolls_back_on_error_after_a_read(db_path: Path) -> None:
+    """A read sends the held BEGIN and writes to SQLite; an error after it must still roll
+    them back and leave no transaction open (the worker's step reads, then the core may
+    refuse the input)."""
+    db = await open_database(db_path)
+    try:
+        with pytest.raises(RuntimeError, match="refused"):
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO meta VALUES ('a', '1')")
+                assert await tx.fetchval("SELECT count(*) FROM meta") == 1
+                raise RuntimeError("refused")
+        assert await _count(db) == 0
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO meta VALUES ('b', '1')")
+        assert await _count(db) == 1
+    finally:
+        await db.close()
+
+
 async def test_transaction_rolls_back_on_sql_error(db_path: Path) -> None:
     db = await open_database(db_path)
     try:
