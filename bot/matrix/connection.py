@@ -7,15 +7,17 @@ Rules:
   worker saves the sync token only when it reaches the marker, i.e. after the whole batch
   is handled. nio's own token store is off (`store_sync_tokens=False`): nio saves its token
   before callbacks run, which would lose a batch on a crash.
-- Events from before the bot joined a room are dropped here: on the very first sync, and
-  in a room newly joined in this batch, everything before the bot's own join event.
+- Events from before the bot joined a room are dropped here: on the very first sync, those
+  the server marks with the bot's membership at the time as not "join" (Matrix 1.11), and
+  on other servers, in a room newly joined in this batch, everything before the bot's own
+  join event.
 - The first login saves the device ID and access token in the data dir; later starts
   restore them (never a new device per start) and check that store, config and `whoami`
   agree.
 - The sync asks only for what the bot acts on (a filter: no presence, no account data, no
-  read receipts), and the bot's own non-state events (the echo of every message it sends)
-  are dropped from the response before nio parses, checks and decrypts them. Its own
-  state events stay: nio learns from them which rooms are encrypted and who is in them.
+  read receipts; on Matrix 1.11 servers none of the bot's own events either, so the echo
+  of its sends never wakes it). Non-state events the bot never acts on (its own, those
+  from before it joined) are dropped from a response before nio parses and decrypts them.
 - An event nio cannot decrypt yet is held per room, in order, and retried after every
   sync (its key comes as a to-device `m.room_key` or forwarded key). Later events of that
   room wait behind it for up to `HOLD` seconds, so a late key still keeps the order; after
@@ -154,12 +156,10 @@ def before_join(event: dict[str, Any]) -> bool:
 class _Client(AsyncClient):
     """nio's client; sync responses go through `prepare_sync` before nio sees them."""
 
-    dropped = 0
-
     async def parse_body(self, transport_response: Any) -> dict[Any, Any]:
         body: dict[Any, Any] = await super().parse_body(transport_response)
         if transport_response.url.path.endswith("/sync") and isinstance(body, dict):
-            self.dropped += prepare_sync(body, self.user_id)
+            prepare_sync(body, self.user_id)
         return body
 
 
@@ -266,7 +266,6 @@ class Connection:
         self._unsaved: deque[tuple[int, str]] = deque()  # batches whose checkpoint waits
         self._release_timer: asyncio.TimerHandle | None = None
         self.undecryptable_stats = {"held": 0, "decrypted_late": 0, "unreadable": 0}
-        self.own_events_filtered = False  # set when the sync filter is uploaded
         self.on_invite: Callable[[RoomID, UserID, bool], None] | None = None
         # Called with the users whose devices or cross-signing keys changed.
         self.on_device_change: Callable[[list[str]], None] | None = None
@@ -467,8 +466,7 @@ class Connection:
         """The server-side id of the bot's sync filter; without one (the upload failed)
         the bot syncs everything, which costs CPU but loses nothing."""
         room = dict(SYNC_FILTER["room"])
-        self.own_events_filtered = await self._server_marks_membership()
-        if self.own_events_filtered:
+        if await self._server_marks_membership():
             # The bot's own events, state included, stop waking the sync: the echo of each
             # message it sends was half of all syncs. What nio would have learnt from the
             # bot's own state events the executor tells it (`Executor.created`, `kicked`),
@@ -479,7 +477,6 @@ class Connection:
         )
         if isinstance(resp, UploadFilterResponse):
             return str(resp.filter_id)
-        self.own_events_filtered = False
         log.warning("sync filter refused, syncing unfiltered", extra={"code": resp.status_code})
         return None
 
@@ -585,7 +582,7 @@ class Connection:
         inp = translate(room, event, origin)
         if inp is None:
             return
-        inbound = Inbound(inp, getattr(event, "event_id", None), *_sent_by(event, origin))
+        inbound = Inbound(inp, getattr(event, "event_id", None), _sender_key(event), origin)
         if room in self._held:  # keep the room's order behind what waits for a key
             self._held[room].append(_Held(self._batch, loop_time, origin, inbound=inbound))
         else:
@@ -640,7 +637,7 @@ class Connection:
         inp = translate(room, clear, item.origin)
         if inp is None:
             return True, None
-        return True, Inbound(inp, event.event_id, *_sent_by(clear, item.origin))
+        return True, Inbound(inp, event.event_id, _sender_key(clear), item.origin)
 
     def _unreadable(self, room: RoomID, item: _Held) -> Inbound:
         event = item.event
@@ -691,10 +688,10 @@ def _skip_empty_room_saves(client: AsyncClient) -> None:
     store.save_encrypted_rooms = save_if_any  # type: ignore[method-assign]
 
 
-def _sent_by(event: Any, origin: Origin) -> tuple[str | None, Origin]:
-    """(the sending device's Curve25519 key if the event was decrypted, origin)."""
+def _sender_key(event: Any) -> str | None:
+    """The sending device's Curve25519 key, for an event that was decrypted."""
     key = getattr(event, "sender_key", None) if getattr(event, "decrypted", False) else None
-    return (key if isinstance(key, str) else None), origin
+    return key if isinstance(key, str) else None
 
 
 def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:
