@@ -39,6 +39,17 @@ def say(session: int, key: str) -> dict[str, Any]:
     return codec.encode(Say(RoomRef(SessionID(session), Role.CHATTER), Text(key), "nb"))
 
 
+def outbox_worker(storage: Storage, executor: HeldPurges) -> Worker:
+    """A worker that only carries out the outbox: no input is applied in these tests."""
+    return Worker(
+        core=None,  # type: ignore[arg-type]
+        db=storage.db,
+        executor=executor,  # type: ignore[arg-type]
+        timers=None,  # type: ignore[arg-type]
+        clock=lambda: T0,
+    )
+
+
 async def until(check: Any, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
@@ -49,13 +60,7 @@ async def until(check: Any, timeout: float = 5.0) -> None:
 async def test_a_purge_holds_up_only_its_own_conversation(tmp_path: Path) -> None:
     storage = await Storage.open(tmp_path / "bot.db")
     executor = HeldPurges()
-    worker = Worker(
-        core=None,  # type: ignore[arg-type]  # no input is applied here, only the outbox
-        db=storage.db,
-        executor=executor,  # type: ignore[arg-type]
-        timers=None,  # type: ignore[arg-type]
-        clock=lambda: T0,
-    )
+    worker = outbox_worker(storage, executor)
     task: asyncio.Task[None] | None = None
     try:
         one, two = SessionID(1), SessionID(2)
@@ -94,13 +99,7 @@ async def test_a_purge_cut_short_stays_in_the_outbox(tmp_path: Path) -> None:
     """Stopping the worker mid-purge leaves its row, so the next start resumes it."""
     storage = await Storage.open(tmp_path / "bot.db")
     executor = HeldPurges()
-    worker = Worker(
-        core=None,  # type: ignore[arg-type]
-        db=storage.db,
-        executor=executor,  # type: ignore[arg-type]
-        timers=None,  # type: ignore[arg-type]
-        clock=lambda: T0,
-    )
+    worker = outbox_worker(storage, executor)
     try:
         one = SessionID(1)
         await storage.state.apply(Changes(sessions={one: make_session(1)}), now=T0)
