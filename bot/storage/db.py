@@ -212,7 +212,10 @@ class Database:
                 # queued on aiosqlite's thread and still runs before any later statement.
                 await tx.execute("COMMIT")
                 await tx.flush()
-            except sqlite3.Error:
+            except BaseException:
+                # Anything a held statement raises surfaces here, not only sqlite3.Error:
+                # a lone surrogate in a bound string raises UnicodeEncodeError, and left
+                # open, the transaction would refuse every later BEGIN.
                 await self._rollback()
                 raise
 

@@ -111,6 +111,26 @@ async def test_transaction_rolls_back_on_sql_error(db_path: Path) -> None:
         await db.close()
 
 
+async def test_a_string_sqlite_cannot_encode_rolls_back_and_the_next_write_works(
+    db_path: Path,
+) -> None:
+    """A lone surrogate (the network can send one) fails only when the held INSERT runs,
+    at COMMIT, and not as an sqlite3.Error: the transaction must still end, or every
+    later BEGIN would fail ("cannot start a transaction within a transaction")."""
+    db = await open_database(db_path)
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("CREATE TABLE t (x TEXT)")
+        with pytest.raises(UnicodeEncodeError):
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (?)", ("\ud800",))
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (?)", ("fine",))
+        assert await db.query("SELECT x FROM t") == [("fine",)]
+    finally:
+        await db.close()
+
+
 async def test_transaction_rolls_back_on_cancel(db_path: Path) -> None:
     db = await open_database(db_path)
     started = asyncio.Event()
