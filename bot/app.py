@@ -26,10 +26,13 @@ from bot.core.events import IdentityChanged
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import Policy, VolunteerProfile
+from bot.core.rooms import RoomIndex
 from bot.http import Health, HttpEndpoint, HttpStartError
+from bot.inbox import Inbound
 from bot.logs import setup as setup_logging
-from bot.matrix.connection import Connection, Inbound, StartupError
+from bot.matrix.connection import Connection, StartupError
 from bot.matrix.executor import Executor
+from bot.matrix.invites import InviteGate
 from bot.matrix.purge import Purger
 from bot.matrix.trust import TrustNotAvailable
 from bot.matrix.trust import build as build_trust
@@ -40,13 +43,14 @@ from bot.scheduler import Timers
 from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
 from bot.storage.pins import Pins
-from bot.storage.repos import Attempts, Checkpoint, MediaSeen, PurgeJobs, RelayMap, StateRepo
+from bot.storage.repos import Checkpoint, MediaSeen, OutboxRepo, PurgeJobs, StateRepo
 from bot.worker import Worker
 
 log = logging.getLogger("bot")
 
 EXIT_LOCKED = 6
 EXIT_CONFIG = 2
+EXIT_UNEXPECTED = 1
 
 
 def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
@@ -141,6 +145,14 @@ def run(config: Config, args: argparse.Namespace | None = None) -> int:
     except HttpStartError as exc:
         print(f"helpline-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except Exception as exc:
+        # Anything else: one line with the error's class, never its message or a
+        # traceback, which could carry an ID or a message's words. The log has more.
+        log.error("stopped by an unexpected error", exc_info=exc)
+        print(
+            f"helpline-bot: stopped by an unexpected error ({type(exc).__name__})", file=sys.stderr
+        )
+        return EXIT_UNEXPECTED
 
 
 def _now() -> datetime:
@@ -173,6 +185,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         config.messages, default_language=config.language.default, bot_name=config.bot.display_name
     )
     worker_ref: list[Worker] = []
+    rooms = RoomIndex(stored.sessions)
 
     def enqueue(item: Any) -> None:
         worker_ref[0].put(item)
@@ -186,6 +199,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         data_dir=Path(config.storage.data_dir),
         store_key=config.storage.store_key,
         enqueue=enqueue,
+        rooms=rooms,
         undecryptable_grace=config.encryption.undecryptable_grace,
     )
     purger = Purger(
@@ -200,16 +214,22 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         await conn.login()
         await conn.join_configured(config.volunteers.room, list(config.intake.lobby_rooms))
         policy = build_policy(config, conn.staff_room)
-        core = Helpline(
-            policy,
-            random.SystemRandom(),
-            sessions=stored.sessions,
-            volunteers=stored.volunteers,
-            timers=stored.timers,
-            meta=stored.meta,
-            blocked=stored.blocked,
-        )
-        conn.session_rooms = lambda room: core.session_for_room(room) is not None
+
+        def build_core(state: Any) -> Helpline:
+            return Helpline(
+                policy,
+                random.SystemRandom(),
+                sessions=state.sessions,
+                volunteers=state.volunteers,
+                timers=state.timers,
+                meta=state.meta,
+                blocked=state.blocked,
+            )
+
+        async def restore_core() -> Helpline:
+            return build_core(await StateRepo(db).load())
+
+        core = build_core(stored)
         trust_policy_ = build_trust(
             trust,
             pins=Pins(db),
@@ -222,30 +242,28 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         executor = Executor(
             conn.client,
             texts=texts,
-            resolve=core.room_of,
-            relay_map=RelayMap(db),
-            media=MediaSeen(db),
+            rooms=rooms,
             trust=trust_policy_,
             retention=config.privacy.retention_max_lifetime,
             bot_user=config.bot.user_id,
-            attempts=Attempts(db),
-            known_room=lambda room: core.session_for_room(room) is not None,
             purge=purger,
         )
         timers = Timers(fire=lambda t: enqueue(Inbound(t)))
         metrics = Metrics(
-            status=lambda: core.status(_now()),
+            status=lambda: worker_ref[0].core.status(_now()),
             sync_errors=lambda: conn.sync_errors,
             syncs=lambda: conn.syncs,
         )
         worker = Worker(
             core=core,
             db=db,
-            executor=executor,
+            runner=executor,
             timers=timers,
             clock=_now,
+            rooms=rooms,
             observer=metrics,
             vouch=lambda user, key: trust_policy_.vouches(conn.client, user, key),
+            restore=restore_core,
         )
         worker_ref.append(worker)
         syncing: list[asyncio.Task[None]] = []
@@ -253,10 +271,15 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             sync_running=lambda: bool(syncing) and not syncing[0].done(),
             last_sync_ok=lambda: conn.last_sync_ok,
             db_writable=db.check_writable,
+            worker=worker.health,
         )
         http = HttpEndpoint(config.http.host, config.http.port, health, metrics)
         await http.start()
-        invites = InviteGate(conn, config, policy)
+        invites = InviteGate(
+            conn.client,
+            policy,
+            configured=lambda room: room == conn.staff_room or room in conn.lobbies,
+        )
         conn.on_invite = invites.on_invite
 
         stop = asyncio.Event()
@@ -265,6 +288,9 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             loop.add_signal_handler(sig, stop.set)
 
         timers.start(stored.timers)
+        unparked = await OutboxRepo(db).unpark_all()
+        if unparked:
+            log.warning("parked effects are tried again", extra={"count": unparked})
         since = await Checkpoint(db).get()
         worker_task = asyncio.create_task(worker.run(), name="worker")
         sync_task = asyncio.create_task(conn.sync_loop(since), name="sync")
@@ -305,54 +331,3 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
     finally:
         await purger.close()
         await conn.client.close()
-
-
-class InviteGate:
-    """Which invites the bot accepts: the configured rooms, and DMs from allowed servers.
-
-    Everything else (a stranger's group room, invite spam) is rejected, and an inviter
-    who keeps trying is rate limited: at most 5 invites an hour are even looked at.
-    """
-
-    def __init__(self, conn: Connection, config: Config, policy: Policy) -> None:
-        self.conn = conn
-        self.config = config
-        self.policy = policy
-        self._recent: dict[str, list[float]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def on_invite(self, room: RoomID, inviter: UserID, is_direct: bool) -> None:
-        task = asyncio.create_task(self._decide(room, inviter, is_direct))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _decide(self, room: RoomID, inviter: UserID, is_direct: bool) -> None:
-        client = self.conn.client
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        recent = [t for t in self._recent.get(inviter, []) if now - t < 3600]
-        recent.append(now)
-        self._recent[inviter] = recent
-        configured = room == self.conn.staff_room or room in self.conn.lobbies
-        staff = self.policy.is_staff(inviter)
-        server_ok = "*" in self.policy.allowed_servers or (
-            inviter.partition(":")[2] in self.policy.allowed_servers
-        )
-        accept = configured or (
-            is_direct and (staff or (self.policy.direct_messages and server_ok))
-        )
-        if len(recent) > 5 and not staff:
-            accept = False
-        try:
-            if accept:
-                await client.join(room)
-                log.info("invite accepted", extra={"kind": "direct" if is_direct else "room"})
-            else:
-                await client.room_leave(room)
-                log.info("invite rejected")
-        except Exception:
-            log.warning("invite handling failed")
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()

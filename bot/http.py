@@ -42,6 +42,7 @@ class Health:
     sync_running: Callable[[], bool]
     last_sync_ok: Callable[[], float]  # 0.0 until the first successful sync
     db_writable: Callable[[], Awaitable[None]]  # raises when the database is not writable
+    worker: Callable[[], Awaitable[list[str]]] | None = None  # why the worker is stuck
     max_sync_age: float = MAX_SYNC_AGE_S
     started_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
@@ -63,6 +64,12 @@ class Health:
             reasons.append("database busy")
         except Exception as exc:
             reasons.append(f"database not writable ({type(exc).__name__})")
+            return reasons
+        if self.worker is not None:
+            try:
+                reasons.extend(await asyncio.wait_for(self.worker(), DB_CHECK_TIMEOUT_S))
+            except TimeoutError:
+                reasons.append("database busy")
         return reasons
 
 

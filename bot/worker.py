@@ -1,19 +1,31 @@
-"""The one worker that applies inputs to the core, one at a time.
+"""The worker: applies inputs to the core one at a time, and carries out the effects in
+lanes, one lane per conversation.
 
-For each input: skip it if its event was handled before (a replayed sync batch); let the
-core decide; store the state changes, the effects (as outbox rows with fresh transaction
-IDs) and the event ID in ONE transaction; arm the timers; then carry out the outbox in
-order, deleting each row once done. A crash anywhere leaves either nothing (the event is
-seen again and handled then) or a stored step whose outbox is carried out on start, with
-the same transaction IDs, so that the homeserver drops a second copy. The last input of
-a sync batch also saves the batch's sync token in its transaction.
+Steps (one at a time, in inbox order): skip an input whose event was handled before (a
+replayed sync batch); let the core decide; store the state changes, the effects (as outbox
+rows with fresh transaction IDs) and the event ID in ONE transaction; arm the timers; hand
+the new rows to their lanes. The last input of a sync batch also saves the batch's sync
+token in its transaction. A step whose write fails leaves nothing half done: the core is
+rebuilt from what is stored.
 
-Follow-up inputs from effects (a created room, a finished purge) are applied at once, so
-that the next effect that needs the new room finds it.
+Lanes: the effects of one conversation (or, for effects addressed to a room by its ID, a
+DM or the volunteers' room, of that room) are carried out in order, one at a time; lanes
+run side by side, at most `max_in_flight` requests at once. So one conversation's effect
+that waits (a send retrying while the homeserver is away, a purge waiting for the admin
+API, a slow room creation) never holds up another conversation. A lane hands each outcome
+back on the inbox and waits until the worker has recorded it (the row marked done in the
+same transaction as what follows from it: the relay map, the created room as an input to
+the core), so the conversation's next effect finds the room its previous one made.
 
-A purge takes seconds (and retries for minutes when the homeserver's admin API is away):
-it runs in a lane of its own, one at a time, and its result comes back on the inbox to be
-stored in order like any input. Its outbox row stays until then, so a crash resumes it.
+Failures: transient ones (transport, 5xx, 429) are tried again with a capped backoff,
+for as long as it takes: nothing is dropped while the homeserver is down, and it is sent
+once (the stored transaction ID) and in order when it is back. A refusal is recorded (a
+room that could not be made is an input to the core). Anything unexpected (a bug, a
+poisoned row) is tried `MAX_UNEXPECTED` times, then parked: kept with its error class for
+the operator and `/healthz`, and tried again at the next start.
+
+A crash anywhere leaves either nothing (the event is seen again and handled then) or a
+stored step whose outbox is carried out on start, with the same transaction IDs.
 """
 
 from __future__ import annotations
@@ -22,39 +34,82 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.core import codec
-from bot.core.events import Input, Unreadable
-from bot.core.ids import EventID, SessionID
-from bot.core.machine import Helpline, IllegalTransition
-from bot.core.model import Changes
-from bot.matrix.connection import Checkpoint, Inbound
-from bot.matrix.executor import Executor, Later, Permanent, Transient, session_of
-from bot.scheduler import Timers
-from bot.storage.db import Database
-from bot.storage.repos import Attempts, EventLog, OutboxItem, OutboxRepo, OutboxRow, StateRepo
+from bot.core.events import (
+    CreateRoom,
+    Effect,
+    Input,
+    PurgeFinished,
+    RecordMedia,
+    Relay,
+    RelayEdit,
+    RelayRedaction,
+    RoomCreated,
+    RoomFailed,
+    RoomRef,
+    Unreadable,
+    room_of,
+    session_of,
+)
+from bot.core.ids import EventID, RoomID, SessionID
+from bot.core.machine import IllegalTransition
+from bot.core.model import Changes, Session
+from bot.core.rooms import RoomIndex
+from bot.inbox import BatchEnd, EffectDone, Inbound, Item, Parked
+from bot.outcomes import (
+    EffectRunner,
+    Known,
+    Outcome,
+    Purged,
+    Refused,
+    RoomMade,
+    Sent,
+    Transient,
+)
+from bot.storage.db import Database, Tx
+from bot.storage.repos import (
+    Attempts,
+    EventLog,
+    MediaSeen,
+    OutboxItem,
+    OutboxRepo,
+    OutboxRow,
+    RelayMap,
+    StateRepo,
+)
 from bot.storage.repos import Checkpoint as CheckpointRepo
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
+MAX_UNEXPECTED = 3
 CHECKPOINT_IDLE = timedelta(seconds=30)
-_ATTEMPTED = "CreateRoom"  # the only effect that records attempts (see Attempts)
-_LANE = "Purge"  # carried out in the purge lane, not in the worker's own loop
+ATTEMPT_TIMEOUT = 120.0  # one try of one effect; nio retries a dead connection forever
+MAX_IN_FLIGHT = 16  # effects carried out at once, over all lanes
+STALLED_AFTER = 120.0  # seconds without progress while effects wait: /healthz says 503
 
 
-@dataclass(frozen=True)
-class _Carried:
-    """On the inbox: the purge lane carried out `row`; the worker stores the result."""
+class Core(Protocol):
+    """What the worker needs of `bot.core.machine.Helpline`."""
 
-    row: OutboxRow
-    effect: Any
-    follow: list[Input]
-    later: Later
+    sessions: dict[SessionID, Session]
+
+    def handle(self, event: Input, now: datetime) -> list[Effect]: ...
+
+    def take_changes(self) -> Changes: ...
+
+    def session_for_room(self, room: RoomID) -> tuple[Any, Any] | None: ...
+
+
+class Scheduler(Protocol):
+    """Arms and disarms the timers a step set or cleared (`bot.scheduler.Timers`)."""
+
+    def apply(self, changes: Changes) -> None: ...
 
 
 class Observer(Protocol):
@@ -74,17 +129,48 @@ class Observer(Protocol):
     def carried_out(self, effect: Any) -> None: ...
 
 
+def backoff(tries: int) -> float:
+    """Seconds before try number `tries + 1`: 1, 2, 4, ... up to a minute."""
+    return float(min(60.0, 0.5 * 2**tries))
+
+
+LaneKey = tuple[str, object]
+
+
+def lane_of(effect: Any, row: OutboxRow) -> LaneKey:
+    """Effects of one conversation share a lane; so do effects addressed to one room."""
+    if row.session_id is not None:
+        return ("session", row.session_id)
+    sid = session_of(effect)
+    if sid is not None:
+        return ("session", sid)
+    room = room_of(effect)
+    if room is not None:
+        return ("room", room)
+    return ("row", row.id)
+
+
+@dataclass
+class _Lane:
+    rows: deque[OutboxRow]
+    task: asyncio.Task[None] | None = None
+
+
 class Worker:
     def __init__(
         self,
         *,
-        core: Helpline,
+        core: Core,
         db: Database,
-        executor: Executor,
-        timers: Timers,
+        runner: EffectRunner,
+        timers: Scheduler,
         clock: Callable[[], datetime],
+        rooms: RoomIndex | None = None,
         observer: Observer | None = None,
         vouch: Callable[[str, str], Awaitable[bool]] | None = None,
+        restore: Callable[[], Awaitable[Core]] | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        backoff: Callable[[int], float] = backoff,
     ) -> None:
         self.core = core
         self.db = db
@@ -93,75 +179,98 @@ class Worker:
         self.events = EventLog(db)
         self.checkpoint = CheckpointRepo(db)
         self.attempts = Attempts(db)
-        self.executor = executor
+        self.relay_map = RelayMap(db)
+        self.media = MediaSeen(db)
+        self.runner = runner
         self.timers = timers
         self.clock = clock
+        if rooms is None:
+            rooms = RoomIndex(getattr(core, "sessions", {}).values())
+        self.rooms = rooms
         self.observer = observer
         self.vouch = vouch  # (sender, device Curve25519 key) -> act on what they wrote?
-        self.inbox: asyncio.Queue[Inbound | Checkpoint | _Carried | None] = asyncio.Queue()
-        self._lane: asyncio.Queue[OutboxRow] = asyncio.Queue()
-        # outbox rows handed to the lane and not yet stored -> their conversations
-        self._in_lane: dict[int, SessionID | None] = {}
+        self.restore = restore  # rebuilds the core from storage after a failed write
+        self.backoff = backoff
+        self.inbox: asyncio.Queue[Item] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._lanes: dict[LaneKey, _Lane] = {}
+        self._dispatched = 0  # the highest outbox row id handed to a lane
+        self._queued = True  # the outbox may hold rows not yet in a lane (it may at start)
         self.handled = 0
         self.last_step_at: datetime | None = None
+        self.last_progress = 0.0  # loop time of the last recorded effect (0: none yet)
         self._unsaved = 0  # inputs enqueued since the last saved checkpoint
-        self._queued = True  # the outbox may hold rows (it always may at start)
         self._saved_at: datetime | None = None
 
-    def put(self, item: Inbound | Checkpoint) -> None:
+    def put(self, item: Inbound | BatchEnd) -> None:
         if self.observer is not None and isinstance(item, Inbound):
             self.observer.received(item.event_id)
         self.inbox.put_nowait(item)
 
-    async def run(self) -> None:
-        """Until a None arrives on the inbox."""
-        lane = asyncio.create_task(self._run_lane(), name="purge lane")
-        try:
-            await self._run()
-        finally:
-            lane.cancel()  # a purge cut short resumes on the next start (its row stays)
-            with contextlib.suppress(asyncio.CancelledError):
-                await lane
+    @property
+    def in_flight(self) -> int:
+        """Effects handed to lanes and not yet recorded."""
+        return sum(len(lane.rows) for lane in self._lanes.values())
 
-    async def _run(self) -> None:
-        await self.drain()
-        ahead: Inbound | Checkpoint | _Carried | None = None
+    # ----------------------------------------------------------------------------------
+    # the main loop
+
+    async def run(self) -> None:
+        """Until a None arrives on the inbox. Lanes cut short by the stop keep their rows
+        in the outbox: the next start carries them out."""
+        self.last_progress = asyncio.get_running_loop().time()
+        try:
+            await self._loop()
+        finally:
+            lanes = [lane.task for lane in self._lanes.values() if lane.task is not None]
+            for task in lanes:
+                task.cancel()
+            for task in lanes:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._lanes.clear()
+
+    async def _loop(self) -> None:
+        ahead: Item = None
+        started = False
         while True:
-            item = ahead if ahead is not None else await self.inbox.get()
-            ahead = None
-            if item is None:
-                return
             try:
-                if isinstance(item, Checkpoint):
+                if not started:
+                    started = True
+                    await self.dispatch()
+                    continue
+                item = ahead if ahead is not None else await self.inbox.get()
+                ahead = None
+                if item is None:
+                    return
+                if isinstance(item, BatchEnd):
                     await self._checkpoint(item.token)
                     continue
-                if isinstance(item, _Carried):
-                    try:
-                        await self._finish(item.row, item.effect, item.follow, item.later)
-                    finally:
-                        self._in_lane.pop(item.row.id, None)
-                    self._queued = True  # what waited behind the purge may go now
-                    await self.drain()
-                    continue
-                # The sync loop puts a batch's inputs and then its checkpoint on the inbox
-                # in one go: the last input of a batch saves the token in its own step.
-                token = None
-                if not self.inbox.empty():
-                    ahead = self.inbox.get_nowait()
-                    if isinstance(ahead, Checkpoint):
-                        token, ahead = ahead.token, None
-                self._unsaved += 1
-                try:
-                    inp = await self._vouched(item)
-                    await self.step(inp, item.event_id, checkpoint=token)
-                except Exception:
-                    if token is not None:
-                        await self._checkpoint(token)  # the input failed; its batch is done
-                    raise
-                await self.drain()
+                if isinstance(item, EffectDone):
+                    await self._record(item)
+                else:
+                    # The sync loop puts a batch's inputs and then its end on the inbox
+                    # in one go: the last input of a batch saves the token in its step.
+                    token = None
+                    if not self.inbox.empty():
+                        ahead = self.inbox.get_nowait()
+                        if isinstance(ahead, BatchEnd):
+                            token, ahead = ahead.token, None
+                    await self._input(item, token)
+                await self.dispatch()
             except Exception:
                 # One bad input must not stop the helpline; the log has no content.
-                log.exception("input failed", extra={"input": _kind(item)})
+                log.exception("worker step failed")
+
+    async def _input(self, item: Inbound, token: str | None) -> None:
+        self._unsaved += 1
+        try:
+            inp = await self._vouched(item)
+            await self.step(inp, item.event_id, checkpoint=token)
+        except Exception:
+            if token is not None:
+                await self._checkpoint(token)  # the input failed; its batch is done
+            raise
 
     async def _vouched(self, item: Inbound) -> Input:
         """The input, or, when its device is one the trust policy would not share keys
@@ -177,21 +286,6 @@ class Worker:
         log.warning("a message from a device its owner has not verified was not acted on")
         return Unreadable(room, sender, EventID(item.event_id or ""), item.origin, True)
 
-    async def _run_lane(self) -> None:
-        """Purges, one at a time, beside the worker; each result goes back on the inbox."""
-        while True:
-            row = await self._lane.get()
-            effect = codec.decode_effect(row.payload)
-            try:
-                follow, later = await self._attempt(effect, row)
-            except Exception:
-                # Not stored: the row stays in the outbox and the next drain hands it over
-                # again (and so does the next start).
-                log.exception("purge lane: effect failed", extra={"effect": _kind(effect)})
-                self._in_lane.pop(row.id, None)
-                continue
-            self.inbox.put_nowait(_Carried(row, effect, follow, later))
-
     async def _checkpoint(self, token: str) -> None:
         """Save the sync token after its batch. A batch with nothing in it (a long-poll
         timeout, a batch of events the bot does not act on) is saved at most every
@@ -204,60 +298,78 @@ class Worker:
     def _saved(self, now: datetime) -> None:
         self._unsaved, self._saved_at = 0, now
 
+    # ----------------------------------------------------------------------------------
+    # one step
+
     async def step(
         self,
         inp: Input,
         event_id: str | None = None,
-        done_row: int | None = None,
-        done_txn: str | None = None,
-        later: Later | None = None,
+        *,
         checkpoint: str | None = None,
+        done: EffectDone | None = None,
     ) -> None:
-        """Apply one input. `done_row`: the outbox row whose result `inp` is; it is marked
-        done in the same transaction (with the writes `later` left by carrying it out), so
-        a crash cannot lose the result (a created room the core never heard of would
-        strand its chatter). `checkpoint`: the sync token to save with it, when `inp` is
-        the last input of its batch."""
+        """Apply one input. `done`: the carried-out effect whose result `inp` is; its row
+        is marked done in the same transaction, so a crash cannot lose the result (a
+        created room the core never heard of would strand its chatter). `checkpoint`:
+        the sync token to save with it, when `inp` is the last input of its batch."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            if checkpoint is not None:
-                await self.checkpoint.set(checkpoint, now, tx=tx)
-            if event_id is not None and await self.events.seen(event_id, tx=tx):
+        touched = False
+        try:
+            async with self.db.transaction() as tx:
                 if checkpoint is not None:
-                    self._saved(now)
-                return
-            try:
-                effects = self.core.handle(inp, now)
-            except IllegalTransition:
-                self.core.take_changes()
-                raise
-            changes = self.core.take_changes()
-            items = [
-                OutboxItem(
-                    txn_id=f"hb{secrets.token_hex(12)}",
-                    session_id=session_of(e),
-                    payload=codec.encode(e),
-                )
-                for e in effects
-            ]
-            processed: dict[str, SessionID | None] = {}
-            if event_id is not None:
-                # Tied to its conversation, so that the purge removes the event ID too.
-                room = getattr(inp, "room", None)
-                hit = self.core.session_for_room(room) if room else None
-                processed[event_id] = hit[0].id if hit else None
-            await self.state.apply(changes, outbox=items, processed=processed, now=now, tx=tx)
-            if done_row is not None:
-                await self.outbox.done(done_row, tx=tx)
-            if done_txn is not None:
-                await self.attempts.clear(done_txn, tx=tx)
-            for write in later or ():
-                await write(tx)
+                    await self.checkpoint.set(checkpoint, now, tx=tx)
+                if event_id is not None and await self.events.seen(event_id, tx=tx):
+                    if done is not None:
+                        await self._write_done(done, tx)
+                    if checkpoint is not None:
+                        self._saved(now)
+                    return
+                touched = True
+                try:
+                    effects = self.core.handle(inp, now)
+                except IllegalTransition:
+                    self.core.take_changes()  # an illegal move changes nothing
+                    raise
+                changes = self.core.take_changes()
+                items: list[OutboxItem] = []
+                for effect in effects:
+                    if isinstance(effect, RecordMedia):
+                        # Bookkeeping for the purge, not a request to Matrix.
+                        await self.media.record(effect.session_id, effect.mxc, tx=tx)
+                        continue
+                    items.append(
+                        OutboxItem(
+                            txn_id=f"hb{secrets.token_hex(12)}",
+                            session_id=session_of(effect),
+                            payload=codec.encode(effect),
+                        )
+                    )
+                processed: dict[str, SessionID | None] = {}
+                if event_id is not None:
+                    # Tied to its conversation, so that the purge removes the event ID too.
+                    room = getattr(inp, "room", None)
+                    hit = self.core.session_for_room(room) if room else None
+                    processed[event_id] = hit[0].id if hit else None
+                await self.state.apply(changes, outbox=items, processed=processed, now=now, tx=tx)
+                if done is not None:
+                    await self._write_done(done, tx)
+        except IllegalTransition:
+            raise
+        except Exception:
+            if touched:
+                await self._restore()
+            raise
         if checkpoint is not None:
             self._saved(now)
         if items:
             self._queued = True
+        self.rooms.update(changes)
         if changes.deleted_sessions:
+            for sid in changes.deleted_sessions:
+                lane = self._lanes.get(("session", sid))
+                if lane is not None:
+                    lane.rows.clear()  # its rows went with the session (cascade)
             await self.db.scrub()  # deleted rows must not linger in the WAL or free pages
         self.timers.apply(changes)
         self.handled += 1
@@ -265,73 +377,185 @@ class Worker:
         if self.observer is not None:
             self.observer.stepped(inp, event_id, effects, changes, now)
 
-    async def drain(self) -> None:
-        """Carry out the stored outbox, oldest first, until no step adds to it. Purges go
-        to their lane; what comes after a purge in the same conversation waits for it, as
-        it would have in line (and goes with the conversation's row when it ends)."""
-        while self._queued:
-            self._queued = False
-            for row in await self.outbox.pending():
-                if row.id in self._in_lane:
-                    continue
-                if row.session_id is not None and row.session_id in self._in_lane.values():
-                    continue
-                if row.payload.get("type") == _LANE:
-                    self._in_lane[row.id] = row.session_id
-                    self._lane.put_nowait(row)
-                    continue
-                effect = codec.decode_effect(row.payload)
-                follow, later = await self._attempt(effect, row)
-                await self._finish(row, effect, follow, later)
+    async def _restore(self) -> None:
+        """The core changed and its changes could not be stored: memory and database
+        must not disagree, so the core is rebuilt from the database."""
+        if self.restore is None:
+            return
+        log.error("a step could not be stored; the core is reloaded from the database")
+        self.core = await self.restore()
+        self.rooms.reset(self.core.sessions.values())
 
-    async def _attempt(self, effect: Any, row: OutboxRow) -> tuple[list[Input], Later]:
-        """Carry out one effect, retrying with backoff; its follow-up inputs and the
-        writes it leaves for the transaction that marks it done."""
-        later: Later = []
-        attempts = 0
-        while True:
+    # ----------------------------------------------------------------------------------
+    # lanes
+
+    async def dispatch(self) -> None:
+        """Hand the outbox rows stored since the last call to their lanes."""
+        if not self._queued:
+            return
+        self._queued = False
+        for row in await self.outbox.pending(after=self._dispatched):
+            self._dispatched = row.id
             try:
-                return await self.executor.run(effect, row.txn_id, later), later
-            except Transient as exc:
-                attempts += 1
-                if attempts < MAX_ATTEMPTS:
-                    delay = min(30.0, 0.5 * 2**attempts)
+                key = lane_of(codec.decode_effect(row.payload), row)
+            except Exception:
+                key = ("row", row.id)  # undecodable: it will be parked in a lane of its own
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._lanes[key] = _Lane(deque())
+                lane.rows.append(row)
+                lane.task = asyncio.create_task(self._lane(key, lane), name="effect lane")
+            else:
+                lane.rows.append(row)
+
+    async def _lane(self, key: LaneKey, lane: _Lane) -> None:
+        try:
+            while lane.rows:
+                row = lane.rows[0]
+                await self._carry_out(row)
+                if lane.rows and lane.rows[0] is row:
+                    lane.rows.popleft()
+        finally:
+            if self._lanes.get(key) is lane:
+                del self._lanes[key]
+
+    async def _carry_out(self, row: OutboxRow) -> None:
+        """Carry out one row until its outcome is recorded (or it is parked)."""
+        transient = unexpected = 0
+        try:
+            effect: Any = codec.decode_effect(row.payload)
+        except Exception as exc:
+            effect, unexpected = None, MAX_UNEXPECTED
+            error = type(exc).__name__
+        while True:
+            if effect is None or unexpected >= MAX_UNEXPECTED:
+                outcome: Outcome | Parked = Parked(error)
+            else:
+                try:
+                    outcome = await self._attempt(effect, row)
+                except Transient as exc:
+                    transient += 1
+                    delay = self.backoff(transient)
                     log.warning(
                         "effect failed, will retry",
-                        extra={"effect": type(effect).__name__, "why": str(exc), "in_s": delay},
+                        extra={"effect": _name(effect), "why": str(exc), "in_s": delay},
                     )
                     await asyncio.sleep(delay)
-                    later.clear()
                     continue
-                log.error("effect dropped after retries", extra={"effect": type(effect).__name__})
-            except Permanent as exc:
-                log.error(
-                    "effect refused", extra={"effect": type(effect).__name__, "why": str(exc)}
-                )
-            return [], []
+                except Exception as exc:
+                    unexpected += 1
+                    error = type(exc).__name__
+                    log.warning(
+                        "effect failed unexpectedly",
+                        extra={"effect": _name(effect), "error": error, "tries": unexpected},
+                    )
+                    if unexpected < MAX_UNEXPECTED:
+                        await asyncio.sleep(self.backoff(unexpected))
+                    continue
+            recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.inbox.put_nowait(EffectDone(row, effect, outcome, recorded))
+            try:
+                await recorded
+                return
+            except Exception as exc:
+                # Not stored: the effect is carried out again (same transaction ID).
+                unexpected += 1
+                error = type(exc).__name__
+                await asyncio.sleep(self.backoff(unexpected))
 
-    async def _finish(self, row: OutboxRow, effect: Any, follow: list[Input], later: Later) -> None:
-        """Mark the row done, with its writes, or apply its follow-ups with it."""
+    async def _attempt(self, effect: Any, row: OutboxRow) -> Outcome:
+        known = await self._known(effect, row)
+        async with self._slots:
+            try:
+                return await asyncio.wait_for(
+                    self.runner.run(effect, row.txn_id, known), ATTEMPT_TIMEOUT
+                )
+            except TimeoutError as exc:
+                raise Transient("no answer in time") from exc
+
+    async def _known(self, effect: Any, row: OutboxRow) -> Known:
+        """What an effect needs from the database before it runs."""
+        if isinstance(effect, CreateRoom):
+            return Known(retry=await self.attempts.begin(row.txn_id))
+        if isinstance(effect, (RelayEdit, RelayRedaction)) and isinstance(effect.to, RoomRef):
+            room = self.rooms.room(effect.to)
+            if room is None:
+                return Known()
+            relayed = await self.relay_map.lookup(effect.to.session_id, effect.original, room)
+            return Known(relayed=relayed)
+        return Known()
+
+    # ----------------------------------------------------------------------------------
+    # recording what came of an effect
+
+    async def _record(self, done: EffectDone) -> None:
+        try:
+            await self._record_outcome(done)
+        except BaseException as exc:
+            if not done.recorded.done():
+                done.recorded.set_exception(exc)
+            raise
+        if not done.recorded.done():
+            done.recorded.set_result(None)
+        self.last_progress = asyncio.get_running_loop().time()
+
+    async def _record_outcome(self, done: EffectDone) -> None:
+        effect, outcome = done.effect, done.outcome
+        if isinstance(outcome, Parked):
+            log.error("effect parked after repeated failures", extra={"error": outcome.error})
+            await self.outbox.park(done.row.id, outcome.error)
+            return
         if self.observer is not None:
             self.observer.carried_out(effect)
-        attempted = row.payload.get("type") == _ATTEMPTED
-        if not follow:
-            async with self.db.transaction() as tx:
-                await self.outbox.done(row.id, tx=tx)
-                if attempted:
-                    await self.attempts.clear(row.txn_id, tx=tx)
-                for write in later:
-                    await write(tx)
-        for i, inp in enumerate(follow):
-            first = i == 0
-            await self.step(
-                inp,
-                done_row=row.id if first else None,
-                done_txn=row.txn_id if first and attempted else None,
-                later=later if first else None,
+        follow: Input | None = None
+        if isinstance(effect, CreateRoom):
+            ref = effect.ref
+            if isinstance(outcome, RoomMade):
+                follow = RoomCreated(ref.session_id, ref.offer_id, outcome.room)
+            elif isinstance(outcome, Refused):
+                log.error("room creation refused", extra={"code": outcome.code})
+                follow = RoomFailed(ref.session_id, ref.offer_id)
+        elif isinstance(outcome, Purged):
+            follow = PurgeFinished(effect.session_id, outcome.result)
+        elif isinstance(outcome, Refused):
+            log.warning("effect refused", extra={"effect": _name(effect), "code": outcome.code})
+        if follow is not None:
+            await self.step(follow, done=done)
+            return
+        async with self.db.transaction() as tx:
+            await self._write_done(done, tx)
+
+    async def _write_done(self, done: EffectDone, tx: Tx) -> None:
+        """Mark the row done, with what must be remembered of it."""
+        effect, outcome = done.effect, done.outcome
+        await self.outbox.done(done.row.id, tx=tx)
+        if isinstance(effect, CreateRoom):
+            await self.attempts.clear(done.row.txn_id, tx=tx)
+        if isinstance(effect, Relay) and isinstance(outcome, Sent):
+            await self.relay_map.record(
+                effect.to.session_id, effect.source, outcome.room, outcome.event_id, tx=tx
             )
 
+    # ----------------------------------------------------------------------------------
+    # health
 
-def _kind(item: object) -> str:
-    inner = getattr(item, "input", item)
-    return type(inner).__name__
+    async def health(self) -> list[str]:
+        """Why the worker is unhealthy (for /healthz); empty when it is not."""
+        reasons: list[str] = []
+        parked = await self.outbox.parked()
+        if parked:
+            errors = ", ".join(sorted({error for _, error in parked}))
+            reasons.append(f"{len(parked)} effect(s) parked ({errors})")
+        oldest = await self.outbox.oldest()
+        idle = asyncio.get_running_loop().time() - self.last_progress
+        if oldest is not None and idle > STALLED_AFTER:
+            waiting = (self.clock() - oldest).total_seconds()
+            if waiting > STALLED_AFTER:
+                reasons.append(
+                    f"effects waiting for {round(waiting)} s, none carried out for {round(idle)} s"
+                )
+        return reasons
+
+
+def _name(effect: Any) -> str:
+    return type(effect).__name__

@@ -284,3 +284,22 @@ Effect = (
     | RecordMedia
     | Purge
 )
+
+
+def session_of(effect: Effect) -> SessionID | None:
+    """The conversation an effect belongs to, so deleting the conversation drops it."""
+    for attr in ("to", "ref"):
+        ref = getattr(effect, attr, None)
+        if isinstance(ref, RoomRef):
+            return ref.session_id
+    sid = getattr(effect, "session_id", None)
+    return SessionID(sid) if isinstance(sid, int) else None
+
+
+def room_of(effect: Effect) -> RoomID | None:
+    """The room an effect addresses by ID (a DM, the volunteers' room, a lobby), if any."""
+    to = getattr(effect, "to", None)
+    if isinstance(to, str):
+        return RoomID(to)
+    room = getattr(effect, "room", None)
+    return RoomID(room) if isinstance(room, str) else None

@@ -3,7 +3,7 @@
 Rules:
 - Nothing outside `bot/matrix/` imports nio.
 - The sync loop never handles events itself. It translates each batch into core inputs,
-  puts them on the worker's inbox in timeline order, and then a `Checkpoint` marker: the
+  puts them on the worker's inbox in timeline order, and then a `BatchEnd` marker: the
   worker saves the sync token only when it reaches the marker, i.e. after the whole batch
   is handled. nio's own token store is off (`store_sync_tokens=False`): nio saves its token
   before callbacks run, which would lose a batch on a crash.
@@ -80,6 +80,8 @@ from bot.core.events import (
     Unreadable,
 )
 from bot.core.ids import EventID, RoomID, UserID
+from bot.core.rooms import RoomIndex, Rooms
+from bot.inbox import BatchEnd, Inbound
 from bot.matrix import schemas
 from bot.matrix.crosssigning import (
     CrossSigningError,
@@ -88,6 +90,8 @@ from bot.matrix.crosssigning import (
     NioHttp,
     ensure_cross_signing,
 )
+from bot.matrix.errors import TRANSPORT_ERRORS
+from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
 
@@ -177,27 +181,6 @@ EXIT_TOKEN = 5
 EXIT_CROSS_SIGNING = 7
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Marker on the inbox: everything before it belongs to the batch ending at `token`."""
-
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A core input with the event ID that produced it (for de-duplication), if any.
-
-    `sender_key`: for a decrypted event, the Curve25519 key of the device that sent it,
-    so that the worker can refuse what a device its owner has not cross-signed wrote (as
-    Element does); `origin` goes with it, for the answer."""
-
-    input: Input
-    event_id: str | None = None
-    sender_key: str | None = None
-    origin: Origin = Origin.OTHER
-
-
 HOLD = 3.0
 """Seconds that later events of a room wait behind one whose key has not come. A late key
 usually arrives within a second (its to-device message took another sync); past this, the
@@ -224,7 +207,8 @@ class Connection:
         display_name: str,
         data_dir: Path,
         store_key: str,
-        enqueue: Callable[[Inbound | Checkpoint], None],
+        enqueue: Callable[[Inbound | BatchEnd], None],
+        rooms: Rooms | None = None,
         undecryptable_grace: timedelta = timedelta(seconds=60),
     ) -> None:
         self.user_id = user_id
@@ -234,6 +218,7 @@ class Connection:
         self._data_dir = data_dir
         self._store_key = store_key
         self._enqueue = enqueue
+        self.rooms: Rooms = rooms if rooms is not None else RoomIndex()  # read-only here
         self.cross_signing: CrossSigningKeys | None = None
         self._new_device = False
         store = data_dir / "crypto"
@@ -254,7 +239,6 @@ class Connection:
         )
         self.staff_room: RoomID | None = None
         self.lobbies: set[RoomID] = set()
-        self.session_rooms: Callable[[RoomID], bool] = lambda room: False
         self.last_sync_ok: float = 0.0
         self.sync_errors = 0
         self._stopping = asyncio.Event()
@@ -343,7 +327,7 @@ class Connection:
             )
         except CrossSigningError as exc:
             raise StartupError(f"cross-signing: {exc}", EXIT_CROSS_SIGNING) from exc
-        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+        except (Transient, *TRANSPORT_ERRORS) as exc:
             raise StartupError(
                 f"cross-signing: the homeserver did not answer ({type(exc).__name__})",
                 EXIT_CROSS_SIGNING,
@@ -486,7 +470,7 @@ class Connection:
         before it still be told apart."""
         try:
             status, body = await NioHttp(self.client).request("GET", "/_matrix/client/versions")
-        except (aiohttp.ClientError, TimeoutError):
+        except (Transient, *TRANSPORT_ERRORS):
             return False
         versions = body.get("versions", []) if status == 200 and isinstance(body, dict) else []
         return any(_version(v) >= (1, 11) for v in versions if isinstance(v, str))
@@ -511,7 +495,9 @@ class Connection:
         if room in self.lobbies:
             return Origin.LOBBY
         nio_room = self.client.rooms.get(room)
-        if nio_room is not None and nio_room.member_count <= 2 and not self.session_rooms(room):
+        if self.rooms.is_session_room(room):
+            return Origin.OTHER
+        if nio_room is not None and nio_room.member_count <= 2:
             return Origin.DIRECT
         return Origin.OTHER
 
@@ -654,7 +640,7 @@ class Connection:
         while self._unsaved and (oldest is None or self._unsaved[0][0] < oldest):
             token = self._unsaved.popleft()[1]
         if token is not None:
-            self._enqueue(Checkpoint(token))
+            self._enqueue(BatchEnd(token))
 
     def _arm_release(self, now: float) -> None:
         if self._release_timer is not None:

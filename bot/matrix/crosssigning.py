@@ -46,6 +46,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from bot.matrix.errors import TRANSPORT_ERRORS
+from bot.outcomes import Transient
+
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +284,7 @@ class NioHttp:
     """Requests through a logged-in nio client's own HTTP session and access token.
 
     nio has no call for these endpoints; its `send` gives the raw response. A 429 is
-    waited out (retry_after_ms) up to five times.
+    waited out (retry_after_ms) up to five times; a broken transport raises `Transient`.
     """
 
     def __init__(self, client: Any) -> None:
@@ -298,10 +301,14 @@ class NioHttp:
         data = json.dumps(body) if body is not None else None
         for _ in range(5):
             self.requests += 1
-            resp = await self.client.send(method, path, data, headers)
-            async with resp:
-                text = await resp.text()
-                status = resp.status
+            try:
+                resp = await self.client.send(method, path, data, headers)
+                async with resp:
+                    text = await resp.text()
+                    status = resp.status
+            except TRANSPORT_ERRORS as exc:
+                # A reset or a timeout is passing trouble, as for every other request.
+                raise Transient(type(exc).__name__) from exc
             try:
                 decoded = json.loads(text) if text else None
             except ValueError:

@@ -1,22 +1,26 @@
-"""Carries out the core's effects over Matrix.
+"""Carries out the core's effects over Matrix, and only that.
 
 Each effect arrives with the transaction ID stored beside it in the outbox; every send uses
 that ID, so a retry after a crash (or a 429, which nio resends on the same path) is
 de-duplicated by the homeserver: delivered once. Effects address conversation rooms by
-`RoomRef`; the room is looked up in the core when the effect runs.
+`RoomRef`, looked up in the read-only room index the worker keeps.
+
+`run` returns what came of the effect (`bot.outcomes`): the worker records it. Nothing here
+touches the database. A transient failure raises `Transient` (the worker tries again,
+forever, in that conversation's lane only); a refusal comes back as `Refused`.
+
+The executor never waits for a room to show up in a sync: a room it made is known from the
+creation's answer, and a room nio has not seen since the start (a DM, after a restart) is
+asked about once.
 
 What is sent is built here from plain text only: relayed words go out as `body` with no
-`formatted_body`, so no participant's HTML is ever rendered by anyone.
-
-Errors: `Transient` (transport, 5xx) means "try again later, keep the row"; anything else
-is permanent for that effect, logged without content, and the row is dropped so that one
-bad effect cannot block the outbox.
+`formatted_body`, so no participant's HTML is ever rendered by anyone, and with empty
+`m.mentions`, so that nothing a participant writes (`@room`) notifies anyone through the
+bot's power.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -24,9 +28,9 @@ from typing import Any
 
 from nio import (
     AsyncClient,
-    ErrorResponse,
     MatrixRoom,
     RoomCreateResponse,
+    RoomGetStateEventResponse,
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
@@ -35,17 +39,12 @@ from nio.exceptions import OlmUnverifiedDeviceError
 
 from bot.core.events import (
     CreateRoom,
-    Input,
     Purge,
-    PurgeFinished,
-    RecordMedia,
     Redact,
     Relay,
     RelayEdit,
     RelayRedaction,
     Retire,
-    RoomCreated,
-    RoomFailed,
     RoomRef,
     Say,
     SetPersona,
@@ -53,29 +52,18 @@ from bot.core.events import (
     Target,
     Withdraw,
 )
-from bot.core.ids import EventID, RoomID, SessionID, UserID
+from bot.core.ids import EventID, RoomID, UserID
 from bot.core.model import Role
+from bot.core.rooms import Rooms
+from bot.matrix.errors import TRANSPORT_ERRORS, Kind, Refusal, check, code_of, kind_of_code
 from bot.matrix.trust import TrustPolicy
 from bot.messages import Texts
-from bot.storage.db import Tx
-from bot.storage.repos import Attempts, MediaSeen, RelayMap
+from bot.outcomes import Done, Known, Outcome, Purged, Refused, RoomMade, Sent, Transient
 
 log = logging.getLogger(__name__)
 
 MEGOLM = "m.megolm.v1.aes-sha2"
 REQUEST_MARK = "org.alltidhjelp.request"
-
-
-# Writes an effect leaves for the transaction that marks it done (see `Executor.run`).
-Later = list[Callable[[Tx], Awaitable[None]]]
-
-
-class Transient(Exception):
-    """Try this effect again later."""
-
-
-class Permanent(Exception):
-    """This effect cannot be carried out; drop it."""
 
 
 class Executor:
@@ -84,46 +72,43 @@ class Executor:
         client: AsyncClient,
         *,
         texts: Texts,
-        resolve: Callable[[RoomRef], RoomID | None],
-        relay_map: RelayMap,
-        media: MediaSeen,
+        rooms: Rooms,
         trust: TrustPolicy,
         retention: timedelta,
         bot_user: str,
-        purge: Callable[[Purge], Any] | None = None,
-        attempts: Attempts | None = None,
-        known_room: Callable[[RoomID], bool] = lambda room: False,
+        purge: Callable[[Purge], Awaitable[str]] | None = None,
     ) -> None:
         self.client = client
         self.texts = texts
-        self.resolve = resolve
-        self.relay_map = relay_map
-        self.media = media
+        self.rooms = rooms
         self.trust = trust
         self.retention = retention
         self.bot_user = bot_user
         self.purge = purge
-        self.attempts = attempts
-        self.known_room = known_room
 
-    async def run(self, effect: Any, txn_id: str, later: Later | None = None) -> list[Input]:
-        """Carry out one effect; returns the inputs its result makes (a created room).
+    async def run(self, effect: Any, txn_id: str, known: Known | None = None) -> Outcome:
+        """Carry out one effect; what came of it, for the worker to record."""
+        try:
+            return await self._run(effect, txn_id, known or Known())
+        except Refusal as exc:
+            return Refused(exc.code)
+        except TRANSPORT_ERRORS as exc:
+            # A request made outside `check` (nio's key queries in the trust policy, say)
+            # hit a broken transport: that is passing trouble like any other.
+            raise Transient(type(exc).__name__) from exc
 
-        `later`: where to put the bookkeeping writes the effect needs (a relayed copy's
-        event ID), for the caller to run in the transaction that marks the effect done;
-        without it they are written at once."""
+    async def _run(self, effect: Any, txn_id: str, known: Known) -> Outcome:
         match effect:
             case CreateRoom():
-                return await self._create_room(effect, txn_id)
+                return await self._create_room(effect, txn_id, known.retry)
             case Say():
                 body = self.texts.render(effect.text, effect.language)
                 msgtype = "m.text" if effect.voice else "m.notice"
-                await self._send(
-                    self._target(effect.to), {"msgtype": msgtype, "body": body}, txn_id
-                )
+                room = self._target(effect.to)
+                return await self._send(room, {"msgtype": msgtype, "body": body}, txn_id)
             case SetPersona():
                 room = self._target(effect.to)
-                await self._check(
+                await check(
                     self.client.room_put_state(
                         room,
                         "m.room.member",
@@ -134,98 +119,66 @@ class Executor:
             case Relay():
                 room = self._target(effect.to)
                 content = {"msgtype": "m.emote" if effect.emote else "m.text", "body": effect.body}
-                event_id = await self._send(room, content, txn_id)
-                record = functools.partial(
-                    self.relay_map.record,
-                    effect.to.session_id,
-                    effect.source,
-                    room,
-                    EventID(event_id),
-                )
-                if later is None:
-                    await record()
-                else:
-                    later.append(lambda tx: record(tx=tx))
+                return await self._send(room, content, txn_id)
             case RelayEdit():
+                if known.relayed is None:
+                    return Done()  # the original was never relayed (e.g. refused): no edit
                 room = self._target(effect.to)
-                target = await self.relay_map.lookup(effect.to.session_id, effect.original, room)
-                if target is None:
-                    return []  # the original was never relayed (e.g. refused): nothing to edit
                 content = {
                     "msgtype": "m.text",
                     "body": f"* {effect.body}",
                     "m.new_content": {"msgtype": "m.text", "body": effect.body},
-                    "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": known.relayed},
                 }
-                await self._send(room, content, txn_id)
+                return await self._send(room, content, txn_id)
             case RelayRedaction():
-                room = self._target(effect.to)
-                target = await self.relay_map.lookup(effect.to.session_id, effect.original, room)
-                if target is not None:
-                    await self._check(self.client.room_redact(room, target, tx_id=txn_id))
+                if known.relayed is not None:
+                    room = self._target(effect.to)
+                    await check(self.client.room_redact(room, known.relayed, tx_id=txn_id))
             case SetTyping():
                 room = self._target(effect.to)
-                await self._check(
-                    self.client.room_typing(room, effect.typing, timeout=30_000), quiet=True
-                )
+                typing = self.client.room_typing(room, effect.typing, timeout=30_000)
+                await check(typing, quiet=True)
             case Redact():
-                await self._check(
-                    self.client.room_redact(effect.room, effect.event_id, tx_id=txn_id)
-                )
+                await check(self.client.room_redact(effect.room, effect.event_id, tx_id=txn_id))
             case Withdraw():
-                room = self.resolve(effect.ref)
+                room = self.rooms.room(effect.ref)
                 if room is not None:
-                    await self._check(self.client.room_kick(room, effect.volunteer), quiet=True)
+                    await check(self.client.room_kick(room, effect.volunteer), quiet=True)
                     self.kicked(room, effect.volunteer)
-                    await self._check(self.client.room_leave(room), quiet=True)
-                    await self._check(self.client.room_forget(room), quiet=True)
+                    await check(self.client.room_leave(room), quiet=True)
+                    await check(self.client.room_forget(room), quiet=True)
             case Retire():
-                room = self.resolve(effect.ref)
+                room = self.rooms.room(effect.ref)
                 if room is not None:
-                    await self._check(self.client.room_kick(room, effect.volunteer), quiet=True)
+                    await check(self.client.room_kick(room, effect.volunteer), quiet=True)
                     self.kicked(room, effect.volunteer)
-            case RecordMedia():
-                await self.media.record(effect.session_id, effect.mxc)
             case Purge():
                 if self.purge is not None:
-                    result = await self.purge(effect)
-                else:
-                    result = await self._leave_all(effect)
-                return [PurgeFinished(effect.session_id, result)]
+                    return Purged(await self.purge(effect))
+                return Purged(await self._leave_all(effect))
             case _:
-                raise Permanent(f"unknown effect {type(effect).__name__}")
-        return []
+                raise TypeError(f"not an effect the executor knows: {type(effect).__name__}")
+        return Done()
 
     # ----------------------------------------------------------------------------------
 
     def _target(self, to: Target) -> RoomID:
         if isinstance(to, RoomRef):
-            room = self.resolve(to)
+            room = self.rooms.room(to)
             if room is None:
-                raise Permanent(f"no room for session {to.session_id} ({to.role.value})")
+                raise Refusal("no_room")  # the conversation ended before its room was made
             return room
         return to
 
-    async def _check(self, coro: Any, quiet: bool = False) -> Any:
+    async def _send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> Sent:
+        # Nothing the bot sends mentions anyone: a chatter's "@room" stays text.
+        content = {**content, "m.mentions": {}}
+        encrypted = await self._ready(room)
+        if encrypted:
+            await self.trust.prepare(self.client, room)
         try:
-            resp = await coro
-        except (TimeoutError, OSError) as exc:
-            raise Transient(type(exc).__name__) from exc
-        if isinstance(resp, ErrorResponse):
-            code = resp.status_code or ""
-            if not code.startswith("M_") or code == "M_LIMIT_EXCEEDED":
-                raise Transient(code or "transport")
-            if quiet:
-                log.info("matrix request refused", extra={"code": code})
-                return resp
-            raise Permanent(code)
-        return resp
-
-    async def _send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> str:
-        await self._wait_for_room(room)
-        await self.trust.prepare(self.client, room)
-        try:
-            resp = await self._check(
+            resp = await check(
                 self.client.room_send(
                     room, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=False
                 )
@@ -235,49 +188,68 @@ class Executor:
             # the send waited): nothing was sent; decide again on the retry.
             raise Transient("a device appeared during the send") from exc
         assert isinstance(resp, RoomSendResponse)
-        return str(resp.event_id)
+        return Sent(room, EventID(str(resp.event_id)))
 
-    async def _wait_for_room(self, room: RoomID, timeout: float = 30.0) -> None:
-        """nio encrypts only for rooms it has a room object for, with members and the
-        encryption flag. It has none for a room whose events its sync has not shown yet
-        (it keeps no rooms across restarts, and the bot's own events are filtered out of
-        the sync); for a room known to be encrypted (one the bot made, or one nio saw
-        before a restart) the bot makes the object and asks for the members. Any other
-        room waits for the sync to show it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            nio_room = self.client.rooms.get(room)
-            if nio_room is None and room in self.client.encrypted_rooms:
-                nio_room = MatrixRoom(room, self.client.user_id, encrypted=True)
-                self.client.rooms[room] = nio_room
-            if nio_room is not None and nio_room.encrypted:
-                if not nio_room.members_synced:
-                    await self._check(self.client.joined_members(room))
-                return
-            if loop.time() > deadline:
-                raise Transient("room not yet synced")
-            await asyncio.sleep(0.05)
+    async def _ready(self, room: RoomID) -> bool:
+        """Make sure nio has a room object that says the truth about encryption, without
+        waiting for a sync; returns whether the room is encrypted.
+
+        nio encrypts only for rooms it has an object for, with members and the encryption
+        flag. The bot's own events are filtered out of its sync, and under load a sync can
+        make the object of a room the bot just created before the creation's answer is
+        handled: such an object says "unencrypted" and would stay so. For a room known to
+        be encrypted (one the bot made, or one nio's store remembers) the flag is set
+        here; a room nio has never seen (a DM, after a restart) is asked about once."""
+        client = self.client
+        nio_room = client.rooms.get(room)
+        if room in client.encrypted_rooms:
+            if nio_room is None:
+                nio_room = client.rooms[room] = MatrixRoom(room, client.user_id, encrypted=True)
+            nio_room.encrypted = True
+        elif nio_room is None:
+            encrypted = await self._asks_encryption(room)
+            nio_room = client.rooms[room] = MatrixRoom(room, client.user_id, encrypted=encrypted)
+            if encrypted:
+                self.created(room)
+        if nio_room.encrypted and not nio_room.members_synced:
+            await check(client.joined_members(room))
+        return nio_room.encrypted
+
+    async def _asks_encryption(self, room: RoomID) -> bool:
+        try:
+            resp = await self.client.room_get_state_event(room, "m.room.encryption")
+        except TRANSPORT_ERRORS as exc:
+            raise Transient(type(exc).__name__) from exc
+        if isinstance(resp, RoomGetStateEventResponse):
+            return bool(resp.content.get("algorithm"))
+        code = code_of(resp)
+        if code == "M_NOT_FOUND":
+            return False
+        if kind_of_code(code) is Kind.PERMANENT:
+            raise Refusal(code)
+        raise Transient(code or "no error code")
 
     async def _find_created(self, txn_id: str) -> RoomID | None:
-        """After a crash: the room an earlier attempt of this effect may have made."""
-        resp = await self._check(self.client.joined_rooms(), quiet=True)
+        """After a crash: the room an earlier attempt of this effect may have made (a
+        joined room marked with this effect's transaction ID)."""
+        resp = await check(self.client.joined_rooms(), quiet=True)
         for room in getattr(resp, "rooms", []):
-            if self.known_room(RoomID(room)):
+            if self.rooms.is_session_room(RoomID(room)):
                 continue
             state = await self.client.room_get_state_event(room, REQUEST_MARK, "")
-            if getattr(state, "content", {}).get("txn") == txn_id:
+            content = getattr(state, "content", None)
+            if isinstance(content, dict) and content.get("txn") == txn_id:
                 return RoomID(room)
         return None
 
-    async def _create_room(self, effect: CreateRoom, txn_id: str) -> list[Input]:
+    async def _create_room(self, effect: CreateRoom, txn_id: str, retry: bool) -> Outcome:
         ref = effect.ref
-        if self.attempts is not None and await self.attempts.begin(txn_id):
+        if retry:
             found = await self._find_created(txn_id)
             if found is not None:
                 log.info("room from an interrupted attempt found and reused")
                 self.created(found)
-                return [RoomCreated(ref.session_id, ref.offer_id, found)]
+                return RoomMade(found)
         is_chatter = ref.role is Role.CHATTER
         initial_state: list[dict[str, Any]] = [
             {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}},
@@ -323,8 +295,8 @@ class Executor:
                 "m.reaction": 0,
             },
         }
-        try:
-            resp = await self.client.room_create(
+        resp = await check(
+            self.client.room_create(
                 visibility=RoomVisibility.private,
                 preset=RoomPreset.private_chat,
                 name=effect.persona,
@@ -334,19 +306,12 @@ class Executor:
                 power_level_override=power,
                 federate=False,
             )
-        except (TimeoutError, OSError) as exc:
-            raise Transient(type(exc).__name__) from exc
-        if not isinstance(resp, RoomCreateResponse):
-            code = getattr(resp, "status_code", "") or ""
-            if not code.startswith("M_") or code == "M_LIMIT_EXCEEDED":
-                raise Transient(code or "transport")
-            # The code only: the server's message can name users or rooms.
-            log.error("room creation refused", extra={"code": code, "session": ref.session_id})
-            return [RoomFailed(ref.session_id, ref.offer_id)]
+        )
+        assert isinstance(resp, RoomCreateResponse)
         room = RoomID(resp.room_id)
         self.created(room)
         if effect.persona:
-            await self._check(
+            await check(
                 self.client.room_put_state(
                     room,
                     "m.room.member",
@@ -355,7 +320,7 @@ class Executor:
                 ),
                 quiet=True,
             )
-        return [RoomCreated(ref.session_id, ref.offer_id, room)]
+        return RoomMade(room)
 
     # What nio would learn from the bot's own state events, which the sync filter keeps
     # from it (Connection._upload_filter). Harmless when nio sees them anyway.
@@ -378,17 +343,7 @@ class Executor:
         """The minimum until the purge pipeline runs: nobody stays in the rooms."""
         for room in effect.rooms:
             for user in effect.participants:
-                await self._check(self.client.room_kick(room, user), quiet=True)
-            await self._check(self.client.room_leave(room), quiet=True)
-            await self._check(self.client.room_forget(room), quiet=True)
+                await check(self.client.room_kick(room, user), quiet=True)
+            await check(self.client.room_leave(room), quiet=True)
+            await check(self.client.room_forget(room), quiet=True)
         return "left"
-
-
-def session_of(effect: Any) -> SessionID | None:
-    """The conversation an effect belongs to, so deleting the conversation drops its rows."""
-    for attr in ("to", "ref"):
-        ref = getattr(effect, attr, None)
-        if isinstance(ref, RoomRef):
-            return ref.session_id
-    sid = getattr(effect, "session_id", None)
-    return SessionID(sid) if isinstance(sid, int) else None

@@ -58,7 +58,7 @@ from nio.store.models import (
 
 from bot.core.events import Purge
 from bot.core.ids import RoomID, SessionID, UserID
-from bot.matrix.executor import Transient
+from bot.outcomes import Transient
 from bot.storage.repos import MediaSeen, PurgeJob, PurgeJobs
 
 log = logging.getLogger(__name__)

@@ -158,9 +158,16 @@ async def _v2_identity_pins(tx: Tx) -> None:
     )
 
 
+async def _v3_parked_effects(tx: Tx) -> None:
+    # An effect that keeps failing for an unexpected reason is set aside with its error
+    # class (never its text), for the operator and /healthz, instead of blocking others.
+    await tx.execute("ALTER TABLE outbox ADD COLUMN parked TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
+    Migration(3, "outbox: effects parked after unexpected failures", _v3_parked_effects),
 )
 
 

@@ -259,10 +259,12 @@ class OutboxRepo:
                 ],
             )
 
-    async def pending(self, limit: int | None = None) -> list[OutboxRow]:
+    async def pending(self, after: int = 0, limit: int | None = None) -> list[OutboxRow]:
+        """Rows not yet carried out (nor parked), oldest first, with ids above `after`."""
         rows = await self._db.query(
-            "SELECT id, txn_id, session_id, payload, created_at FROM outbox ORDER BY id LIMIT ?",
-            (limit if limit is not None else -1,),
+            "SELECT id, txn_id, session_id, payload, created_at FROM outbox"
+            " WHERE id > ? AND parked IS NULL ORDER BY id LIMIT ?",
+            (after, limit if limit is not None else -1),
         )
         return [
             OutboxRow(
@@ -274,6 +276,30 @@ class OutboxRepo:
             )
             for row_id, txn_id, sid, payload, created in rows
         ]
+
+    async def park(self, row_id: int, error: str, *, tx: Tx | None = None) -> None:
+        """Set a row aside after unexpected failures; `error` is an exception class name."""
+        async with self._db.writing(tx) as t:
+            await t.execute("UPDATE outbox SET parked = ? WHERE id = ?", (error, row_id))
+
+    async def parked(self) -> list[tuple[int, str]]:
+        """(row id, error class) of every parked row."""
+        rows = await self._db.query(
+            "SELECT id, parked FROM outbox WHERE parked IS NOT NULL ORDER BY id"
+        )
+        return [(int(row_id), str(error)) for row_id, error in rows]
+
+    async def unpark_all(self) -> int:
+        """Give every parked row another try (at start: an upgrade may have fixed it)."""
+        async with self._db.transaction() as tx:
+            return await tx.execute_changes(
+                "UPDATE outbox SET parked = NULL WHERE parked IS NOT NULL"
+            )
+
+    async def oldest(self) -> datetime | None:
+        """When the oldest row still to be carried out was stored."""
+        rows = await self._db.query("SELECT min(created_at) FROM outbox WHERE parked IS NULL")
+        return _from_epoch(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def done(self, row_id: int, *, tx: Tx | None = None) -> None:
         async with self._db.writing(tx) as t:

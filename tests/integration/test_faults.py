@@ -199,6 +199,30 @@ async def test_invites_to_strangers_rooms_are_rejected_and_spam_is_limited(
     del watcher
 
 
+async def test_a_direct_chat_with_a_third_person_in_it_is_left_and_forgotten(
+    open_world, make_user, make_client
+):
+    """`is_direct` is the inviter's word: a "DM" that also invites someone else is a
+    group room, and the bot must not stay where a third person could read or write."""
+    w = await open_world()
+    stranger = await make_client(await make_user("stranger"))
+    third = await make_user("third")
+    room = await stranger.create_encrypted_room(invite=[w.bot_id, third.user_id], is_direct=True)
+
+    async def membership() -> str | None:
+        resp = await stranger.client.room_get_state_event(room, "m.room.member", w.bot_id)
+        return getattr(resp, "content", {}).get("membership")
+
+    for _ in range(200):
+        if await membership() == "leave":
+            break
+        await asyncio.sleep(0.05)
+    assert await membership() == "leave"
+    # An honest DM from the same person is still accepted.
+    dm = await stranger.create_encrypted_room(invite=[w.bot_id], is_direct=True)
+    await stranger.wait_for_join(dm, w.bot_id, timeout=TIMEOUT)
+
+
 async def test_impersonating_names_never_reach_the_other_side(
     open_world, synapse, admin, make_user, make_client
 ):

@@ -41,8 +41,8 @@ from bot.devtools.client import TestClient
 from bot.devtools.runner import SubprocessBot
 from bot.devtools.synapse import free_port
 from bot.devtools.users import admin_request, q, room_messages_admin
-from bot.matrix.executor import Transient
 from bot.matrix.purge import MAX_ATTEMPTS, PAUSE_ENV, AdminAPI, AdminUnusable, Purger
+from bot.outcomes import Transient
 from bot.storage import Storage
 from tests.integration.world import (
     Chatter,

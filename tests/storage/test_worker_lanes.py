@@ -13,6 +13,7 @@ from bot.core import codec
 from bot.core.events import Purge, RoomRef, Say, Text
 from bot.core.ids import RoomID, SessionID
 from bot.core.model import Changes, Role
+from bot.outcomes import Done
 from bot.storage import Storage
 from bot.storage.repos import OutboxItem
 from bot.worker import Worker
@@ -27,12 +28,12 @@ class HeldPurges:
         self.purging = asyncio.Event()
         self.done: list[str] = []
 
-    async def run(self, effect: Any, txn_id: str, later: Any = None) -> list[Any]:
+    async def run(self, effect: Any, txn_id: str, known: Any = None) -> Any:
         if isinstance(effect, Purge):
             self.purging.set()
             await self.release.wait()
         self.done.append(txn_id)
-        return []
+        return Done()
 
 
 def say(session: int, key: str) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def outbox_worker(storage: Storage, executor: HeldPurges) -> Worker:
     return Worker(
         core=None,  # type: ignore[arg-type]
         db=storage.db,
-        executor=executor,  # type: ignore[arg-type]
+        runner=executor,
         timers=None,  # type: ignore[arg-type]
         clock=lambda: T0,
     )

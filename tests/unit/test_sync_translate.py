@@ -13,7 +13,8 @@ from typing import Any
 from nio import SyncResponse
 
 from bot.core.events import Joined, Message
-from bot.matrix.connection import Checkpoint, Connection, Inbound, prepare_sync
+from bot.inbox import BatchEnd, Inbound
+from bot.matrix.connection import Connection, prepare_sync
 
 BOT = "@bot:hs"
 CHATTER = "@c:hs"
@@ -78,7 +79,7 @@ async def translated(tmp_path: Path, events: list[dict], state: list[dict] = ())
     prepare_sync(body, BOT)
     conn._translate(SyncResponse.from_dict(body))
     return [item.input for item in got if isinstance(item, Inbound)] + [
-        item for item in got if isinstance(item, Checkpoint)
+        item for item in got if isinstance(item, BatchEnd)
     ]
 
 

@@ -1,0 +1,104 @@
+"""Which invites the bot accepts: the configured rooms, and DMs from allowed servers.
+
+Everything else (a stranger's group room, invite spam) is rejected, and an inviter who
+keeps trying is rate limited: at most `PER_HOUR` invites an hour are even looked at.
+
+The `is_direct` flag is the inviter's word, not a fact: a "DM" that turns out to hold
+anyone but the inviter and the bot (joined or invited) is left and forgotten at once, so
+that nothing a third person writes there is ever read, and the bot keeps no room it has
+no business in. What the gate remembers of inviters is bounded in time and in size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from nio import AsyncClient, RoomGetStateResponse
+
+from bot.core.ids import RoomID, UserID
+from bot.core.model import Policy
+
+log = logging.getLogger(__name__)
+
+PER_HOUR = 5
+REMEMBERED = 10_000  # inviters remembered at most; the oldest are forgotten first
+
+
+class InviteGate:
+    def __init__(
+        self,
+        client: AsyncClient,
+        policy: Policy,
+        *,
+        configured: Any,  # (room) -> bool: the volunteers' room or a lobby
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.configured = configured
+        self._recent: OrderedDict[str, list[float]] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_invite(self, room: RoomID, inviter: UserID, is_direct: bool) -> None:
+        task = asyncio.create_task(self._decide(room, inviter, is_direct), name="invite")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _count(self, inviter: str, now: float) -> int:
+        recent = [t for t in self._recent.pop(inviter, []) if now - t < 3600]
+        recent.append(now)
+        self._recent[inviter] = recent  # newest last
+        while len(self._recent) > REMEMBERED:
+            self._recent.popitem(last=False)
+        return len(recent)
+
+    async def _decide(self, room: RoomID, inviter: UserID, is_direct: bool) -> None:
+        count = self._count(inviter, asyncio.get_running_loop().time())
+        configured = self.configured(room)
+        staff = self.policy.is_staff(inviter)
+        server_ok = "*" in self.policy.allowed_servers or (
+            inviter.partition(":")[2] in self.policy.allowed_servers
+        )
+        accept = configured or (
+            is_direct and (staff or (self.policy.direct_messages and server_ok))
+        )
+        if count > PER_HOUR and not staff:
+            accept = False
+        try:
+            if not accept:
+                await self._leave(room)
+                log.info("invite rejected")
+                return
+            await self.client.join(room)
+            if not configured and not await self._only_two(room, inviter):
+                await self._leave(room)
+                log.info("a direct chat with others in it was left")
+                return
+            log.info("invite accepted", extra={"kind": "direct" if is_direct else "room"})
+        except Exception as exc:  # a stranger's invite must never take anything down
+            log.warning("invite handling failed", extra={"error": type(exc).__name__})
+
+    async def _only_two(self, room: RoomID, inviter: UserID) -> bool:
+        """Whether the room's members (joined or invited) are just the inviter and the bot."""
+        resp = await self.client.room_get_state(room)
+        if not isinstance(resp, RoomGetStateResponse):
+            return False
+        members = {
+            ev.get("state_key")
+            for ev in resp.events
+            if isinstance(ev, dict)
+            and ev.get("type") == "m.room.member"
+            and isinstance(ev.get("content"), dict)
+            and ev["content"].get("membership") in ("join", "invite")
+        }
+        return members <= {inviter, self.client.user_id}
+
+    async def _leave(self, room: RoomID) -> None:
+        await self.client.room_leave(room)
+        await self.client.room_forget(room)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
