@@ -182,6 +182,45 @@ async def test_an_unsigned_device_gets_no_room_key_from_the_bot(
         await w.close()
 
 
+async def test_a_device_signed_later_reads_what_the_bot_sends_after(
+    synapse: Any, make_user: Any, make_client: Any, tmp_path: Path
+) -> None:
+    """A device that becomes trusted later (its owner signs it after the conversation
+    began) must get the room key of what comes next: nio shares a Megolm session once,
+    so the trusted set's change has to start a new one."""
+    w = await build_world(synapse, make_user, make_client, tmp_path)
+    try:
+        v = w.volunteers[0]
+        await go_on_duty(w, v)
+        chatter = await chatter_by_dm(w, make_user, make_client, "hei")
+        vroom, _ = await accept_offer(w, v)
+        await next_from_bot(w, chatter.client, chatter.room)  # "Irene is here"
+        plain = await make_client(chatter.user, cross_sign=False)
+        await plain.wait_for_room(chatter.room, encrypted=True, timeout=TIMEOUT)
+        await v.client.send_text(vroom, "før")
+        before = await next_from_bot(w, chatter.client, chatter.room)
+        await plain.wait_until(
+            lambda: any(u.event_id == before.event_id for u in plain.undecryptable),
+            TIMEOUT,
+            "the message from before the signature, undecryptable",
+        )
+
+        # The chatter signs the second device with the account's keys, as Element does
+        # after a verification.
+        plain.cross_signing_keys = chatter.client.cross_signing_keys
+        await plain._cross_sign()
+        ident = await identity_of(chatter.client, chatter.user.user_id)
+        assert plain.device_id in ident.devices
+
+        await v.client.send_text(vroom, "etter")
+        got = await plain.wait_for_message(
+            room_id=chatter.room, sender=w.bot_id, body="etter", timeout=TIMEOUT
+        )
+        assert got.decrypted
+    finally:
+        await w.close()
+
+
 async def _cli(*args: str) -> tuple[int, str, str]:
     """`helpline-bot ARGS` as an admin runs it beside the bot. Not `subprocess.run`: that
     would stop this event loop, and with it the in-process bot in mid-transaction."""
