@@ -22,6 +22,10 @@ class Fake:
         self.age: float | None = 5.0  # seconds since the last good sync; None: never
         self.db_error: Exception | None = None
         self.db_delay = 0.0
+        self.worker_reasons: list[str] = []
+
+    async def worker(self) -> list[str]:
+        return list(self.worker_reasons)
 
     def last_sync_ok(self) -> float:
         if self.age is None:
@@ -41,6 +45,7 @@ async def endpoint() -> AsyncIterator[tuple[Fake, Callable[[str], Any]]]:
         sync_running=lambda: fake.running,
         last_sync_ok=fake.last_sync_ok,
         db_writable=fake.db_writable,
+        worker=fake.worker,
         max_sync_age=60,
         started_at=asyncio.get_running_loop().time() - 100,
     )
@@ -78,6 +83,10 @@ async def test_healthy(endpoint: Any) -> None:
         (
             lambda f: setattr(f, "db_error", sqlite3.OperationalError("disk I/O error")),
             "database not writable (OperationalError)",
+        ),
+        (
+            lambda f: setattr(f, "worker_reasons", ["1 effect(s) parked (ValueError)"]),
+            "1 effect(s) parked (ValueError)",
         ),
     ],
 )
