@@ -121,6 +121,7 @@ async def staff_helpline(
     aliases: tuple[str, ...] = ("Irene",),
     bot_user: RegisteredUser | None = None,
     lobby_rooms: tuple[str, ...] = (),
+    max_sessions: int = 1,
     **sections: dict[str, Any],
 ) -> Staffed:
     """Everything `build_world` does before the bot starts, for tests that start the bot
@@ -146,7 +147,12 @@ async def staff_helpline(
         data_dir=tmp_path / "data",
         staff_room=staff_room,
         volunteers=[
-            {"user_id": v.user.user_id, "alias": v.alias, "languages": ["nb", "en"]}
+            {
+                "user_id": v.user.user_id,
+                "alias": v.alias,
+                "languages": ["nb", "en"],
+                "max_sessions": max_sessions,
+            }
             for v in volunteers
         ],
         lobby_rooms=list(lobby_rooms),
