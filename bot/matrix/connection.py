@@ -51,6 +51,7 @@ from nio import (
     JoinError,
     LoginResponse,
     MegolmEvent,
+    MessageDirection,
     RedactionEvent,
     RoomEncryptedMedia,
     RoomMemberEvent,
@@ -59,6 +60,7 @@ from nio import (
     RoomMessageFormatted,
     RoomMessageMedia,
     RoomMessageNotice,
+    RoomMessagesResponse,
     RoomMessageText,
     RoomResolveAliasResponse,
     SyncResponse,
@@ -90,7 +92,7 @@ from bot.matrix.crosssigning import (
     NioHttp,
     ensure_cross_signing,
 )
-from bot.matrix.errors import TRANSPORT_ERRORS
+from bot.matrix.errors import TRANSPORT_ERRORS, check
 from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
@@ -181,6 +183,10 @@ EXIT_TOKEN = 5
 EXIT_CROSS_SIGNING = 7
 
 
+GAP_PAGES = 50
+"""Pages of 100 events the bot reads back to fill one room's timeline gap (5,000 events:
+far more than a conversation writes while the bot restarts)."""
+
 HOLD = 3.0
 """Seconds that later events of a room wait behind one whose key has not come. A late key
 usually arrives within a second (its to-device message took another sync); past this, the
@@ -241,6 +247,7 @@ class Connection:
         self.lobbies: set[RoomID] = set()
         self.last_sync_ok: float = 0.0
         self.sync_errors = 0
+        self.gap_events = 0  # events read back with /messages to fill timeline gaps
         self._stopping = asyncio.Event()
         self._first_sync = True
         self._typing: dict[RoomID, set[str]] = {}
@@ -403,10 +410,11 @@ class Connection:
         sync_filter = await self._upload_filter()
         backoff = 1.0
         while not self._stopping.is_set():
+            since = self.client.next_batch
             sync = asyncio.ensure_future(
                 self.client.sync(
                     timeout=30_000,
-                    since=self.client.next_batch,
+                    since=since,
                     full_state=full_state,
                     sync_filter=sync_filter,
                 )
@@ -433,6 +441,21 @@ class Connection:
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 backoff = min(backoff * 2, 60.0)
                 continue
+            if not self._first_sync:
+                try:
+                    await self._fill_gaps(resp, since)
+                except Transient as exc:
+                    # Nothing of this batch was passed on: ask for it again.
+                    self.client.next_batch = since  # type: ignore[assignment]
+                    self.sync_errors += 1
+                    delay = backoff * (0.5 + random.random())
+                    log.warning(
+                        "gap in a timeline not filled, syncing again", extra={"why": str(exc)}
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                    backoff = min(backoff * 2, 60.0)
+                    continue
             backoff = 1.0
             self.last_sync_ok = asyncio.get_running_loop().time()
             changed = [*resp.device_list.changed, *resp.device_list.left]
@@ -445,6 +468,37 @@ class Connection:
             self._first_sync = False
             full_state = None
             await self._housekeeping()
+
+    async def _fill_gaps(self, resp: SyncResponse, since: str | None) -> None:
+        """A room whose timeline is `limited` had more events since the last sync than
+        the sync carries (after downtime, or a burst in one room): page back with
+        /messages from the timeline's start to the last sync's token, and put what was
+        missing in front of the timeline, so nothing written while the bot was away is
+        lost or reordered. Raises `Transient` when the server does not answer."""
+        if since is None:
+            return
+        for room_id, info in resp.rooms.join.items():
+            timeline = info.timeline
+            if not timeline.limited or not timeline.prev_batch:
+                continue
+            missing: list[Any] = []
+            token = timeline.prev_batch
+            for _ in range(GAP_PAGES):
+                page = await check(
+                    self.client.room_messages(
+                        room_id, start=token, end=since, direction=MessageDirection.back, limit=100
+                    )
+                )
+                assert isinstance(page, RoomMessagesResponse)
+                missing.extend(page.chunk)  # newest first
+                if not page.chunk or not page.end or page.end == token:
+                    break
+                token = page.end
+            else:
+                log.warning("a timeline gap was longer than the bot pages back")
+            self.gap_events += len(missing)
+            missing.reverse()
+            timeline.events[:0] = missing
 
     async def _upload_filter(self) -> str | None:
         """The server-side id of the bot's sync filter; without one (the upload failed)
