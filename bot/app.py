@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.config import Config
-from bot.core.events import IdentityChanged
+from bot.config import ChatterDevices, Config
+from bot.core.events import ChatterUnverified, IdentityChanged
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import Policy, VolunteerProfile
@@ -237,6 +237,12 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             is_staff=lambda user: policy.is_staff(UserID(user)) or user == config.bot.user_id,
             # A staff member's changed identity is told to the supervisors by the core.
             on_identity_change=lambda user: enqueue(Inbound(IdentityChanged(UserID(user)))),
+            chatter_fallback=(
+                config.encryption.chatter_devices is ChatterDevices.FALLBACK_TO_UNSIGNED
+            ),
+            on_unverified_chatter=lambda user, room: enqueue(
+                Inbound(ChatterUnverified(RoomID(room), UserID(user)))
+            ),
         )
         conn.on_device_change = trust_policy_.forget
         executor = Executor(

@@ -122,6 +122,17 @@ class TrustPolicy(enum.StrEnum):
     ALL_DEVICES = "all_devices"
 
 
+class ChatterDevices(enum.StrEnum):
+    """Which devices of a chatter get room keys under the cross-signed rule."""
+
+    # Their cross-signed devices; a chatter with none (an old client, a bridge) gets keys
+    # on their unsigned devices, and the volunteer is told once. Nobody in crisis is
+    # left reading silence because of their app.
+    FALLBACK_TO_UNSIGNED = "fallback_to_unsigned"
+    # Their cross-signed devices only, as for staff.
+    CROSS_SIGNED_ONLY = "cross_signed_only"
+
+
 @dataclass(frozen=True, slots=True)
 class HomeserverConfig:
     url: str  # no trailing slash
@@ -146,6 +157,7 @@ class StorageConfig:
 @dataclass(frozen=True, slots=True)
 class EncryptionConfig:
     trust: TrustPolicy = TrustPolicy.CROSS_SIGNED
+    chatter_devices: ChatterDevices = ChatterDevices.FALLBACK_TO_UNSIGNED
     # How long a message whose key has not arrived is waited for before its sender is
     # asked to send it again.
     undecryptable_grace: timedelta = timedelta(seconds=60)
@@ -1053,6 +1065,12 @@ def _read_encryption(root: _Section) -> EncryptionConfig:
     trust = s.get(
         "trust", _choice, default=TrustPolicy.CROSS_SIGNED, choices=[t.value for t in TrustPolicy]
     )
+    chatters = s.get(
+        "chatter_devices",
+        _choice,
+        default=ChatterDevices.FALLBACK_TO_UNSIGNED,
+        choices=[c.value for c in ChatterDevices],
+    )
     grace = s.get("undecryptable_grace", _duration, default=timedelta(seconds=60))
     if grace is not _BAD and grace > _MAX_GRACE:
         grace = s.chk.problem(
@@ -1063,7 +1081,9 @@ def _read_encryption(root: _Section) -> EncryptionConfig:
         )
     s.done()
     return EncryptionConfig(
-        trust=TrustPolicy(trust) if trust is not _BAD else _BAD, undecryptable_grace=grace
+        trust=TrustPolicy(trust) if trust is not _BAD else _BAD,
+        chatter_devices=ChatterDevices(chatters) if chatters is not _BAD else _BAD,
+        undecryptable_grace=grace,
     )
 
 

@@ -132,6 +132,7 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         # encryption: a message whose key never came, a staff member's new identity
         "unreadable.chatter": (),
         "unreadable.volunteer": ("number",),
+        "unverified.device": ("number",),
         "unreadable.own": (),
         "untrusted.own": (),
         "staff.identity_changed": ("name",),
@@ -370,6 +371,10 @@ NB: dict[str, str] = {
     "unreadable.volunteer": (
         "Chatter #{number} skrev noe som ikke kom fram (krypteringen feilet). "
         "Chatteren er bedt om å sende det på nytt."
+    ),
+    "unverified.device": (
+        "Obs: Chatter #{number} skriver fra en enhet som ikke er verifisert (en eldre app "
+        "eller en bro). Samtalen er kryptert, men ingen kan bekrefte at bare chatteren leser."
     ),
     "unreadable.own": (
         "Meldingen din kunne ikke leses (krypteringen feilet), så den ble ikke sendt videre. "
@@ -717,6 +722,11 @@ EN: dict[str, str] = {
     "unreadable.volunteer": (
         "Chatter #{number} wrote something that did not arrive (the encryption failed). "
         "The chatter has been asked to send it again."
+    ),
+    "unverified.device": (
+        "Note: Chatter #{number} writes from a device that is not verified (an older app or "
+        "a bridge). The conversation is encrypted, but nobody can confirm that only the "
+        "chatter reads it."
     ),
     "unreadable.own": (
         "Your message could not be read (the encryption failed), so it was not passed on. "

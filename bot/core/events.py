@@ -129,6 +129,16 @@ class Unreadable:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatterUnverified:
+    """The chatter of the conversation in `room` has no cross-signed device, and the
+    bot shares keys with their unsigned ones (`encryption.chatter_devices`): the
+    volunteer should know that nobody can confirm who reads on that side."""
+
+    room: RoomID
+    user: UserID
+
+
+@dataclass(frozen=True, slots=True)
 class IdentityChanged:
     """A staff member's cross-signing master key is not the pinned one: their devices get
     no keys until an admin accepts the new identity."""
@@ -149,6 +159,7 @@ Input = (
     | PurgeFinished
     | Unreadable
     | IdentityChanged
+    | ChatterUnverified
 )
 
 # --------------------------------------------------------------------------------------

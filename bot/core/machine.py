@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from bot.core import commands, routing
 from bot.core.commands import Audience, Command, Usage
 from bot.core.events import (
+    ChatterUnverified,
     CreateRoom,
     Edit,
     Effect,
@@ -202,6 +203,8 @@ class Helpline:
                 self._on_unreadable(event)
             case IdentityChanged():
                 self._on_identity_changed(event)
+            case ChatterUnverified():
+                self._on_chatter_unverified(event)
         fx, self._fx = self._fx, []
         return fx
 
@@ -379,6 +382,20 @@ class Helpline:
         profile = self.policy.profile(e.user)
         # Supervisors have no alias; their ID comes from the config, not from a chatter.
         self._say_staff("staff.identity_changed", name=profile.alias if profile else e.user)
+
+    def _on_chatter_unverified(self, e: ChatterUnverified) -> None:
+        """Told once per conversation: now if a volunteer is there, else when one comes."""
+        hit = self.session_for_room(e.room)
+        if hit is None or hit[1] is not None:
+            return
+        s = hit[0]
+        if e.user != s.chatter or s.unverified_device or s.state not in OPEN_STATES:
+            return
+        s.unverified_device = True
+        self._touch(s)
+        vref = self._volunteer_ref(s)
+        if s.state is State.ACTIVE and vref is not None:
+            self._say(vref, "unverified.device", self._staff_language(), number=s.number)
 
     def _server_allowed(self, user: UserID) -> bool:
         allowed = self.policy.allowed_servers
@@ -872,6 +889,8 @@ class Helpline:
             minutes=_minutes(self.policy.max_duration),
             requeued=s.requeues > 0,
         )
+        if s.unverified_device:
+            self._say(vref, "unverified.device", self._staff_language(), number=s.number)
         alias = self._alias(o.volunteer)
         self._emit(SetPersona(self._chatter_ref(s), alias))
         self._say(self._chatter_ref(s), "accepted.chatter", s.language, alias=alias)

@@ -113,6 +113,7 @@ class Session:
     announced_estimate: int | None = None  # minutes, as last told to the chatter
     first_wait: timedelta | None = None  # from the first queueing to the first accept
     requeues: int = 0
+    unverified_device: bool = False  # the chatter reads on devices nobody cross-signed
 
     # -- derived -------------------------------------------------------------------------
 
@@ -185,6 +186,7 @@ class Session:
                 self.first_wait.total_seconds() if self.first_wait is not None else None
             ),
             "requeues": self.requeues,
+            "unverified_device": self.unverified_device,
         }
 
     @classmethod
@@ -227,6 +229,7 @@ class Session:
             announced_estimate=d["announced_estimate"],
             first_wait=timedelta(seconds=d["first_wait"]) if d["first_wait"] is not None else None,
             requeues=d["requeues"],
+            unverified_device=d.get("unverified_device", False),  # absent before 2026-12
         )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -154,6 +155,8 @@ class CrossSigned:
         pin_key: bytes,
         is_staff: Callable[[str], bool],
         on_identity_change: Callable[[str], None] = lambda user: None,
+        chatter_fallback: bool = True,
+        on_unverified_chatter: Callable[[str, str], None] = lambda user, room: None,
         ttl: float = 600.0,
         http: Callable[[AsyncClient], Http] = NioHttp,
         clock: Callable[[], float] = time.monotonic,
@@ -163,6 +166,9 @@ class CrossSigned:
         self.pin_key = pin_key
         self.is_staff = is_staff
         self.on_identity_change = on_identity_change
+        self.chatter_fallback = chatter_fallback
+        self.on_unverified_chatter = on_unverified_chatter
+        self._told: OrderedDict[tuple[str, str], None] = OrderedDict()  # (user, room), bounded
         self.ttl = ttl
         self._http = http
         self._clock = clock
@@ -186,8 +192,26 @@ class CrossSigned:
         identities = await self.identities(client, users)
         for user in users:
             vouched = await self.trusted_devices(user, identities[user])
+            if not vouched and self._falls_back(client, user):
+                vouched = self._unsigned(client, user, room_id)
             self.apply(client, user, vouched)
         self.stats.seconds += self._clock() - started
+
+    def _falls_back(self, client: AsyncClient, user: str) -> bool:
+        return self.chatter_fallback and user != client.user_id and not self.is_staff(user)
+
+    def _unsigned(self, client: AsyncClient, user: str, room_id: str) -> dict[str, str]:
+        """A chatter with no cross-signed device (an old client, a bridge): their own
+        devices, so that they can read the replies; the conversation's volunteer is told
+        once (`encryption.chatter_devices: fallback_to_unsigned`)."""
+        devices = {d.id: d.ed25519 for d in client.device_store.active_user_devices(user)}
+        key = (user, room_id)
+        if devices and key not in self._told:
+            self._told[key] = None
+            while len(self._told) > 4096:
+                self._told.popitem(last=False)
+            self.on_unverified_chatter(user, room_id)
+        return devices
 
     async def identities(self, client: AsyncClient, users: list[str]) -> dict[str, Identity]:
         now = self._clock()
@@ -292,9 +316,16 @@ def build(
     pin_key: bytes,
     is_staff: Callable[[str], bool],
     on_identity_change: Callable[[str], None],
+    chatter_fallback: bool = True,
+    on_unverified_chatter: Callable[[str, str], None] = lambda user, room: None,
 ) -> TrustPolicy:
     if policy(name) == "all_devices":
         return AllDevices()
     return CrossSigned(
-        pins=pins, pin_key=pin_key, is_staff=is_staff, on_identity_change=on_identity_change
+        pins=pins,
+        pin_key=pin_key,
+        is_staff=is_staff,
+        on_identity_change=on_identity_change,
+        chatter_fallback=chatter_fallback,
+        on_unverified_chatter=on_unverified_chatter,
     )

@@ -221,6 +221,51 @@ async def test_a_device_signed_later_reads_what_the_bot_sends_after(
         await w.close()
 
 
+@pytest.mark.parametrize("rule", ["fallback_to_unsigned", "cross_signed_only"])
+async def test_a_chatter_whose_app_does_not_cross_sign(
+    rule: str, synapse: Any, make_user: Any, make_client: Any, tmp_path: Path
+) -> None:
+    """An old client or a bridge: no cross-signed device at all. By default the bot
+    shares keys with the chatter's unsigned device, so a person in crisis is not left
+    reading silence, and the volunteer is told once; `cross_signed_only` keeps Element's
+    rule for chatters too."""
+    w = await build_world(
+        synapse, make_user, make_client, tmp_path, encryption={"chatter_devices": rule}
+    )
+    try:
+        v = w.volunteers[0]
+        await go_on_duty(w, v)
+        client = await make_client(await make_user("chatter"), cross_sign=False)
+        dm = await client.create_encrypted_room(invite=[w.bot_id], is_direct=True)
+        await client.wait_for_join(dm, w.bot_id, timeout=TIMEOUT)
+        await client.send_text(dm, "hei")
+        room = (await client.wait_for_invite(timeout=TIMEOUT)).room_id
+        await client.join(room)
+        vroom, _ = await accept_offer(w, v)
+        await v.client.send_text(vroom, "hei du")
+        if rule == "fallback_to_unsigned":
+            welcome = await next_from_bot(w, client, room)
+            assert "113" in (welcome.body or "")
+            got = await next_from_bot(w, client, room, lambda m: m.body == "hei du")
+            assert got.decrypted
+            note = await next_from_bot(w, v.client, vroom, lambda m: "verifisert" in (m.body or ""))
+            assert "Chatter #" in (note.body or "")
+            await v.client.send_text(vroom, "er du der?")
+            await next_from_bot(w, client, room, lambda m: m.body == "er du der?")
+            told = [m for m in v.client.messages if "verifisert" in (m.body or "")]
+            assert len(told) == 1
+        else:
+            await client.wait_until(
+                lambda: len([u for u in client.undecryptable if u.room_id == room]) >= 2,
+                TIMEOUT,
+                "the bot's messages, undecryptable",
+            )
+            assert not [m for m in client.messages if m.room_id == room and m.decrypted]
+            assert not [m for m in v.client.messages if "verifisert" in (m.body or "")]
+    finally:
+        await w.close()
+
+
 async def _cli(*args: str) -> tuple[int, str, str]:
     """`helpline-bot ARGS` as an admin runs it beside the bot. Not `subprocess.run`: that
     would stop this event loop, and with it the in-process bot in mid-transaction."""

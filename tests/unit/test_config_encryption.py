@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from bot.config import TrustPolicy, load_config
+from bot.config import ChatterDevices, TrustPolicy, load_config
 from tests.unit.test_config import MINIMAL, line_of, only_problem, write_config
 
 
@@ -14,6 +14,19 @@ def test_defaults_are_element_compatible_and_a_minute_of_grace(tmp_path: Path) -
     config = load_config(write_config(tmp_path), env={})
     assert config.encryption.trust is TrustPolicy.CROSS_SIGNED
     assert config.encryption.undecryptable_grace == timedelta(seconds=60)
+    assert config.encryption.chatter_devices is ChatterDevices.FALLBACK_TO_UNSIGNED
+
+
+def test_chatter_devices_is_one_of_two_rules(tmp_path: Path) -> None:
+    text = MINIMAL + "encryption:\n  chatter_devices: cross_signed_only\n"
+    config = load_config(write_config(tmp_path, text), env={})
+    assert config.encryption.chatter_devices is ChatterDevices.CROSS_SIGNED_ONLY
+
+    path = write_config(tmp_path, MINIMAL + "encryption:\n  chatter_devices: everyone\n")
+    problem = only_problem(path)
+    assert problem.path == "encryption.chatter_devices"
+    assert "fallback_to_unsigned" in problem.expected and problem.found == '"everyone"'
+    assert problem.line == line_of(path, "chatter_devices")
 
 
 def test_grace_is_read_as_a_duration(tmp_path: Path) -> None:

@@ -4,7 +4,16 @@ notices only; neither can carry content, since there is none."""
 
 from __future__ import annotations
 
-from bot.core.events import IdentityChanged, Origin, Redact, Relay, RoomRef, Say, Unreadable
+from bot.core.events import (
+    ChatterUnverified,
+    IdentityChanged,
+    Origin,
+    Redact,
+    Relay,
+    RoomRef,
+    Say,
+    Unreadable,
+)
 from bot.core.ids import EventID, UserID
 from bot.core.model import Role
 from tests.unit.core_helpers import (
@@ -133,3 +142,34 @@ def test_a_staff_message_from_an_unverified_device_is_refused_in_place() -> None
     assert s.chatter_room is not None
     assert w.feed(Unreadable(s.chatter_room, s.chatter, GONE, untrusted=True)) == []
     assert s.state.value == "active"
+
+
+def test_a_chatter_on_an_unverified_device_is_told_to_the_volunteer_once() -> None:
+    w = World()
+    s = w.active(chatter(1))
+    assert s.chatter_room is not None
+    fx = w.feed(ChatterUnverified(s.chatter_room, s.chatter))
+    note = said(fx, "unverified.device")
+    assert note.to == w.h._volunteer_ref(s) and note.text.params == {"number": s.number}
+    assert keys(w.feed(ChatterUnverified(s.chatter_room, s.chatter))) == []
+    w.restart()
+    assert keys(w.feed(ChatterUnverified(s.chatter_room, s.chatter))) == []
+
+
+def test_before_a_volunteer_comes_it_is_kept_and_told_at_the_accept() -> None:
+    w = World()
+    w.on_duty(ANNA)
+    s = w.arrive(chatter(1))
+    assert s.chatter_room is not None
+    assert keys(w.feed(ChatterUnverified(s.chatter_room, s.chatter))) == []
+    fx = w.accept(s, ANNA)
+    assert keys(fx).count("unverified.device") == 1
+
+
+def test_only_the_conversations_own_chatter_in_its_own_room_counts() -> None:
+    w = World()
+    s = w.active(chatter(1))
+    assert s.volunteer_room is not None and s.chatter_room is not None
+    assert keys(w.feed(ChatterUnverified(s.volunteer_room, s.chatter))) == []
+    assert keys(w.feed(ChatterUnverified(s.chatter_room, chatter(2)))) == []
+    assert keys(w.feed(ChatterUnverified(dm_room(chatter(1)), chatter(1)))) == []

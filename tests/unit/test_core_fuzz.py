@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from bot.core.events import (
+    ChatterUnverified,
     Edit,
     Input,
     Joined,
@@ -168,6 +169,10 @@ class CoreUnderFire(RuleBasedStateMachine):
     def unreadable(self, who: UserID, origin: Origin, untrusted: bool, data: st.DataObject):
         room = data.draw(st.sampled_from(self.rooms()))
         self.feed(Unreadable(room, who, self.eid(), origin, untrusted))
+
+    @rule(who=st.sampled_from(PEOPLE), data=st.data())
+    def unverified(self, who: UserID, data: st.DataObject) -> None:
+        self.feed(ChatterUnverified(data.draw(st.sampled_from(self.rooms())), who))
 
     @rule()
     def restart(self) -> None:
