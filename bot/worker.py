@@ -91,6 +91,7 @@ MAX_UNEXPECTED = 3
 CHECKPOINT_IDLE = timedelta(seconds=30)
 ATTEMPT_TIMEOUT = 120.0  # one try of one effect; nio retries a dead connection forever
 MAX_IN_FLIGHT = 16  # effects carried out at once, over all lanes
+HOLD_S = 5.0  # an input for an unknown room waits at most this for room creations
 STALLED_AFTER = 120.0  # seconds without progress while effects wait: /healthz says 503
 
 
@@ -151,6 +152,14 @@ def lane_of(effect: Any, row: OutboxRow) -> LaneKey:
 
 
 @dataclass
+class _HeldInput:
+    item: Inbound
+    room: Any
+    waits_for: set[int]  # the room creations (outbox row ids) it waits for
+    until: float  # loop time: released by then in any case
+
+
+@dataclass
 class _Lane:
     rows: deque[OutboxRow]
     task: asyncio.Task[None] | None = None
@@ -199,6 +208,9 @@ class Worker:
         self.handled = 0
         self.last_step_at: datetime | None = None
         self.last_progress = 0.0  # loop time of the last recorded effect (0: none yet)
+        self._creating: set[int] = set()  # room creations carried out, not yet recorded
+        self._held: list[_HeldInput] = []
+        self._held_token: str | None = None  # the newest sync token behind held inputs
         self._unsaved = 0  # inputs enqueued since the last saved checkpoint
         self._saved_at: datetime | None = None
 
@@ -239,8 +251,10 @@ class Worker:
                     started = True
                     await self.dispatch()
                     continue
-                item = ahead if ahead is not None else await self.inbox.get()
-                ahead = None
+                if ahead is not None:
+                    item, ahead = ahead, None
+                else:
+                    item = await self._next()
                 if item is None:
                     return
                 if isinstance(item, BatchEnd):
@@ -256,13 +270,84 @@ class Worker:
                         ahead = self.inbox.get_nowait()
                         if isinstance(ahead, BatchEnd):
                             token, ahead = ahead.token, None
-                    await self._input(item, token)
+                    if self._must_hold(item):
+                        self._hold(item, token)
+                    else:
+                        await self._input(item, token)
+                await self._release_held()
                 await self.dispatch()
             except Exception:
                 # One bad input must not stop the helpline; the log has no content.
                 log.exception("worker step failed")
 
+    async def _next(self) -> Item:
+        """The next inbox item; while inputs are held, no longer than the first one's
+        hold may last (then `None`-free: the loop releases it and asks again)."""
+        while True:
+            if not self._held:
+                return await self.inbox.get()
+            left = min(h.until for h in self._held) - asyncio.get_running_loop().time()
+            try:
+                return await asyncio.wait_for(self.inbox.get(), max(0.0, left))
+            except TimeoutError:
+                await self._release_held()
+
+    # ----------------------------------------------------------------------------------
+    # inputs that may concern a room being created
+    #
+    # A lane that creates a room hands the new room to the core only when the creation's
+    # answer is in. Under load the sync can deliver what the invited person did in that
+    # room (joined, wrote) before the answer is handled; the core would not know the room
+    # and drop it. So an input for a room the core does not know waits while creations
+    # that were under way when it came are not yet recorded (at most `HOLD_S`); later
+    # inputs of the same room wait behind it, so each room keeps its order.
+
+    def _must_hold(self, item: Inbound) -> bool:
+        room = getattr(item.input, "room", None)
+        if room is None:
+            return False
+        if any(h.room == room for h in self._held):
+            return True
+        return bool(self._creating) and not self.rooms.is_session_room(room)
+
+    def _hold(self, item: Inbound, token: str | None) -> None:
+        room = getattr(item.input, "room", None)
+        waits = set(self._creating)
+        for h in self._held:
+            if h.room == room:
+                waits |= h.waits_for
+        until = asyncio.get_running_loop().time() + HOLD_S
+        self._held.append(_HeldInput(item, room, waits, until))
+        if token is not None:
+            self._held_token = token
+
+    async def _release_held(self) -> None:
+        if not self._held:
+            return
+        now = asyncio.get_running_loop().time()
+        blocked: set[Any] = set()
+        keep: list[_HeldInput] = []
+        ready: list[_HeldInput] = []
+        for h in self._held:
+            if h.room in blocked or (h.waits_for & self._creating and now < h.until):
+                blocked.add(h.room)
+                keep.append(h)
+            else:
+                ready.append(h)
+        self._held = keep
+        for h in ready:
+            try:
+                await self._input(h.item, None)
+            except Exception:
+                log.exception("worker step failed")
+        if not self._held and self._held_token is not None:
+            token, self._held_token = self._held_token, None
+            await self._checkpoint(token)
+
     async def _input(self, item: Inbound, token: str | None) -> None:
+        if token is not None and self._held:
+            # Inputs of this batch are held: its token is saved once they are handled.
+            self._held_token, token = token, None
         self._unsaved += 1
         try:
             inp = await self._vouched(item)
@@ -287,9 +372,13 @@ class Worker:
         return Unreadable(room, sender, EventID(item.event_id or ""), item.origin, True)
 
     async def _checkpoint(self, token: str) -> None:
-        """Save the sync token after its batch. A batch with nothing in it (a long-poll
-        timeout, a batch of events the bot does not act on) is saved at most every
-        CHECKPOINT_IDLE: a replay of a few empty batches after a crash costs nothing."""
+        """Save the sync token after its batch (once held inputs are handled). A batch
+        with nothing in it (a long-poll timeout, a batch of events the bot does not act
+        on) is saved at most every CHECKPOINT_IDLE: a replay of a few empty batches after
+        a crash costs nothing."""
+        if self._held:
+            self._held_token = token
+            return
         now = self.clock()
         if self._unsaved or self._saved_at is None or now - self._saved_at > CHECKPOINT_IDLE:
             await self.checkpoint.set(token, now)
@@ -427,6 +516,8 @@ class Worker:
         except Exception as exc:
             effect, unexpected = None, MAX_UNEXPECTED
             error = type(exc).__name__
+        if isinstance(effect, CreateRoom):
+            self._creating.add(row.id)
         while True:
             if effect is None or unexpected >= MAX_UNEXPECTED:
                 outcome: Outcome | Parked = Parked(error)
@@ -491,6 +582,7 @@ class Worker:
     async def _record(self, done: EffectDone) -> None:
         try:
             await self._record_outcome(done)
+            self._creating.discard(done.row.id)
         except BaseException as exc:
             if not done.recorded.done():
                 done.recorded.set_exception(exc)

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from bot.core import codec
-from bot.core.events import Input, Message, RoomRef, Say, Text
+from bot.core.events import CreateRoom, Input, Joined, Message, RoomRef, Say, Text
 from bot.core.ids import EventID, RoomID, SessionID, UserID
 from bot.core.model import Changes, Role
-from bot.outcomes import Done, Transient
+from bot.inbox import BatchEnd, Inbound
+from bot.outcomes import Done, RoomMade, Transient
 from bot.storage import Storage
 from bot.storage.repos import OutboxItem
-from bot.worker import STALLED_AFTER, Worker
+from bot.worker import HOLD_S, STALLED_AFTER, Worker
 from tests.storage.conftest import T0, make_session
 
 
@@ -261,3 +262,68 @@ async def test_health_says_when_effects_wait_and_nothing_moves(two_sessions):
 
 def _ids(rows: Iterator[Any]) -> list[str]:
     return [r.txn_id for r in rows]
+
+
+class Recording:
+    """A core that records the inputs it was given, and knows the rooms it was told of."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[SessionID, Any] = {}
+        self.seen: list[Input] = []
+
+    def handle(self, event: Input, now: datetime) -> list[Any]:
+        self.seen.append(event)
+        return []
+
+    def take_changes(self) -> Changes:
+        return Changes()
+
+    def session_for_room(self, room: RoomID) -> Any:
+        return None
+
+
+async def test_what_happens_in_a_room_being_created_waits_for_its_creation(two_sessions):
+    """Under load the sync can bring the invited chatter's join before the creation's
+    answer is handled: the join must still reach the core after `RoomCreated`, and an
+    input of another room is not held up by it for long."""
+    storage = two_sessions
+    new = RoomID("!new:hs")
+    create = CreateRoom(RoomRef(SessionID(1), Role.CHATTER), UserID("@c:hs"), "X")
+    runner = Scripted(create=[RoomMade(new)])
+    gate = runner.hold["create"] = asyncio.Event()
+    await storage.outbox.add([OutboxItem("create", SessionID(1), codec.encode(create))], now=T0)
+    core = Recording()
+    running = Running(storage, runner, core=core)
+    try:
+        await until(lambda: runner.tries["create"] == 1)
+        running.worker.put(Inbound(Joined(new, UserID("@c:hs")), "$join"))
+        running.worker.put(Inbound(Message(new, UserID("@c:hs"), EventID("$m"), "hei"), "$m"))
+        running.worker.put(BatchEnd("s1"))
+        await asyncio.sleep(0.2)
+        assert core.seen == []  # both wait for the creation
+        assert await storage.checkpoint.get() is None  # and so does their batch's token
+        gate.set()
+        await until(lambda: len(core.seen) == 3)
+        assert [type(i).__name__ for i in core.seen] == ["RoomCreated", "Joined", "Message"]
+        await until(lambda: running.worker._held_token is None)
+        assert await storage.checkpoint.get() == "s1"
+    finally:
+        await running.stop()
+
+
+async def test_a_held_input_goes_on_after_a_while_even_if_the_creation_does_not_end(
+    two_sessions,
+):
+    storage = two_sessions
+    create = CreateRoom(RoomRef(SessionID(1), Role.CHATTER), UserID("@c:hs"), "X")
+    runner = Scripted(create=transient(10_000))
+    await storage.outbox.add([OutboxItem("create", SessionID(1), codec.encode(create))], now=T0)
+    core = Recording()
+    running = Running(storage, runner, core=core)
+    try:
+        await until(lambda: runner.tries["create"] >= 1)
+        dm = RoomID("!dm:hs")
+        running.worker.put(Inbound(Message(dm, UserID("@d:hs"), EventID("$d"), "hei"), "$d"))
+        await until(lambda: len(core.seen) == 1, timeout=HOLD_S + 3)
+    finally:
+        await running.stop()
