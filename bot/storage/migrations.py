@@ -158,9 +158,16 @@ async def _v2_identity_pins(tx: Tx) -> None:
     )
 
 
+async def _v3_no_chatter_pins(tx: Tx) -> None:
+    # Chatters are no longer pinned (a changed chatter key was accepted anyway): their
+    # pins, HMACs of an ID and a key, go.
+    await tx.execute("DELETE FROM identity_pins WHERE staff = 0")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
+    Migration(3, "identity pins: staff only, chatters' pins removed", _v3_no_chatter_pins),
 )
 
 

@@ -42,7 +42,7 @@ class FakeClient:
     device_id: str = "BOTDEV"
     devices: dict[str, list[Device]] = field(default_factory=dict)
     rooms: dict[str, Any] = field(default_factory=dict)
-    olm: Any = True
+    olm: Any = field(default_factory=lambda: SimpleNamespace(update_tracked_users=lambda r: None))
     should_query_keys: bool = False
 
     def __post_init__(self) -> None:
@@ -229,7 +229,9 @@ def test_a_staff_members_new_identity_is_reported_once_and_not_trusted() -> None
     assert reported == [VOLUNTEER]
 
 
-def test_a_chatters_new_identity_is_a_new_pin_kept_only_as_hmacs() -> None:
+def test_a_chatter_is_never_pinned_and_a_new_identity_is_taken_as_it_comes() -> None:
+    # A chatter's changed key is accepted anyway (there is nobody to ask), so a pin would
+    # protect nothing and only keep a trace of them after their conversation's purge.
     chatter = Person(CHATTER)
     chatter.add_device("WEB")
     client, server = world(chatter)
@@ -237,9 +239,8 @@ def test_a_chatters_new_identity_is_a_new_pin_kept_only_as_hmacs() -> None:
     pins = MemoryPins()
     p = policy(server, pins=pins, on_identity_change=reported.append)
     run(p.prepare(client, ROOM))
-    ((subject, pin),) = pins.pins.items()
-    assert CHATTER not in subject and chatter.keys.master.public != pin.master_key
-    assert len(subject) == 64 and len(pin.master_key) == 64
+    assert states(client, CHATTER) == {"WEB": "verified"}
+    assert pins.pins == {}
 
     chatter.keys = CrossSigningKeys.generate()
     chatter.devices.clear()
@@ -249,7 +250,20 @@ def test_a_chatters_new_identity_is_a_new_pin_kept_only_as_hmacs() -> None:
     run(p.prepare(client, ROOM))
     assert reported == []
     assert states(client, CHATTER) == {"WEB2": "verified"}
-    assert len(pins.pins) == 1 and pins.pins[subject].master_key != pin.master_key
+    assert pins.pins == {}
+
+
+def test_an_identity_past_its_ttl_leaves_memory() -> None:
+    chatter = Person(CHATTER)
+    chatter.add_device("WEB")
+    client, server = world(chatter)
+    clock = [0.0]
+    p = policy(server, ttl=10.0, clock=lambda: clock[0])
+    run(p.prepare(client, ROOM))
+    assert CHATTER in p._cache
+    clock[0] = 11.0
+    run(p.identities(client, []))
+    assert CHATTER not in p._cache
 
 
 def test_the_bots_own_device_is_left_alone() -> None:
@@ -309,3 +323,15 @@ def test_pins_in_the_database(tmp_path: Path) -> None:
             await db.close()
 
     run(go())
+
+
+def test_prepare_has_nio_track_every_member_again() -> None:
+    # The purge makes nio forget a chatter; one who comes back must be asked for again.
+    chatter = Person(CHATTER)
+    chatter.add_device("WEB")
+    client, server = world(chatter)
+    tracked: list[Any] = []
+    client.olm = SimpleNamespace(update_tracked_users=tracked.append)
+    run(policy(server).prepare(client, ROOM))
+    run(AllDevices().prepare(client, ROOM))  # type: ignore[arg-type]
+    assert tracked == [client.rooms[ROOM], client.rooms[ROOM]]
