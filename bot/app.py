@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import random
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,15 @@ from bot.scheduler import Timers
 from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
 from bot.storage.pins import Pins
-from bot.storage.repos import Attempts, Checkpoint, MediaSeen, PurgeJobs, RelayMap, StateRepo
+from bot.storage.repos import (
+    Attempts,
+    Checkpoint,
+    EventLog,
+    MediaSeen,
+    PurgeJobs,
+    RelayMap,
+    StateRepo,
+)
 from bot.worker import Worker
 
 log = logging.getLogger("bot")
@@ -267,6 +276,10 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
         timers.start(stored.timers)
         since = await Checkpoint(db).get()
         worker_task = asyncio.create_task(worker.run(), name="worker")
+        prune_task = asyncio.create_task(
+            prune_events(db, DEDUPE_MARGIN + config.encryption.undecryptable_grace),
+            name="prune processed events",
+        )
         sync_task = asyncio.create_task(conn.sync_loop(since), name="sync")
         syncing.append(sync_task)
         log.info(
@@ -296,6 +309,9 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             await asyncio.wait_for(worker_task, 30)
         except TimeoutError:
             worker_task.cancel()
+        prune_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await prune_task
         timers.shutdown()
         await http.stop()
         await invites.close()
@@ -305,6 +321,26 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
     finally:
         await purger.close()
         await conn.client.close()
+
+
+PRUNE_EVERY = 60.0  # seconds between two prunes of processed_events
+# How long before the saved checkpoint an event ID is still kept, beyond the longest wait
+# of an undecryptable event for its key (added to it): a later batch's events can be
+# handled that long before the checkpoint that covers them is saved.
+DEDUPE_MARGIN = timedelta(minutes=5)
+
+
+async def prune_events(db: Any, margin: timedelta, every: float = PRUNE_EVERY) -> None:
+    """Every `every` seconds, off the relay path: forget the processed event IDs no replay
+    can bring back (`EventLog.prune_settled`) and scrub them out of the files."""
+    events = EventLog(db)
+    while True:
+        try:
+            if await events.prune_settled(margin):
+                await db.scrub()
+        except Exception as exc:
+            log.warning("pruning processed events failed", extra={"why": type(exc).__name__})
+        await asyncio.sleep(every)
 
 
 class InviteGate:
