@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import signal
+import stat
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,21 +160,50 @@ def _now() -> datetime:
 async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     trust = trust_policy(str(config.encryption.trust))
     data_dir = Path(config.storage.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock = DataDirLock(data_dir)
-    if not lock.acquire():
-        print(
-            f"helpline-bot: another instance is running on {data_dir} (lock {lock.path})",
-            file=sys.stderr,
-        )
-        return EXIT_LOCKED
-    db = await open_database(data_dir / "helpline.db")
+    # Everything the bot writes is its own only: the database and its -wal/-shm, nio's
+    # store and journal, credentials, cross-signing keys, the lock. Restored on return
+    # (the tests run the bot inside their own process).
+    umask = os.umask(0o077)
     try:
-        await upgrade(db)
-        return await _serve(config, db, trust, ready)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        restrict_modes(data_dir)
+        lock = DataDirLock(data_dir)
+        if not lock.acquire():
+            print(
+                f"helpline-bot: another instance is running on {data_dir} (lock {lock.path})",
+                file=sys.stderr,
+            )
+            return EXIT_LOCKED
+        db = await open_database(data_dir / "helpline.db")
+        try:
+            await upgrade(db)
+            return await _serve(config, db, trust, ready)
+        finally:
+            await db.close()
+            lock.release()
     finally:
-        await db.close()
-        lock.release()
+        os.umask(umask)
+
+
+def restrict_modes(data_dir: Path) -> int:
+    """Make the data dir and everything in it the bot user's only (dirs 0700, files
+    0600), as an older release or a copied backup may have left them readable by
+    others. Symbolic links are left alone (never followed). Returns how many changed."""
+    changed = 0
+    for root, dirs, files in os.walk(data_dir):
+        for name, mode in (
+            [(root, 0o700)]
+            + [(os.path.join(root, d), 0o700) for d in dirs]
+            + [(os.path.join(root, f), 0o600) for f in files]
+        ):
+            st = os.lstat(name)
+            if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
+                continue
+            os.chmod(name, mode)
+            changed += 1
+    if changed:
+        log.info("data dir modes tightened", extra={"paths": changed})
+    return changed
 
 
 async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | None) -> int:
