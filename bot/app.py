@@ -396,6 +396,11 @@ class InviteGate:
         client = self.conn.client
         loop = asyncio.get_running_loop()
         now = loop.time()
+        # Inviters are kept in memory for the hour the limit looks at, no longer: the
+        # map must not become a list of everyone who ever wrote to the helpline.
+        for user, times in list(self._recent.items()):
+            if now - times[-1] >= 3600:
+                del self._recent[user]
         recent = [t for t in self._recent.get(inviter, []) if now - t < 3600]
         recent.append(now)
         self._recent[inviter] = recent
