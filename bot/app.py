@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import random
 import signal
+import stat
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ from bot.scheduler import Timers
 from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
 from bot.storage.pins import Pins
-from bot.storage.repos import Checkpoint, MediaSeen, OutboxRepo, PurgeJobs, StateRepo
+from bot.storage.repos import Checkpoint, EventLog, MediaSeen, OutboxRepo, PurgeJobs, StateRepo
 from bot.worker import Worker
 
 log = logging.getLogger("bot")
@@ -162,21 +164,50 @@ def _now() -> datetime:
 async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     trust = trust_policy(str(config.encryption.trust))
     data_dir = Path(config.storage.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock = DataDirLock(data_dir)
-    if not lock.acquire():
-        print(
-            f"helpline-bot: another instance is running on {data_dir} (lock {lock.path})",
-            file=sys.stderr,
-        )
-        return EXIT_LOCKED
-    db = await open_database(data_dir / "helpline.db")
+    # Everything the bot writes is its own only: the database and its -wal/-shm, nio's
+    # store and journal, credentials, cross-signing keys, the lock. Restored on return
+    # (the tests run the bot inside their own process).
+    umask = os.umask(0o077)
     try:
-        await upgrade(db)
-        return await _serve(config, db, trust, ready)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        restrict_modes(data_dir)
+        lock = DataDirLock(data_dir)
+        if not lock.acquire():
+            print(
+                f"helpline-bot: another instance is running on {data_dir} (lock {lock.path})",
+                file=sys.stderr,
+            )
+            return EXIT_LOCKED
+        db = await open_database(data_dir / "helpline.db")
+        try:
+            await upgrade(db)
+            return await _serve(config, db, trust, ready)
+        finally:
+            await db.close()
+            lock.release()
     finally:
-        await db.close()
-        lock.release()
+        os.umask(umask)
+
+
+def restrict_modes(data_dir: Path) -> int:
+    """Make the data dir and everything in it the bot user's only (dirs 0700, files
+    0600), as an older release or a copied backup may have left them readable by
+    others. Symbolic links are left alone (never followed). Returns how many changed."""
+    changed = 0
+    for root, dirs, files in os.walk(data_dir):
+        for name, mode in (
+            [(root, 0o700)]
+            + [(os.path.join(root, d), 0o700) for d in dirs]
+            + [(os.path.join(root, f), 0o600) for f in files]
+        ):
+            st = os.lstat(name)
+            if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
+                continue
+            os.chmod(name, mode)
+            changed += 1
+    if changed:
+        log.info("data dir modes tightened", extra={"paths": changed})
+    return changed
 
 
 async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | None) -> int:
@@ -299,6 +330,10 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             log.warning("parked effects are tried again", extra={"count": unparked})
         since = await Checkpoint(db).get()
         worker_task = asyncio.create_task(worker.run(), name="worker")
+        prune_task = asyncio.create_task(
+            prune_events(db, DEDUPE_MARGIN + config.encryption.undecryptable_grace),
+            name="prune processed events",
+        )
         sync_task = asyncio.create_task(conn.sync_loop(since), name="sync")
         syncing.append(sync_task)
         log.info(
@@ -328,6 +363,9 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             await asyncio.wait_for(worker_task, 30)
         except TimeoutError:
             worker_task.cancel()
+        prune_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await prune_task
         timers.shutdown()
         await http.stop()
         await invites.close()
@@ -337,3 +375,23 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
     finally:
         await purger.close()
         await conn.client.close()
+
+
+PRUNE_EVERY = 60.0  # seconds between two prunes of processed_events
+# How long before the saved checkpoint an event ID is still kept, beyond the longest wait
+# of an undecryptable event for its key (added to it): a later batch's events can be
+# handled that long before the checkpoint that covers them is saved.
+DEDUPE_MARGIN = timedelta(minutes=5)
+
+
+async def prune_events(db: Any, margin: timedelta, every: float = PRUNE_EVERY) -> None:
+    """Every `every` seconds, off the relay path: forget the processed event IDs no replay
+    can bring back (`EventLog.prune_settled`) and scrub them out of the files."""
+    events = EventLog(db)
+    while True:
+        try:
+            if await events.prune_settled(margin):
+                await db.scrub()
+        except Exception as exc:
+            log.warning("pruning processed events failed", extra={"why": type(exc).__name__})
+        await asyncio.sleep(every)

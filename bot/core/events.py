@@ -278,7 +278,7 @@ class Purge:
 
     session_id: SessionID
     rooms: tuple[RoomID, ...]
-    participants: tuple[UserID, ...]
+    participants: tuple[UserID, ...]  # the chatter first, then the volunteers offered it
 
 
 Effect = (

@@ -92,6 +92,7 @@ from bot.matrix.crosssigning import (
     NioHttp,
     ensure_cross_signing,
 )
+from bot.matrix.cryptostore import BotStore
 from bot.matrix.errors import TRANSPORT_ERRORS, check
 from bot.outcomes import Transient
 
@@ -228,7 +229,7 @@ class Connection:
         self.cross_signing: CrossSigningKeys | None = None
         self._new_device = False
         store = data_dir / "crypto"
-        store.mkdir(parents=True, exist_ok=True)
+        store.mkdir(mode=0o700, parents=True, exist_ok=True)
         schemas.install()
         self.client = _Client(
             homeserver,
@@ -236,6 +237,7 @@ class Connection:
             store_path=str(store),
             config=AsyncClientConfig(
                 store_sync_tokens=False,
+                store=BotStore,  # no plaintext trust files naming every device
                 encryption_enabled=True,
                 pickle_key=store_key,
                 max_limit_exceeded=None,  # honour every 429 with its retry_after_ms

@@ -49,8 +49,13 @@ class InviteGate:
     def _count(self, inviter: str, now: float) -> int:
         recent = [t for t in self._recent.pop(inviter, []) if now - t < 3600]
         recent.append(now)
-        self._recent[inviter] = recent  # newest last
-        while len(self._recent) > REMEMBERED:
+        self._recent[inviter] = recent  # the most recent inviter last
+        # Inviters are kept for the hour the limit looks at, no longer, and at most
+        # REMEMBERED of them: the map must not become a list of everyone who ever wrote.
+        while self._recent:
+            oldest = next(iter(self._recent.values()))
+            if now - oldest[-1] < 3600 and len(self._recent) <= REMEMBERED:
+                break
             self._recent.popitem(last=False)
         return len(recent)
 

@@ -21,7 +21,8 @@ the worker carries it out again on start):
   local         the rooms' Megolm sessions out of nio's crypto store and out of memory
   verify        the result above; recorded as "verify=<result>" before ...
   forget        ... the bot forgets the rooms (a forgotten room cannot be read back, so the
-                check without admin rights must come first)
+                check without admin rights must come first), and its crypto store forgets
+                the chatter (the first participant) and the rooms (`bot.matrix.forget`)
 
 Every step is idempotent: a redacted event is skipped, kicking someone who is gone or
 leaving a room already left is refused harmlessly, a room already deleted is not deleted
@@ -58,6 +59,7 @@ from nio.store.models import (
 
 from bot.core.events import Purge
 from bot.core.ids import RoomID, SessionID, UserID
+from bot.matrix.forget import forget_chatter
 from bot.outcomes import Transient
 from bot.storage.repos import MediaSeen, PurgeJob, PurgeJobs
 
@@ -229,6 +231,7 @@ class Purger:
             result = await self._verify(rooms)
             await self._advance(sid, f"{VERIFY}={result}")
         await self._forget(rooms)
+        forget_chatter(self.client, participants[0] if participants else "", rooms)
         return result
 
     async def _advance(self, sid: SessionID, step: str) -> None:

@@ -5,10 +5,11 @@
   owner has cross-signed it: signed by its own key and by the user's self-signing key,
   which is signed by the user's master key, as `/keys/query` shows them, and with the
   same ed25519 key as nio holds. Every other device is blacklisted, so nio gives it no
-  key and `room_send` does not refuse to send. Each user's master key is pinned on first
-  use: a volunteer's or supervisor's new master key is reported to the supervisors and
-  trusted by nobody until an admin resets the pin; a chatter's new key simply becomes
-  the new pin.
+  key and `room_send` does not refuse to send. A staff member's (and the bot's own)
+  master key is pinned on first use: a volunteer's or supervisor's new master key is
+  reported to the supervisors and trusted by nobody until an admin resets the pin. A
+  chatter is never pinned: their new key would be accepted anyway (there is nobody to
+  ask), so a pin would protect nothing and only keep a trace of them after the purge.
 - `all_devices`: every device of every room member is trusted (verified in nio's store)
   before a send. For old clients and tests; it is what "ignore unverified devices" does,
   but chosen by name in the config, not hidden in a send call.
@@ -16,6 +17,12 @@
 Cost: a user's `/keys/query` answer is kept until the sync reports a change to their
 devices or cross-signing keys (`device_lists.changed`), or for `ttl` seconds at most, so
 a send usually makes no request at all; a miss makes one request for all missing users.
+Answers past their `ttl` are dropped (checked at most once a `ttl`), so that a chatter's
+identity does not stay in memory after their conversation.
+
+Before deciding, both policies make sure nio tracks every member of the room: the purge
+makes nio forget a chatter (`bot.matrix.forget`), and one who comes back must have their
+devices asked for again before the bot's first send to them.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ from bot.matrix.crosssigning import (
     identity_from_query,
     query_keys,
 )
-from bot.storage.pins import kept
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ class AllDevices:
         room = client.rooms.get(room_id)
         if room is None or client.olm is None:
             return
+        client.olm.update_tracked_users(room)
         if client.should_query_keys:
             await client.keys_query()
         for user in room.users:
@@ -174,6 +181,7 @@ class CrossSigned:
         self._clock = clock
         self._now = now
         self._cache: dict[str, tuple[float, Identity]] = {}
+        self._evicted_at = clock()
         self.stats = TrustStats()
 
     def forget(self, users: Iterable[str]) -> None:
@@ -186,6 +194,7 @@ class CrossSigned:
             return
         started = self._clock()
         self.stats.prepares += 1
+        client.olm.update_tracked_users(room)  # a member nio forgot (see the module)
         if client.should_query_keys:
             await client.keys_query()  # nio's device store must know the devices too
         users = sorted(room.users)
@@ -215,6 +224,11 @@ class CrossSigned:
 
     async def identities(self, client: AsyncClient, users: list[str]) -> dict[str, Identity]:
         now = self._clock()
+        if now - self._evicted_at >= self.ttl:
+            self._evicted_at = now
+            for user, (at, _) in list(self._cache.items()):
+                if now - at >= self.ttl:
+                    del self._cache[user]
         out: dict[str, Identity] = {}
         missing: list[str] = []
         for user in users:
@@ -262,21 +276,16 @@ class CrossSigned:
         """The devices `user`'s pinned identity vouches for (none if it is not the pin)."""
         if ident.master is None:
             return {}
-        staff = self.is_staff(user)
-        # A chatter's ID and key are kept only as HMACs, as the block list keeps them.
-        subject = kept(user, staff, self.pin_key)
-        shown = kept(ident.master, staff, self.pin_key)
+        if not self.is_staff(user):
+            # No pin: a chatter's new identity (a new account setup, a reset) is taken
+            # as it comes, so a pin would protect nothing and would outlive the purge.
+            return ident.devices
+        subject, shown = user, ident.master  # staff come from the config: kept by ID
         pin = await self.pins.get(subject)
         if pin is None:
-            await self.pins.pin(subject, staff, shown, self._now())
+            await self.pins.pin(subject, True, shown, self._now())
             return ident.devices
         if hmac.compare_digest(pin.master_key, shown):
-            return ident.devices
-        if not staff:
-            # A chatter's new identity (a new account setup, a reset): a new pin. There
-            # is nobody to ask, and the conversation is anonymous anyway.
-            await self.pins.pin(subject, staff, shown, self._now())
-            log.info("a chatter's cross-signing identity changed: pinned anew")
             return ident.devices
         if await self.pins.note_change(subject, shown, self._now()):
             log.warning("a staff member's cross-signing identity changed: not trusted")

@@ -164,10 +164,17 @@ async def _v3_parked_effects(tx: Tx) -> None:
     await tx.execute("ALTER TABLE outbox ADD COLUMN parked TEXT")
 
 
+async def _v4_no_chatter_pins(tx: Tx) -> None:
+    # Chatters are no longer pinned (a changed chatter key was accepted anyway): their
+    # pins, HMACs of an ID and a key, go.
+    await tx.execute("DELETE FROM identity_pins WHERE staff = 0")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
     Migration(3, "outbox: effects parked after unexpected failures", _v3_parked_effects),
+    Migration(4, "identity pins: staff only, chatters' pins removed", _v4_no_chatter_pins),
 )
 
 

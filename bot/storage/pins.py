@@ -1,9 +1,11 @@
-"""Identity pins: each user's cross-signing master key, trusted on first use.
+"""Identity pins: each staff member's cross-signing master key, trusted on first use.
 
-A pin's subject is a staff member's Matrix ID (volunteers and supervisors come from the
-config, so keeping their IDs adds nothing), or for anyone else an HMAC of the ID under the
-block-list key, with an HMAC of the master key instead of the key itself: no chatter's ID
-stays in the database, as with the block list.
+A pin's subject is a staff member's (or the bot's own) Matrix ID: volunteers and
+supervisors come from the config, so keeping their IDs adds nothing. Chatters are never
+pinned (`bot.matrix.trust`): their changed key is accepted anyway, so a pin would protect
+nothing and keep a trace of them. Databases from before that rule lose their chatter
+pins in migration 3. (`kept` still makes an HMAC of a non-staff subject, which only
+`helpline-bot reset-identity` uses, to find nothing.)
 
 A staff member whose master key changes keeps the old pin with the new key noted in
 `changed_to`; an admin accepts the new identity by resetting the pin

@@ -15,7 +15,9 @@ Rules:
   `forget_session` (or a step's `deleted_sessions`) deletes that row and scrubs; a
   step's `deleted_sessions` also deletes the sessions' purge jobs (which list the rooms
   and media), as `PurgeJobs.finish` does. After that, nothing of it is in the files.
-  Event IDs marked without a session stay until `EventLog.prune`.
+  Event IDs marked without a session (direct messages, lobbies) stay only as long as a
+  replay could bring them back (`EventLog.prune_settled`, run by the app every minute),
+  so the database cannot tell whether a Matrix ID or an event ever reached the bot.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -348,6 +350,26 @@ class EventLog:
         async with self._db.writing(tx) as t:
             return await t.execute_changes(
                 "DELETE FROM processed_events WHERE handled_at < ?", (epoch(older_than),)
+            )
+
+    async def prune_settled(self, margin: timedelta, *, tx: Tx | None = None) -> int:
+        """Forget the events no replay can bring back; returns how many.
+
+        An event ID is needed only while a crash could replay the sync batch that held
+        it, i.e. until the checkpoint after that batch is saved. The checkpoint of a
+        batch is saved after all of its events are handled, but an event of a later
+        batch may be handled before it (while an undecryptable event of an earlier batch
+        waits for its key, up to the grace period). So: what was handled more than
+        `margin` before the saved checkpoint's `saved_at` goes, where `margin` must
+        exceed that wait. Anchored on the checkpoint, not the clock: after a long
+        downtime, what the restart replays is still known. Without a checkpoint,
+        nothing goes. Uses the index on handled_at.
+        """
+        async with self._db.writing(tx) as t:
+            return await t.execute_changes(
+                "DELETE FROM processed_events WHERE handled_at <"
+                " (SELECT saved_at FROM sync_checkpoint WHERE id = 1) - ?",
+                (margin.total_seconds(),),
             )
 
 

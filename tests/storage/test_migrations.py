@@ -135,3 +135,20 @@ async def test_new_database_gets_incremental_auto_vacuum(db_path: Path) -> None:
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
     finally:
         conn.close()
+
+
+async def test_migration_4_removes_chatter_pins_and_keeps_staff_pins(db_path: Path) -> None:
+    db = await open_database(db_path, MIGRATIONS[:2])
+    try:
+        async with db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO identity_pins (subject, staff, master_key, pinned_at)"
+                " VALUES (?, ?, ?, 0)",
+                [("@irene:localhost", 1, "KEY"), ("a1b2c3-hmac-of-a-chatter", 0, "d4e5f6")],
+            )
+        assert await upgrade(db) == [3, 4]
+        assert await db.query("SELECT subject, staff FROM identity_pins") == [
+            ("@irene:localhost", 1)
+        ]
+    finally:
+        await db.close()

@@ -42,7 +42,7 @@ class FakeClient:
     device_id: str = "BOTDEV"
     devices: dict[str, list[Device]] = field(default_factory=dict)
     rooms: dict[str, Any] = field(default_factory=dict)
-    olm: Any = True
+    olm: Any = field(default_factory=lambda: SimpleNamespace(update_tracked_users=lambda r: None))
     should_query_keys: bool = False
 
     def __post_init__(self) -> None:
@@ -124,8 +124,8 @@ def test_only_cross_signed_devices_are_verified_the_rest_blacklisted() -> None:
     assert states(client, CHATTER) == {"WEB": "verified"}
 
 
-def test_a_user_without_cross_signing_gets_nothing() -> None:
-    old = Person("@old:example.org")
+def _without_cross_signing(user: str) -> tuple[Any, FakeServer]:
+    old = Person(user)
     old.add_device("PHONE")
     client, server = world(old)
 
@@ -135,8 +135,29 @@ def test_a_user_without_cross_signing_gets_nothing() -> None:
         return status, out
 
     server.request = no_master  # type: ignore[method-assign]
+    return client, server
+
+
+def test_a_user_without_cross_signing_gets_nothing_under_the_strict_rule() -> None:
+    client, server = _without_cross_signing("@old:example.org")
+    run(policy(server, chatter_fallback=False).prepare(client, ROOM))
+    assert states(client, "@old:example.org") == {"PHONE": "blacklisted"}
+
+
+def test_a_chatter_without_cross_signing_gets_keys_on_their_own_devices_and_it_is_told() -> None:
+    client, server = _without_cross_signing("@old:example.org")
+    told: list[tuple[str, str]] = []
+    trust = policy(server, on_unverified_chatter=lambda user, room: told.append((user, room)))
+    run(trust.prepare(client, ROOM))
+    assert states(client, "@old:example.org") == {"PHONE": "verified"}
+    run(trust.prepare(client, ROOM))
+    assert told == [("@old:example.org", ROOM)]  # once per room
+
+
+def test_staff_without_cross_signing_never_fall_back() -> None:
+    client, server = _without_cross_signing(VOLUNTEER)
     run(policy(server).prepare(client, ROOM))
-    assert states(client, old.user_id) == {"PHONE": "blacklisted"}
+    assert states(client, VOLUNTEER) == {"PHONE": "blacklisted"}
 
 
 def test_a_device_whose_key_differs_from_nios_is_blacklisted() -> None:
@@ -152,7 +173,7 @@ def test_a_device_signed_later_is_trusted_after_the_change_is_reported() -> None
     chatter = Person(CHATTER)
     chatter.add_device("WEB", cross_sign=False)
     client, server = world(chatter)
-    p = policy(server)
+    p = policy(server, chatter_fallback=False)
     run(p.prepare(client, ROOM))
     assert states(client, CHATTER) == {"WEB": "blacklisted"}
     # The chatter verifies the session in their app: the device gets the signature.
@@ -229,7 +250,9 @@ def test_a_staff_members_new_identity_is_reported_once_and_not_trusted() -> None
     assert reported == [VOLUNTEER]
 
 
-def test_a_chatters_new_identity_is_a_new_pin_kept_only_as_hmacs() -> None:
+def test_a_chatter_is_never_pinned_and_a_new_identity_is_taken_as_it_comes() -> None:
+    # A chatter's changed key is accepted anyway (there is nobody to ask), so a pin would
+    # protect nothing and only keep a trace of them after their conversation's purge.
     chatter = Person(CHATTER)
     chatter.add_device("WEB")
     client, server = world(chatter)
@@ -237,9 +260,8 @@ def test_a_chatters_new_identity_is_a_new_pin_kept_only_as_hmacs() -> None:
     pins = MemoryPins()
     p = policy(server, pins=pins, on_identity_change=reported.append)
     run(p.prepare(client, ROOM))
-    ((subject, pin),) = pins.pins.items()
-    assert CHATTER not in subject and chatter.keys.master.public != pin.master_key
-    assert len(subject) == 64 and len(pin.master_key) == 64
+    assert states(client, CHATTER) == {"WEB": "verified"}
+    assert pins.pins == {}
 
     chatter.keys = CrossSigningKeys.generate()
     chatter.devices.clear()
@@ -249,7 +271,20 @@ def test_a_chatters_new_identity_is_a_new_pin_kept_only_as_hmacs() -> None:
     run(p.prepare(client, ROOM))
     assert reported == []
     assert states(client, CHATTER) == {"WEB2": "verified"}
-    assert len(pins.pins) == 1 and pins.pins[subject].master_key != pin.master_key
+    assert pins.pins == {}
+
+
+def test_an_identity_past_its_ttl_leaves_memory() -> None:
+    chatter = Person(CHATTER)
+    chatter.add_device("WEB")
+    client, server = world(chatter)
+    clock = [0.0]
+    p = policy(server, ttl=10.0, clock=lambda: clock[0])
+    run(p.prepare(client, ROOM))
+    assert CHATTER in p._cache
+    clock[0] = 11.0
+    run(p.identities(client, []))
+    assert CHATTER not in p._cache
 
 
 def test_the_bots_own_device_is_left_alone() -> None:
@@ -309,3 +344,15 @@ def test_pins_in_the_database(tmp_path: Path) -> None:
             await db.close()
 
     run(go())
+
+
+def test_prepare_has_nio_track_every_member_again() -> None:
+    # The purge makes nio forget a chatter; one who comes back must be asked for again.
+    chatter = Person(CHATTER)
+    chatter.add_device("WEB")
+    client, server = world(chatter)
+    tracked: list[Any] = []
+    client.olm = SimpleNamespace(update_tracked_users=tracked.append)
+    run(policy(server).prepare(client, ROOM))
+    run(AllDevices().prepare(client, ROOM))  # type: ignore[arg-type]
+    assert tracked == [client.rooms[ROOM], client.rooms[ROOM]]
