@@ -70,11 +70,13 @@ class Rule:
     action: Action
     status: int = 502
     body: str = BAD_GATEWAY_HTML
+    content_type: str = "text/html"
     seconds: float = 0.0  # for "delay"
     method: str | None = None
     until: float | None = None  # loop time after which it no longer applies
     times: int | None = None  # how many more requests it applies to
     hits: int = 0
+    first_hit_at: float | None = None  # loop time: when the fault first met a request
     removed: bool = False
 
     def applies(self, method: str, path: str, now: float) -> bool:
@@ -174,13 +176,16 @@ class FaultProxy:
         *,
         status: int = 502,
         body: str = BAD_GATEWAY_HTML,
+        content_type: str = "text/html",
         for_s: float | None = None,
         times: int | None = None,
         method: str | None = None,
     ) -> Rule:
-        """Answer `status` with an HTML `body` to matching requests."""
+        """Answer `status` with `body` (HTML unless `content_type` says otherwise) to
+        matching requests; a 200 with a body that is not what the API promises is a
+        fault too."""
         return self._add(
-            Rule(re.compile(pattern), "fail", status=status, body=body), for_s, times, method
+            Rule(re.compile(pattern), "fail", status, body, content_type), for_s, times, method
         )
 
     def reset(
@@ -295,12 +300,16 @@ class FaultProxy:
             if not rule.applies(seen.method, seen.path, loop.time()):
                 continue
             rule.hits += 1
+            if rule.first_hit_at is None:
+                rule.first_hit_at = loop.time()
             if rule.action == "delay":
                 await self._notify()
                 await asyncio.sleep(rule.seconds)
             elif rule.action == "fail":
                 seen.outcome, seen.status = "failed", rule.status
-                return web.Response(status=rule.status, text=rule.body, content_type="text/html")
+                return web.Response(
+                    status=rule.status, text=rule.body, content_type=rule.content_type
+                )
             else:
                 seen.outcome = "reset"
                 _reset(request.transport)
