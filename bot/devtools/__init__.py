@@ -11,4 +11,6 @@ Not part of the service: `helpline-bot run` never imports this package. It needs
   It imports nio outside `bot/matrix/` on purpose: it plays the people, not the bot.
 - :mod:`bot.devtools.runner` writes a bot config and runs the bot in-process or as a
   child process.
+- :mod:`bot.devtools.faultproxy` sits between the bot and Synapse and breaks on demand
+  (5xx with an HTML body, connection resets, delays), for fault tests and benchmarks.
 """

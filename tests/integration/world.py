@@ -122,10 +122,12 @@ async def staff_helpline(
     bot_user: RegisteredUser | None = None,
     lobby_rooms: tuple[str, ...] = (),
     max_sessions: int = 1,
+    homeserver: str | None = None,
     **sections: dict[str, Any],
 ) -> Staffed:
     """Everything `build_world` does before the bot starts, for tests that start the bot
-    themselves (as a child process, say)."""
+    themselves (as a child process, say). `homeserver`: the URL the bot talks to, when
+    not Synapse's own (a fault proxy in front of it); people's clients stay direct."""
     bot_user = bot_user or await make_user("bot")
     volunteers: list[Volunteer] = []
     for alias in aliases:
@@ -141,7 +143,7 @@ async def staff_helpline(
     sections.setdefault("privacy", {}).setdefault("purge_after", "2s")
     config = write_config(
         tmp_path / "config.yaml",
-        homeserver=synapse.base_url,
+        homeserver=homeserver or synapse.base_url,
         bot_user=bot_user.user_id,
         bot_password=bot_user.password,
         data_dir=tmp_path / "data",
