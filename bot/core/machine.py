@@ -41,8 +41,10 @@ from bot.core.events import (
     Origin,
     Purge,
     PurgeFinished,
+    PurgeStalled,
     RecordMedia,
     Redact,
+    RedactRoom,
     Redaction,
     Relay,
     RelayEdit,
@@ -198,6 +200,8 @@ class Helpline:
                 self._on_timer(event, now)
             case PurgeFinished():
                 self._on_purged(event, now)
+            case PurgeStalled():
+                self._on_purge_stalled(event)
             case Unreadable():
                 self._on_unreadable(event)
             case IdentityChanged():
@@ -885,9 +889,12 @@ class Helpline:
         check(s, State.WAITING)
         vref, volunteer = self._volunteer_ref(s), s.volunteer
         if vref is not None and volunteer is not None:
-            self._emit(Retire(vref, volunteer))
             if not volunteer_left:
                 self._say(vref, "handback.done", self._staff_language(), number=s.number)
+            # Redact before the kick: a client removed from a room never receives the
+            # redactions that make it drop what it cached (the chatter's words).
+            self._emit(RedactRoom(vref))
+            self._emit(Retire(vref, volunteer))
         if s.volunteer_room:
             s.retired_rooms.append(s.volunteer_room)
         for o in s.offers:
@@ -1211,7 +1218,31 @@ class Helpline:
         self._clear_timers(s)
         self._move(s, State.PURGING)
         participants = tuple(dict.fromkeys([s.chatter, *(o.volunteer for o in s.offers)]).keys())
-        self._emit(Purge(s.id, tuple(s.all_rooms()), participants))
+        self._emit(Purge(s.id, tuple(s.all_rooms()), participants, dm=self._dm_to_purge(s)))
+
+    def _dm_to_purge(self, s: Session) -> RoomID | None:
+        """The DM the conversation came from, unless a conversation of the same DM that is
+        not purging yet still needs it (the chatter wrote there again): that one's purge
+        takes it. Its words went with the conversation's end text, which was carried out
+        before the purge (effects of a conversation run in order)."""
+        dm = s.source_room
+        if dm is None:
+            return None
+        for other in self.sessions.values():
+            if (
+                other.id != s.id
+                and other.source_room == dm
+                and other.state not in (State.PURGING, State.CLOSED)
+            ):
+                return None
+        return dm
+
+    def _on_purge_stalled(self, e: PurgeStalled) -> None:
+        s = self.sessions.get(e.session_id)
+        if s is not None and s.state is State.PURGING:
+            # Not a failure: the purge goes on by itself; the supervisors must know that
+            # the conversation is still on the server until it succeeds.
+            self._say_staff("staff.purge_retrying", number=s.number)
 
     def _on_purged(self, e: PurgeFinished, now: datetime) -> None:
         s = self.sessions.get(e.session_id)
