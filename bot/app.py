@@ -231,6 +231,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             attempts=Attempts(db),
             known_room=lambda room: core.session_for_room(room) is not None,
             purge=purger,
+            redact_room=purger.redact_room,
         )
         timers = Timers(fire=lambda t: enqueue(Inbound(t)))
         metrics = Metrics(

@@ -14,6 +14,9 @@ that the next effect that needs the new room finds it.
 A purge takes seconds (and retries for minutes when the homeserver's admin API is away):
 it runs in a lane of its own, one at a time, and its result comes back on the inbox to be
 stored in order like any input. Its outbox row stays until then, so a crash resumes it.
+A purge that fails for a reason that may pass is never given up: it goes back to the lane
+after a delay that grows to an hour (`PurgeBackoff`), without holding up the purges of
+other conversations meanwhile, and the supervisors are told once that it is still trying.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.core import codec
-from bot.core.events import Input, Unreadable
+from bot.core.events import Input, Purge, PurgeStalled, Unreadable
 from bot.core.ids import EventID, SessionID
 from bot.core.machine import Helpline, IllegalTransition
 from bot.core.model import Changes
@@ -45,6 +48,21 @@ MAX_ATTEMPTS = 8
 CHECKPOINT_IDLE = timedelta(seconds=30)
 _ATTEMPTED = "CreateRoom"  # the only effect that records attempts (see Attempts)
 _LANE = "Purge"  # carried out in the purge lane, not in the worker's own loop
+
+
+@dataclass(frozen=True)
+class PurgeBackoff:
+    """When a purge that failed for a reason that may pass (the admin API down, 5xx) is
+    tried again: after `first` seconds, then twice as long each time, up to `cap`; the
+    supervisors are told after `alert_after` failures in a row (default: some 3.5 minutes
+    of failing), once."""
+
+    first: float = 30.0
+    cap: float = 3600.0
+    alert_after: int = 3
+
+    def delay(self, failures: int) -> float:
+        return min(self.cap, self.first * 2 ** max(0, failures - 1))
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,7 @@ class Worker:
         clock: Callable[[], datetime],
         observer: Observer | None = None,
         vouch: Callable[[str, str], Awaitable[bool]] | None = None,
+        purge_backoff: PurgeBackoff | None = None,
     ) -> None:
         self.core = core
         self.db = db
@@ -102,6 +121,9 @@ class Worker:
         self._lane: asyncio.Queue[OutboxRow] = asyncio.Queue()
         # outbox rows handed to the lane and not yet stored -> their conversations
         self._in_lane: dict[int, SessionID | None] = {}
+        self.purge_backoff = purge_backoff or PurgeBackoff()
+        self._purge_failures: dict[int, int] = {}  # outbox row -> failures in a row
+        self._purge_retries: dict[int, asyncio.TimerHandle] = {}
         self.handled = 0
         self.last_step_at: datetime | None = None
         self._unsaved = 0  # inputs enqueued since the last saved checkpoint
@@ -119,6 +141,8 @@ class Worker:
         try:
             await self._run()
         finally:
+            for handle in self._purge_retries.values():
+                handle.cancel()  # the rows stay: the next start hands them over again
             lane.cancel()  # a purge cut short resumes on the next start (its row stays)
             with contextlib.suppress(asyncio.CancelledError):
                 await lane
@@ -181,16 +205,41 @@ class Worker:
         """Purges, one at a time, beside the worker; each result goes back on the inbox."""
         while True:
             row = await self._lane.get()
+            self._purge_retries.pop(row.id, None)
             effect = codec.decode_effect(row.payload)
+            later: Later = []
             try:
-                follow, later = await self._attempt(effect, row)
+                follow = await self.executor.run(effect, row.txn_id, later)
+            except Transient as exc:
+                self._retry_purge(row, effect, str(exc))
+                continue
+            except Permanent as exc:
+                log.error("effect refused", extra={"effect": _kind(effect), "why": str(exc)})
+                follow, later = [], []
             except Exception:
                 # Not stored: the row stays in the outbox and the next drain hands it over
                 # again (and so does the next start).
                 log.exception("purge lane: effect failed", extra={"effect": _kind(effect)})
                 self._in_lane.pop(row.id, None)
+                self._purge_failures.pop(row.id, None)
                 continue
+            self._purge_failures.pop(row.id, None)
             self.inbox.put_nowait(_Carried(row, effect, follow, later))
+
+    def _retry_purge(self, row: OutboxRow, effect: Any, why: str) -> None:
+        """Back to the lane after the backoff; the row stays "in the lane" meanwhile, so
+        that neither a drain nor its own conversation's next effects overtake it, while
+        other conversations' purges go ahead."""
+        failures = self._purge_failures[row.id] = self._purge_failures.get(row.id, 0) + 1
+        delay = self.purge_backoff.delay(failures)
+        log.warning(
+            "purge failed, will retry",
+            extra={"effect": _kind(effect), "why": why, "failures": failures, "in_s": delay},
+        )
+        if failures == self.purge_backoff.alert_after and isinstance(effect, Purge):
+            self.put(Inbound(PurgeStalled(effect.session_id)))
+        loop = asyncio.get_running_loop()
+        self._purge_retries[row.id] = loop.call_later(delay, self._lane.put_nowait, row)
 
     async def _checkpoint(self, token: str) -> None:
         """Save the sync token after its batch. A batch with nothing in it (a long-poll

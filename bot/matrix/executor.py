@@ -40,6 +40,7 @@ from bot.core.events import (
     PurgeFinished,
     RecordMedia,
     Redact,
+    RedactRoom,
     Relay,
     RelayEdit,
     RelayRedaction,
@@ -93,6 +94,7 @@ class Executor:
         purge: Callable[[Purge], Any] | None = None,
         attempts: Attempts | None = None,
         known_room: Callable[[RoomID], bool] = lambda room: False,
+        redact_room: Callable[[RoomID], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.texts = texts
@@ -105,6 +107,7 @@ class Executor:
         self.purge = purge
         self.attempts = attempts
         self.known_room = known_room
+        self.redact_room = redact_room
 
     async def run(self, effect: Any, txn_id: str, later: Later | None = None) -> list[Input]:
         """Carry out one effect; returns the inputs its result makes (a created room).
@@ -172,6 +175,10 @@ class Executor:
                 await self._check(
                     self.client.room_redact(effect.room, effect.event_id, tx_id=txn_id)
                 )
+            case RedactRoom():
+                room = self.resolve(effect.ref)
+                if room is not None and self.redact_room is not None:
+                    await self.redact_room(room)
             case Withdraw():
                 room = self.resolve(effect.ref)
                 if room is not None:

@@ -42,7 +42,7 @@ from bot.devtools.runner import SubprocessBot
 from bot.devtools.synapse import free_port
 from bot.devtools.users import admin_request, q, room_messages_admin
 from bot.matrix.executor import Transient
-from bot.matrix.purge import MAX_ATTEMPTS, PAUSE_ENV, AdminAPI, AdminUnusable, Purger
+from bot.matrix.purge import MAX_ERRORS, PAUSE_ENV, AdminAPI, AdminUnusable, Purger
 from bot.storage import Storage
 from tests.integration.world import (
     Chatter,
@@ -507,7 +507,7 @@ class FakeClient:
         return call
 
 
-async def test_purge_gives_up_after_its_attempts_and_resumes_after_the_stored_step(
+async def test_purge_never_gives_up_on_a_homeserver_that_is_down_and_resumes_after_its_step(
     tmp_path: Path,
 ) -> None:
     storage = await Storage.open(tmp_path / "bot.db")
@@ -527,18 +527,19 @@ async def test_purge_gives_up_after_its_attempts_and_resumes_after_the_stored_st
                 pause_after="",
             )
 
-        # The homeserver unreachable: the worker retries, until the purge gives up with
-        # a result (the core then counts it and alerts the supervisors).
+        # The homeserver unreachable, long past the old give-up point (6 runs): each run
+        # asks to be tried again later (the worker's purge lane does, with a growing
+        # delay), and the job stays, with its rooms, for the run that succeeds.
         down = purger(FakeClient(fail_reads=True))
-        for _ in range(MAX_ATTEMPTS - 1):
+        for _ in range(3 * MAX_ERRORS):
             with pytest.raises(Transient):
                 await down(effect)
-        assert await down(effect) == "failed:unreachable"
+        job = await storage.purges.get(sid)
+        assert job is not None and job.rooms == (room,) and job.step == "start"
+        assert job.attempts == 0  # unexpected errors only: a down server is not one
 
         # A job stored at "leave" (after a crash) goes on from there: no second
         # redaction sweep, kick or leave; then the check and the forget.
-        await storage.purges.finish(sid)
-        await storage.purges.start(sid, [room], [], T0)
         await storage.purges.advance(sid, "leave")
         client = FakeClient()
         assert await purger(client)(effect) == "verified_without_admin"
