@@ -278,6 +278,7 @@ class Retire:
 class RecordMedia:
     session_id: SessionID
     mxc: str
+    sender: UserID | None = None  # who posted it: the purge deletes it only if they uploaded it
 
 
 @dataclass(frozen=True, slots=True)

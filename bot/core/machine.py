@@ -498,7 +498,7 @@ class Helpline:
         ref = self._chatter_ref(s)
         if m.media_url:
             # Refused or not, the file is on the server now: it goes with the purge.
-            self._emit(RecordMedia(s.id, m.media_url))
+            self._emit(RecordMedia(s.id, m.media_url, m.sender))
         parsed = commands.parse(m.body, Audience.CHATTER) if m.kind is Kind.TEXT else None
         if isinstance(parsed, Usage):
             self._say(ref, "usage", lang, usage=commands.usage_line(parsed.spec, lang))
@@ -595,7 +595,7 @@ class Helpline:
 
     def _volunteer_message(self, s: Session, offer: Offer, m: Message, now: datetime) -> None:
         if m.media_url:
-            self._emit(RecordMedia(s.id, m.media_url))  # in a room of this conversation
+            self._emit(RecordMedia(s.id, m.media_url, m.sender))  # a room of this conversation
         if offer.state is not OfferState.ACCEPTED:
             return
         vref = RoomRef(s.id, Role.VOLUNTEER, offer.id)

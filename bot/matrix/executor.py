@@ -192,7 +192,7 @@ class Executor:
                     await self._check(self.client.room_kick(room, effect.volunteer), quiet=True)
                     self.kicked(room, effect.volunteer)
             case RecordMedia():
-                await self.media.record(effect.session_id, effect.mxc)
+                await self.media.record(effect.session_id, effect.mxc, effect.sender)
             case Purge():
                 if self.purge is not None:
                     result = await self.purge(effect)

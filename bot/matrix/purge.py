@@ -240,7 +240,7 @@ class Purger:
             "kick": lambda: self._kick(conversation, participants),
             "leave": lambda: self._leave(rooms),
             "admin_delete": lambda: self._admin_delete(rooms),
-            "media": lambda: self._delete_media(job.media, participants),
+            "media": lambda: self._delete_media(sid, job.media, participants),
             "local": lambda: self._drop_local(rooms),
         }
         for step in STEPS[done:]:
@@ -382,13 +382,18 @@ class Purger:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
-    async def _delete_media(self, media: Sequence[str], participants: Sequence[UserID]) -> None:
-        """Delete the media a participant of the conversation uploaded. An mxc:// comes from
-        a message, and a chatter can name anyone's upload in one: the uploader, as the
-        admin media API records it, decides (no uploader known, e.g. another server's
-        media or an old Synapse that does not say: kept)."""
+    async def _delete_media(
+        self, sid: SessionID, media: Sequence[str], participants: Sequence[UserID]
+    ) -> None:
+        """Delete the media that whoever posted it in the conversation uploaded. An mxc://
+        comes from a message, and anyone can name anyone's upload in one (a volunteer's,
+        a stranger's): the uploader, as the admin media API records it, must be the one
+        who posted it (for items recorded before the poster was kept: a participant).
+        No uploader known (another server's media, an old Synapse that does not say):
+        kept."""
         if self.admin is None or not media:
             return
+        posters = await self.media.posters(sid)  # the conversation's row is still there
         gone = kept = foreign = 0
         try:
             for mxc in media:
@@ -408,7 +413,8 @@ class Purger:
                     continue
                 info = body.get("media_info", body)  # the envelope since Synapse 1.12x
                 uploader = info.get("user_id") if isinstance(info, dict) else None
-                if uploader not in participants:
+                poster = posters.get(mxc)
+                if uploader is None or uploader not in ([poster] if poster else participants):
                     foreign += 1
                     continue
                 status, body = await self.admin.request("DELETE", path)

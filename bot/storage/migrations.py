@@ -158,9 +158,17 @@ async def _v2_identity_pins(tx: Tx) -> None:
     )
 
 
+async def _v3_media_sender(tx: Tx) -> None:
+    # Who posted each mxc:// in the conversation: the purge deletes a media item only if
+    # that person uploaded it (an mxc:// in a message can name anyone's upload). NULL for
+    # rows from before. Goes with the conversation's row, like the mxc.
+    await tx.execute("ALTER TABLE media_seen ADD COLUMN sender TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
+    Migration(3, "media seen: who posted each item", _v3_media_sender),
 )
 
 

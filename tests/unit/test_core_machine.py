@@ -792,7 +792,9 @@ def test_media_is_refused_and_recorded_for_the_purge(
         to = volunteer_ref(s)
     assert of(fx, Relay) == []
     assert says_to(fx, to) == ["media_refused"]
-    assert of(fx, RecordMedia) == ([RecordMedia(s.id, url)] if url else [])
+    # With who posted it: the purge deletes it only if they uploaded it.
+    poster = C1 if side == "chatter" else ANNA
+    assert of(fx, RecordMedia) == ([RecordMedia(s.id, url, poster)] if url else [])
 
 
 @pytest.mark.parametrize("state", [State.WAITING, State.ENDING])
@@ -802,11 +804,11 @@ def test_media_outside_the_active_conversation_is_recorded_too(state: State) -> 
     if state is State.ENDING:
         w.chatter_says(s, "!slutt")
     fx = w.chatter_says(s, "bilde.jpg", kind=Kind.MEDIA, media_url="mxc://example.org/x")
-    assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/x")]
+    assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/x", C1)]
     if state is State.ENDING:
         assert s.volunteer_room
         fx = w.msg(s.volunteer_room, ANNA, "f", kind=Kind.MEDIA, media_url="mxc://example.org/y")
-        assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/y")]
+        assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/y", ANNA)]
 
 
 def test_too_long_is_refused() -> None:
