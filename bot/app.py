@@ -41,7 +41,7 @@ from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
 from bot.storage.pins import Pins
 from bot.storage.repos import Attempts, Checkpoint, MediaSeen, PurgeJobs, RelayMap, StateRepo
-from bot.worker import Worker
+from bot.worker import PurgeBackoff, Worker
 
 log = logging.getLogger("bot")
 
@@ -147,7 +147,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
+async def serve(
+    config: Config,
+    ready: asyncio.Event | None = None,
+    *,
+    purge_backoff: PurgeBackoff | None = None,
+) -> int:
+    """The service. `purge_backoff`: how a failing purge is retried (tests shorten it)."""
     trust = trust_policy(str(config.encryption.trust))
     data_dir = Path(config.storage.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,13 +167,19 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     db = await open_database(data_dir / "helpline.db")
     try:
         await upgrade(db)
-        return await _serve(config, db, trust, ready)
+        return await _serve(config, db, trust, ready, purge_backoff)
     finally:
         await db.close()
         lock.release()
 
 
-async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | None) -> int:
+async def _serve(
+    config: Config,
+    db: Any,
+    trust: Any,
+    ready: asyncio.Event | None,
+    purge_backoff: PurgeBackoff | None = None,
+) -> int:
     stored = await StateRepo(db).load()
     texts = Texts(
         config.messages, default_language=config.language.default, bot_name=config.bot.display_name
@@ -247,6 +259,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             clock=_now,
             observer=metrics,
             vouch=lambda user, key: trust_policy_.vouches(conn.client, user, key),
+            purge_backoff=purge_backoff,
         )
         worker_ref.append(worker)
         syncing: list[asyncio.Task[None]] = []

@@ -13,8 +13,8 @@ from bot.core import codec
 from bot.core.events import Purge, PurgeStalled, RoomRef, Say, Text
 from bot.core.ids import RoomID, SessionID
 from bot.core.model import Changes, Role
-from bot.storage import Storage
 from bot.matrix.executor import Transient
+from bot.storage import Storage
 from bot.storage.repos import OutboxItem
 from bot.worker import PurgeBackoff, Worker
 from tests.storage.conftest import T0, make_session
