@@ -62,7 +62,7 @@ class PurgeBackoff:
     alert_after: int = 3
 
     def delay(self, failures: int) -> float:
-        return min(self.cap, self.first * 2 ** max(0, failures - 1))
+        return min(self.cap, self.first * 2.0 ** max(0, failures - 1))
 
 
 @dataclass(frozen=True)

@@ -176,9 +176,9 @@ class Executor:
                     self.client.room_redact(effect.room, effect.event_id, tx_id=txn_id)
                 )
             case RedactRoom():
-                room = self.resolve(effect.ref)
-                if room is not None and self.redact_room is not None:
-                    await self.redact_room(room)
+                retired = self.resolve(effect.ref)
+                if retired is not None and self.redact_room is not None:
+                    await self.redact_room(retired)
             case Withdraw():
                 room = self.resolve(effect.ref)
                 if room is not None:
