@@ -489,6 +489,8 @@ class Purger:
             # its to remove.
             mine = self.client.user_id if room == dm else None
             left = await self._events_to_redact(room, mine)
+            if left is None and room == dm:
+                continue  # the chatter removed the bot from their DM: not ours to check
             if left is None:
                 return "failed:unreadable"
             if left:
