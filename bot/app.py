@@ -46,7 +46,7 @@ from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
 from bot.storage.pins import Pins
 from bot.storage.repos import Checkpoint, EventLog, MediaSeen, OutboxRepo, PurgeJobs, StateRepo
-from bot.worker import Worker
+from bot.worker import PurgeBackoff, Worker
 
 log = logging.getLogger("bot")
 
@@ -161,7 +161,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
+async def serve(
+    config: Config,
+    ready: asyncio.Event | None = None,
+    *,
+    purge_backoff: PurgeBackoff | None = None,
+) -> int:
+    """The service. `purge_backoff`: how a failing purge is retried (tests shorten it)."""
     trust = trust_policy(str(config.encryption.trust))
     data_dir = Path(config.storage.data_dir)
     # Everything the bot writes is its own only: the database and its -wal/-shm, nio's
@@ -181,7 +187,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
         db = await open_database(data_dir / "helpline.db")
         try:
             await upgrade(db)
-            return await _serve(config, db, trust, ready)
+            return await _serve(config, db, trust, ready, purge_backoff)
         finally:
             await db.close()
             lock.release()
@@ -210,7 +216,13 @@ def restrict_modes(data_dir: Path) -> int:
     return changed
 
 
-async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | None) -> int:
+async def _serve(
+    config: Config,
+    db: Any,
+    trust: Any,
+    ready: asyncio.Event | None,
+    purge_backoff: PurgeBackoff | None = None,
+) -> int:
     stored = await StateRepo(db).load()
     texts = Texts(
         config.messages, default_language=config.language.default, bot_name=config.bot.display_name
@@ -284,6 +296,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             retention=config.privacy.retention_max_lifetime,
             bot_user=config.bot.user_id,
             purge=purger,
+            redact_room=purger.redact_room,
         )
         timers = Timers(fire=lambda t: enqueue(Inbound(t)))
         metrics = Metrics(
@@ -301,6 +314,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             observer=metrics,
             vouch=lambda user, key: trust_policy_.vouches(conn.client, user, key),
             restore=restore_core,
+            purge_backoff=purge_backoff,
         )
         worker_ref.append(worker)
         syncing: list[asyncio.Task[None]] = []

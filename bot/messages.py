@@ -144,6 +144,7 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "staff.requeued": ("number", "language"),
         "staff.lapsed_off_duty": ("alias", "lapses"),
         "staff.purge_failed": ("number",),
+        "staff.purge_retrying": ("number",),
         "duty.not_volunteer": (),
         "duty.on": ("alias", "waiting"),
         "duty.off": ("alias", "active"),
@@ -411,6 +412,11 @@ NB: dict[str, str] = {
     "staff.purge_failed": (
         "Til veileder: Slettingen av samtalen med Chatter #{number} kunne ikke bekreftes. "
         "Noe av den kan fortsatt ligge på serveren. Be en administrator sjekke det."
+    ),
+    "staff.purge_retrying": (
+        "Til veileder: Slettingen av samtalen med Chatter #{number} venter på serveren, som "
+        "ikke svarer som den skal. Boten prøver igjen av seg selv til den lykkes; til da "
+        "ligger samtalen fortsatt på serveren. Si fra til en administrator."
     ),
     "duty.not_volunteer": (
         "Du står ikke på lista over frivillige, så du kan ikke gå på vakt. "
@@ -762,6 +768,12 @@ EN: dict[str, str] = {
     "staff.purge_failed": (
         "For supervisors: the deletion of the conversation with Chatter #{number} could not "
         "be verified. Some of it may still be on the server. Please ask an admin to check."
+    ),
+    "staff.purge_retrying": (
+        "For supervisors: the deletion of the conversation with Chatter #{number} is waiting "
+        "for the server, which is not answering as it should. The bot keeps trying by itself "
+        "until it succeeds; until then the conversation is still on the server. Please tell "
+        "an admin."
     ),
     "duty.not_volunteer": (
         "You are not on the list of volunteers, so you can't go on duty. Please ask an admin."

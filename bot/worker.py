@@ -45,7 +45,9 @@ from bot.core.events import (
     CreateRoom,
     Effect,
     Input,
+    Purge,
     PurgeFinished,
+    PurgeStalled,
     RecordMedia,
     Relay,
     RelayEdit,
@@ -135,6 +137,21 @@ def backoff(tries: int) -> float:
     return float(min(60.0, 0.5 * 2**tries))
 
 
+@dataclass(frozen=True)
+class PurgeBackoff:
+    """When a purge that failed for a reason that may pass (the admin API down, 5xx) is
+    tried again: after `first` seconds, then twice as long each time, up to `cap`; the
+    supervisors are told after `alert_after` failures in a row (some 3.5 minutes of
+    failing, by default), once. A purge is never given up for such a reason."""
+
+    first: float = 30.0
+    cap: float = 3600.0
+    alert_after: int = 3
+
+    def delay(self, failures: int) -> float:
+        return min(self.cap, self.first * 2.0 ** max(0, failures - 1))
+
+
 LaneKey = tuple[str, object]
 
 
@@ -180,6 +197,7 @@ class Worker:
         restore: Callable[[], Awaitable[Core]] | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
         backoff: Callable[[int], float] = backoff,
+        purge_backoff: PurgeBackoff | None = None,
     ) -> None:
         self.core = core
         self.db = db
@@ -200,6 +218,7 @@ class Worker:
         self.vouch = vouch  # (sender, device Curve25519 key) -> act on what they wrote?
         self.restore = restore  # rebuilds the core from storage after a failed write
         self.backoff = backoff
+        self.purge_backoff = purge_backoff or PurgeBackoff()
         self.inbox: asyncio.Queue[Item] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._lanes: dict[LaneKey, _Lane] = {}
@@ -425,7 +444,7 @@ class Worker:
                 for effect in effects:
                     if isinstance(effect, RecordMedia):
                         # Bookkeeping for the purge, not a request to Matrix.
-                        await self.media.record(effect.session_id, effect.mxc, tx=tx)
+                        await self.media.record(effect.session_id, effect.mxc, effect.sender, tx=tx)
                         continue
                     items.append(
                         OutboxItem(
@@ -526,7 +545,7 @@ class Worker:
                     outcome = await self._attempt(effect, row)
                 except Transient as exc:
                     transient += 1
-                    delay = self.backoff(transient)
+                    delay = self._retry_in(effect, transient)
                     log.warning(
                         "effect failed, will retry",
                         extra={"effect": _name(effect), "why": str(exc), "in_s": delay},
@@ -553,6 +572,16 @@ class Worker:
                 unexpected += 1
                 error = type(exc).__name__
                 await asyncio.sleep(self.backoff(unexpected))
+
+    def _retry_in(self, effect: Any, failures: int) -> float:
+        """Seconds before the next try. A purge waits for the admin API with a backoff of
+        its own (growing to an hour), and after a few failures the supervisors hear that
+        it is still being tried."""
+        if not isinstance(effect, Purge):
+            return self.backoff(failures)
+        if failures == self.purge_backoff.alert_after:
+            self.put(Inbound(PurgeStalled(effect.session_id)))
+        return self.purge_backoff.delay(failures)
 
     async def _attempt(self, effect: Any, row: OutboxRow) -> Outcome:
         known = await self._known(effect, row)

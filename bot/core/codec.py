@@ -29,6 +29,7 @@ _TYPES: dict[str, type] = {
         events.RelayRedaction,
         events.SetTyping,
         events.Redact,
+        events.RedactRoom,
         events.Withdraw,
         events.Retire,
         events.RecordMedia,

@@ -114,6 +114,15 @@ class PurgeFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeStalled:
+    """The purge keeps failing for a reason that may pass (the admin API down, 5xx): it
+    is retried with a growing delay until it is done, and the supervisors should know
+    that the conversation is still on the server meanwhile."""
+
+    session_id: SessionID
+
+
+@dataclass(frozen=True, slots=True)
 class Unreadable:
     """An encrypted event whose key never arrived within the grace period: its sender
     should be asked to send it again. Carries no content, since there is none to read
@@ -157,6 +166,7 @@ Input = (
     | RoomFailed
     | TimerFired
     | PurgeFinished
+    | PurgeStalled
     | Unreadable
     | IdentityChanged
     | ChatterUnverified
@@ -250,6 +260,15 @@ class Redact:
 
 
 @dataclass(frozen=True, slots=True)
+class RedactRoom:
+    """Redact every message event of one conversation room, now: comes before a volunteer
+    is removed from it (hand-back, leaving), because a client that is no longer in a room
+    never receives the redactions that would make it drop what it cached."""
+
+    ref: RoomRef
+
+
+@dataclass(frozen=True, slots=True)
 class Withdraw:
     """Take back an offer: revoke the invite, leave and forget the offer's room."""
 
@@ -270,6 +289,7 @@ class Retire:
 class RecordMedia:
     session_id: SessionID
     mxc: str
+    sender: UserID | None = None  # who posted it: the purge deletes it only if they uploaded it
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +299,9 @@ class Purge:
     session_id: SessionID
     rooms: tuple[RoomID, ...]
     participants: tuple[UserID, ...]  # the chatter first, then the volunteers offered it
+    # The DM in which the chatter first wrote, when no conversation of theirs that is not
+    # yet purging uses it: the bot removes what it can of it and leaves (see purge.py).
+    dm: RoomID | None = None
 
 
 Effect = (
@@ -290,6 +313,7 @@ Effect = (
     | RelayRedaction
     | SetTyping
     | Redact
+    | RedactRoom
     | Withdraw
     | Retire
     | RecordMedia

@@ -42,9 +42,11 @@ from bot.core.events import (
     Origin,
     Purge,
     PurgeFinished,
+    PurgeStalled,
     RecordMedia,
     Redact,
     Redaction,
+    RedactRoom,
     Relay,
     RelayEdit,
     RelayRedaction,
@@ -199,6 +201,8 @@ class Helpline:
                 self._on_timer(event, now)
             case PurgeFinished():
                 self._on_purged(event, now)
+            case PurgeStalled():
+                self._on_purge_stalled(event)
             case Unreadable():
                 self._on_unreadable(event)
             case IdentityChanged():
@@ -511,7 +515,7 @@ class Helpline:
         ref = self._chatter_ref(s)
         if m.media_url:
             # Refused or not, the file is on the server now: it goes with the purge.
-            self._emit(RecordMedia(s.id, m.media_url))
+            self._emit(RecordMedia(s.id, m.media_url, m.sender))
         parsed = commands.parse(m.body, Audience.CHATTER) if m.kind is Kind.TEXT else None
         if isinstance(parsed, Usage):
             self._say(ref, "usage", lang, usage=commands.usage_line(parsed.spec, lang))
@@ -608,7 +612,7 @@ class Helpline:
 
     def _volunteer_message(self, s: Session, offer: Offer, m: Message, now: datetime) -> None:
         if m.media_url:
-            self._emit(RecordMedia(s.id, m.media_url))  # in a room of this conversation
+            self._emit(RecordMedia(s.id, m.media_url, m.sender))  # a room of this conversation
         if offer.state is not OfferState.ACCEPTED:
             return
         vref = RoomRef(s.id, Role.VOLUNTEER, offer.id)
@@ -904,9 +908,12 @@ class Helpline:
         check(s, State.WAITING)
         vref, volunteer = self._volunteer_ref(s), s.volunteer
         if vref is not None and volunteer is not None:
-            self._emit(Retire(vref, volunteer))
             if not volunteer_left:
                 self._say(vref, "handback.done", self._staff_language(), number=s.number)
+            # Redact before the kick: a client removed from a room never receives the
+            # redactions that make it drop what it cached (the chatter's words).
+            self._emit(RedactRoom(vref))
+            self._emit(Retire(vref, volunteer))
         if s.volunteer_room:
             s.retired_rooms.append(s.volunteer_room)
         for o in s.offers:
@@ -1230,7 +1237,31 @@ class Helpline:
         self._clear_timers(s)
         self._move(s, State.PURGING)
         participants = tuple(dict.fromkeys([s.chatter, *(o.volunteer for o in s.offers)]).keys())
-        self._emit(Purge(s.id, tuple(s.all_rooms()), participants))
+        self._emit(Purge(s.id, tuple(s.all_rooms()), participants, dm=self._dm_to_purge(s)))
+
+    def _dm_to_purge(self, s: Session) -> RoomID | None:
+        """The DM the conversation came from, unless a conversation of the same DM that is
+        not purging yet still needs it (the chatter wrote there again): that one's purge
+        takes it. Its words went with the conversation's end text, which was carried out
+        before the purge (effects of a conversation run in order)."""
+        dm = s.source_room
+        if dm is None:
+            return None
+        for other in self.sessions.values():
+            if (
+                other.id != s.id
+                and other.source_room == dm
+                and other.state not in (State.PURGING, State.CLOSED)
+            ):
+                return None
+        return dm
+
+    def _on_purge_stalled(self, e: PurgeStalled) -> None:
+        s = self.sessions.get(e.session_id)
+        if s is not None and s.state is State.PURGING:
+            # Not a failure: the purge goes on by itself; the supervisors must know that
+            # the conversation is still on the server until it succeeds.
+            self._say_staff("staff.purge_retrying", number=s.number)
 
     def _on_purged(self, e: PurgeFinished, now: datetime) -> None:
         s = self.sessions.get(e.session_id)

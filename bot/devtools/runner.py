@@ -61,16 +61,17 @@ def write_config(
 class InProcessBot:
     """`bot.app.serve` as a task on the test's loop."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *, purge_backoff: Any = None) -> None:
         self.config_path = config_path
         self.config: Config = load_config(config_path)
+        self.purge_backoff = purge_backoff  # a bot.worker.PurgeBackoff, to shorten it
         self.task: asyncio.Task[int] | None = None
 
     async def start(self, timeout: float = 30) -> None:
         from bot.app import serve
 
         ready = asyncio.Event()
-        self.task = asyncio.create_task(serve(self.config, ready))
+        self.task = asyncio.create_task(serve(self.config, ready, purge_backoff=self.purge_backoff))
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait(
             {waiter, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED

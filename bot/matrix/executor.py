@@ -41,6 +41,7 @@ from bot.core.events import (
     CreateRoom,
     Purge,
     Redact,
+    RedactRoom,
     Relay,
     RelayEdit,
     RelayRedaction,
@@ -77,6 +78,7 @@ class Executor:
         retention: timedelta,
         bot_user: str,
         purge: Callable[[Purge], Awaitable[str]] | None = None,
+        redact_room: Callable[[RoomID], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.texts = texts
@@ -85,6 +87,7 @@ class Executor:
         self.retention = retention
         self.bot_user = bot_user
         self.purge = purge
+        self.redact_room = redact_room
 
     async def run(self, effect: Any, txn_id: str, known: Known | None = None) -> Outcome:
         """Carry out one effect; what came of it, for the worker to record."""
@@ -141,6 +144,10 @@ class Executor:
                 await check(typing, quiet=True)
             case Redact():
                 await check(self.client.room_redact(effect.room, effect.event_id, tx_id=txn_id))
+            case RedactRoom():
+                retired = self.rooms.room(effect.ref)
+                if retired is not None and self.redact_room is not None:
+                    await self.redact_room(retired)
             case Withdraw():
                 room = self.rooms.room(effect.ref)
                 if room is not None:

@@ -30,10 +30,25 @@ again, media already gone answers 404. The job row, which names the rooms and me
 deleted in the same transaction as the conversation's row when the core handles
 `PurgeFinished` (`StateRepo.apply`), and the worker then scrubs the database files.
 
-Errors: the homeserver unreachable, 5xx or 429 raise `Transient` and the worker retries
-with backoff; after `MAX_ATTEMPTS` runs (counted in the job, across restarts) the purge
-gives up as "failed:unreachable" rather than hold up the outbox forever; the core then
-alerts the supervisors. Nothing logged carries an ID, content or the admin token.
+The DM in which the chatter first wrote (`Purge.dm`) goes through the same steps but
+the kick: it is the chatter's room. The bot redacts its own events there, and the
+chatter's where it has the power to (Element makes DMs with the `trusted_private_chat`
+preset, which gives the invited bot the creator's power level; other clients' private
+chats give it none, and then the chatter's words stay until the admin API deletes the
+room); it leaves and forgets, and with an admin token deletes the room with purge, which
+removes the chatter too. Without an admin token, the check counts only the bot's own
+events in the DM.
+
+Media: only what a participant of the conversation uploaded is deleted (the admin media
+API names the uploader). An `mxc://` is whatever a chatter put in a message, and may
+point at anyone's upload.
+
+Errors: the homeserver unreachable, 5xx or 429, a room deletion that keeps failing on the
+server, raise `Transient`: the worker's purge lane tries again later, with a delay that
+grows to an hour, for as long as it takes; the job row keeps the purge across restarts.
+A purge ends with "failed:<reason>" only when retrying cannot help (the token refused,
+the admin API hidden behind a proxy, a deletion refused) or after `MAX_ERRORS`
+unexpected errors (a bug). Nothing logged carries an ID, content or the admin token.
 """
 
 from __future__ import annotations
@@ -71,7 +86,7 @@ VERIFY = "verify"
 VERIFIED = "verified"
 VERIFIED_WITHOUT_ADMIN = "verified_without_admin"
 
-MAX_ATTEMPTS = 6  # below the worker's retries, so that the purge ends with a result
+MAX_ERRORS = 6  # unexpected errors (bugs) before a purge ends as "failed:error"
 REDACT_CONCURRENCY = 8
 PAGE = 200
 DELETE_TRIES = 3
@@ -182,21 +197,21 @@ class Purger:
         sid = effect.session_id
         started = time.monotonic()
         media = await self.media.for_session(sid)
-        job = await self.jobs.start(sid, effect.rooms, media, self.clock())
-        attempts = await self.jobs.bump_attempts(sid)
+        rooms = list(effect.rooms)
+        if effect.dm is not None and effect.dm not in rooms:
+            rooms.append(effect.dm)
+        job = await self.jobs.start(sid, rooms, media, self.clock())
         if job.step != PurgeJobs.INITIAL_STEP:
             log.info("purge resumed", extra={"session": int(sid), "after": _name(job.step)})
         try:
-            result = await self._run(job, effect.participants)
-        except Transient as exc:
-            if attempts < MAX_ATTEMPTS:
-                raise
-            log.error("purge gave up", extra={"session": int(sid), "why": str(exc)})
-            result = "failed:unreachable"
+            result = await self._run(job, effect.participants, effect.dm)
+        except Transient:
+            raise  # tried again later, for as long as it takes (the worker's purge lane)
         except Exception as exc:
             # A bug must neither stall the outbox nor leave the conversation unaccounted.
+            errors = await self.jobs.bump_attempts(sid)
             log.error("purge step failed", extra={"session": int(sid), "why": type(exc).__name__})
-            if attempts < MAX_ATTEMPTS:
+            if errors < MAX_ERRORS:
                 raise Transient(type(exc).__name__) from None
             result = "failed:error"
         log.info(
@@ -210,16 +225,24 @@ class Purger:
         )
         return result
 
-    async def _run(self, job: PurgeJob, participants: Sequence[UserID]) -> str:
+    async def redact_room(self, room: RoomID) -> None:
+        """Redact every message event of one room now (before a volunteer is removed from
+        it: a client outside a room never receives its redactions). The purge's own sweep
+        later uses the same transaction IDs, so nothing is redacted twice."""
+        await self._redact([room])
+
+    async def _run(self, job: PurgeJob, participants: Sequence[UserID], dm: RoomID | None) -> str:
         sid, rooms = job.session_id, list(job.rooms)
+        # The chatter's own DM: nobody is kicked from it (see the module's docstring).
+        conversation = [room for room in rooms if room != dm]
         name, _, result = job.step.partition("=")
         done = STEPS.index(name) + 1 if name in STEPS else (len(STEPS) if name == VERIFY else 0)
         actions: dict[str, Callable[[], Any]] = {
             "redact": lambda: self._redact(rooms),
-            "kick": lambda: self._kick(rooms, participants),
+            "kick": lambda: self._kick(conversation, participants),
             "leave": lambda: self._leave(rooms),
             "admin_delete": lambda: self._admin_delete(rooms),
-            "media": lambda: self._delete_media(job.media),
+            "media": lambda: self._delete_media(sid, job.media, participants),
             "local": lambda: self._drop_local(rooms),
         }
         for step in STEPS[done:]:
@@ -228,7 +251,7 @@ class Purger:
             await self._advance(sid, step)
             log.debug("purge step", extra={"step": step, "seconds": _since(began)})
         if not result:
-            result = await self._verify(rooms)
+            result = await self._verify(rooms, dm)
             await self._advance(sid, f"{VERIFY}={result}")
         await self._forget(rooms)
         forget_chatter(self.client, participants[0] if participants else "", rooms)
@@ -242,9 +265,10 @@ class Purger:
 
     # -- redact ---------------------------------------------------------------------------
 
-    async def _events_to_redact(self, room: RoomID) -> list[str] | None:
-        """Every event of the room the bot can read that still has content to hide, newest
-        first; None if the bot cannot read the room (no longer a member)."""
+    async def _events_to_redact(self, room: RoomID, sender: str | None = None) -> list[str] | None:
+        """Every event of the room the bot can read that still has content to hide (only
+        `sender`'s, if given), newest first; None if the bot cannot read the room (no
+        longer a member)."""
         found: list[str] = []
         token: str | None = None
         while True:
@@ -256,7 +280,11 @@ class Purger:
                 if _code(resp) in ("M_FORBIDDEN", "M_NOT_FOUND"):
                     return None
                 raise Transient(_code(resp))
-            found.extend(ev.event_id for ev in resp.chunk if _has_content(ev))
+            found.extend(
+                ev.event_id
+                for ev in resp.chunk
+                if _has_content(ev) and (sender is None or ev.sender == sender)
+            )
             if not resp.chunk or not resp.end or resp.end == token:
                 return found
             token = resp.end
@@ -325,7 +353,8 @@ class Purger:
             if isinstance(delete_id, str) and await self._await_delete(admin, delete_id):
                 return
             log.warning("room deletion failed on the server; trying again")
-        log.error("room deletion kept failing", extra={"tries": DELETE_TRIES})
+        # Not a reason to give up on the room: the purge is tried again later.
+        raise Transient("room deletion kept failing")
 
     async def _running_delete(self, admin: AdminAPI, room: RoomID) -> str | None:
         """The deletion already under way for `room` (one started before a crash)."""
@@ -354,10 +383,19 @@ class Purger:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
-    async def _delete_media(self, media: Sequence[str]) -> None:
+    async def _delete_media(
+        self, sid: SessionID, media: Sequence[str], participants: Sequence[UserID]
+    ) -> None:
+        """Delete the media that whoever posted it in the conversation uploaded. An mxc://
+        comes from a message, and anyone can name anyone's upload in one (a volunteer's,
+        a stranger's): the uploader, as the admin media API records it, must be the one
+        who posted it (for items recorded before the poster was kept: a participant).
+        No uploader known (another server's media, an old Synapse that does not say):
+        kept."""
         if self.admin is None or not media:
             return
-        gone = kept = 0
+        posters = await self.media.posters(sid)  # the conversation's row is still there
+        gone = kept = foreign = 0
         try:
             for mxc in media:
                 parts = urlsplit(mxc)
@@ -365,12 +403,24 @@ class Purger:
                 if parts.scheme != "mxc" or not server or not media_id:
                     kept += 1
                     continue
-                status, body = await self.admin.request(
-                    "DELETE",
-                    f"/_synapse/admin/v1/media/{quote(server, safe='')}/{quote(media_id, safe='')}",
-                )
-                # 404: already gone (or never uploaded); 400: another server's media,
-                # which only that server can delete.
+                where = f"{quote(server, safe='')}/{quote(media_id, safe='')}"
+                path = f"/_synapse/admin/v1/media/{where}"
+                status, body = await self.admin.request("GET", path)
+                if _not_found(status, body):
+                    gone += 1  # already gone, or never uploaded
+                    continue
+                if status != 200:
+                    kept += 1
+                    continue
+                info = body.get("media_info", body)  # the envelope since Synapse 1.12x
+                uploader = info.get("user_id") if isinstance(info, dict) else None
+                poster = posters.get(mxc)
+                if uploader is None or uploader not in ([poster] if poster else participants):
+                    foreign += 1
+                    continue
+                status, body = await self.admin.request("DELETE", path)
+                # 404: gone meanwhile; 400: another server's media, which only that
+                # server can delete.
                 if status == 200 or _not_found(status, body):
                     gone += 1
                 else:
@@ -378,7 +428,10 @@ class Purger:
         except AdminUnusable as exc:
             log.error("media not deleted on the server", extra={"why": exc.code})
             return
-        log.info("purge media", extra={"deleted": gone, "not_deletable": kept})
+        log.info(
+            "purge media",
+            extra={"deleted": gone, "not_deletable": kept, "not_participants": foreign},
+        )
 
     # -- the bot's own crypto store -------------------------------------------------------
 
@@ -425,7 +478,7 @@ class Purger:
 
     # -- verify -----------------------------------------------------------------------------
 
-    async def _verify(self, rooms: Sequence[RoomID]) -> str:
+    async def _verify(self, rooms: Sequence[RoomID], dm: RoomID | None) -> str:
         if self.admin is not None:
             try:
                 gone = [await self.admin.room_gone(room) for room in rooms]
@@ -433,7 +486,12 @@ class Purger:
                 return f"failed:{exc.code}"
             return VERIFIED if all(gone) else "failed:room_still_present"
         for room in rooms:
-            left = await self._events_to_redact(room)
+            # In the chatter's DM, without power there, only the bot's own events were
+            # its to remove.
+            mine = self.client.user_id if room == dm else None
+            left = await self._events_to_redact(room, mine)
+            if left is None and room == dm:
+                continue  # the chatter removed the bot from their DM: not ours to check
             if left is None:
                 return "failed:unreadable"
             if left:

@@ -170,11 +170,19 @@ async def _v4_no_chatter_pins(tx: Tx) -> None:
     await tx.execute("DELETE FROM identity_pins WHERE staff = 0")
 
 
+async def _v5_media_sender(tx: Tx) -> None:
+    # Who posted each mxc:// in the conversation: the purge deletes a media item only if
+    # that person uploaded it (an mxc:// in a message can name anyone's upload). NULL for
+    # rows from before. Goes with the conversation's row, like the mxc.
+    await tx.execute("ALTER TABLE media_seen ADD COLUMN sender TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
     Migration(3, "outbox: effects parked after unexpected failures", _v3_parked_effects),
     Migration(4, "identity pins: staff only, chatters' pins removed", _v4_no_chatter_pins),
+    Migration(5, "media seen: who posted each item", _v5_media_sender),
 )
 
 

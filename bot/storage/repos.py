@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.core.ids import EventID, RoomID, SessionID
+from bot.core.ids import EventID, RoomID, SessionID, UserID
 from bot.core.model import Changes, Session, Timer, TimerKind, VolunteerState
 from bot.storage.db import Database, ScrubIncomplete, Tx, epoch, open_database
 from bot.storage.stats import Stats
@@ -458,12 +458,28 @@ class MediaSeen:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def record(self, session_id: SessionID, mxc: str, *, tx: Tx | None = None) -> None:
+    async def record(
+        self,
+        session_id: SessionID,
+        mxc: str,
+        sender: UserID | None = None,
+        *,
+        tx: Tx | None = None,
+    ) -> None:
+        """`sender`: who posted it; the first to post an item is kept."""
         async with self._db.writing(tx) as t:
             await t.execute(
-                "INSERT OR IGNORE INTO media_seen (session_id, mxc) VALUES (?, ?)",
-                (int(session_id), mxc),
+                "INSERT OR IGNORE INTO media_seen (session_id, mxc, sender) VALUES (?, ?, ?)",
+                (int(session_id), mxc, sender),
             )
+
+    async def posters(self, session_id: SessionID) -> dict[str, UserID | None]:
+        """Who posted each item of the conversation (None: recorded before it was kept)."""
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT mxc, sender FROM media_seen WHERE session_id = ?", (int(session_id),)
+            )
+        return {mxc: UserID(sender) if sender else None for mxc, sender in rows}
 
     async def for_session(self, session_id: SessionID) -> list[str]:
         async with self._db.read() as tx:

@@ -43,6 +43,7 @@ class Chatter:
     client: TestClient
     room: str  # the private session room the bot made
     welcome: ReceivedMessage
+    dm: str = ""  # the DM in which the chatter first wrote to the bot
 
 
 @dataclass
@@ -80,13 +81,20 @@ class Staffed:
 
 
 async def build_world(
-    synapse: Any, make_user: MakeUser, make_client: MakeClient, tmp_path: Path, **options: Any
+    synapse: Any,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    tmp_path: Path,
+    *,
+    purge_backoff: Any = None,
+    **options: Any,
 ) -> World:
-    """`staff_helpline(**options)`, then the bot started in-process, its logs captured."""
+    """`staff_helpline(**options)`, then the bot started in-process, its logs captured.
+    `purge_backoff`: a shorter `bot.worker.PurgeBackoff` for the bot."""
     staffed = await staff_helpline(synapse, make_user, make_client, tmp_path, **options)
     bot_user, volunteers, staff_room = staffed.bot_user, staffed.volunteers, staffed.staff_room
     logs, handler, old_level = capture_logs()
-    bot = InProcessBot(staffed.config)
+    bot = InProcessBot(staffed.config, purge_backoff=purge_backoff)
     world = World(bot, bot_user, volunteers, staff_room, logs, handler, old_level)
     try:
         await bot.start()
@@ -218,7 +226,7 @@ async def chatter_by_dm(
     await client.join(invite.room_id)
     welcome = await next_from_bot(w, client, invite.room_id)
     assert welcome.msgtype == "m.notice" and "113" in (welcome.body or "")
-    return Chatter(user, client, invite.room_id, welcome)
+    return Chatter(user, client, invite.room_id, welcome, dm)
 
 
 async def accept_offer(w: World, v: Volunteer) -> tuple[str, ReceivedMessage]:

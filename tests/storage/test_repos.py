@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from bot.core.ids import EventID, RoomID, SessionID
+from bot.core.ids import EventID, RoomID, SessionID, UserID
 from bot.core.model import Changes, StatsRecord
 from bot.storage import OutboxItem, Storage
 
@@ -132,6 +132,18 @@ async def test_media_seen(storage: Storage) -> None:
         "mxc://localhost/b",
     ]
     assert await storage.media.for_session(SessionID(3)) == []
+
+
+async def test_media_seen_keeps_who_posted_each_item_first(storage: Storage) -> None:
+    await _with_sessions(storage, 1)
+    chatter, volunteer = UserID("@c:localhost"), UserID("@v:localhost")
+    await storage.media.record(SessionID(1), "mxc://localhost/a", chatter)
+    await storage.media.record(SessionID(1), "mxc://localhost/a", volunteer)
+    await storage.media.record(SessionID(1), "mxc://localhost/b")
+    assert await storage.media.posters(SessionID(1)) == {
+        "mxc://localhost/a": chatter,
+        "mxc://localhost/b": None,
+    }
 
 
 # -- purge jobs ------------------------------------------------------------------------------

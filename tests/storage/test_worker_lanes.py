@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.core import codec
-from bot.core.events import Purge, RoomRef, Say, Text
+from bot.core.events import Purge, PurgeStalled, RoomRef, Say, Text
 from bot.core.ids import RoomID, SessionID
 from bot.core.model import Changes, Role
-from bot.outcomes import Done
+from bot.outcomes import Done, Transient
 from bot.storage import Storage
 from bot.storage.repos import OutboxItem
-from bot.worker import Worker
+from bot.worker import PurgeBackoff, Worker
 from tests.storage.conftest import T0, make_session
 
 
@@ -114,3 +114,68 @@ async def test_a_purge_cut_short_stays_in_the_outbox(tmp_path: Path) -> None:
         assert executor.done == []
     finally:
         await storage.close()
+
+
+class FailingPurges:
+    """A purge of session 1 fails `failures` times with a reason that may pass (the admin
+    API down), then succeeds; everything else is carried out at once."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[str] = []
+        self.done: list[str] = []
+
+    async def run(self, effect: Any, txn_id: str, known: Any = None) -> Any:
+        self.calls.append(txn_id)
+        if txn_id == "purge-1" and self.calls.count(txn_id) <= self.failures:
+            raise Transient("admin API 502")
+        self.done.append(txn_id)
+        return Done()
+
+
+async def test_a_failing_purge_is_retried_with_backoff_for_as_long_as_it_takes(
+    tmp_path: Path,
+) -> None:
+    """Today's give-up point was 6 attempts (some 30 s): twelve failures here, and the purge
+    still goes through in the end; the supervisors hear once that it is still trying, and
+    another conversation's purge does not wait for it."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    executor = FailingPurges(failures=12)
+    worker = outbox_worker(storage, executor)  # type: ignore[arg-type]
+    worker.purge_backoff = PurgeBackoff(first=0.005, cap=0.02, alert_after=3)
+    told: list[Any] = []
+    worker.put = lambda item: told.append(item.input)  # type: ignore[assignment,method-assign,union-attr]
+    task: asyncio.Task[None] | None = None
+    try:
+        one, two = SessionID(1), SessionID(2)
+        await storage.state.apply(
+            Changes(sessions={one: make_session(1), two: make_session(2)}), now=T0
+        )
+        await storage.outbox.add(
+            [
+                OutboxItem("purge-1", one, codec.encode(Purge(one, (RoomID("!a:hs"),), ()))),
+                OutboxItem("purge-2", two, codec.encode(Purge(two, (RoomID("!b:hs"),), ()))),
+                OutboxItem("say-1", one, say(1, "b")),  # behind its conversation's purge
+            ],
+            now=T0,
+        )
+        task = asyncio.create_task(worker.run())
+        await until(lambda: "say-1" in executor.done)
+        assert executor.calls.count("purge-1") == 13
+        assert executor.done.index("purge-2") < executor.done.index("purge-1")
+        assert executor.done.index("purge-1") < executor.done.index("say-1")
+        assert told == [PurgeStalled(one)]
+        await until(lambda: worker.inbox.empty())
+        assert await storage.outbox.pending() == []
+    finally:
+        if task is not None:
+            worker.inbox.put_nowait(None)
+            await asyncio.wait_for(task, 5)
+        await storage.close()
+
+
+def test_the_purge_backoff_grows_from_half_a_minute_to_an_hour() -> None:
+    backoff = PurgeBackoff()
+    delays = [backoff.delay(n) for n in range(1, 11)]
+    assert delays[:4] == [30, 60, 120, 240]
+    assert delays[-1] == 3600 and max(delays) == 3600

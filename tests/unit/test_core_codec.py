@@ -25,10 +25,12 @@ SAMPLES: list[Any] = [
     events.RelayRedaction(CHATTER, EventID("$orig")),
     events.SetTyping(OFFER, True),
     events.Redact(RoomID("!lobby:hs"), EventID("$e")),
+    events.RedactRoom(OFFER),
     events.Withdraw(OFFER, UserID("@v:hs")),
     events.Retire(OFFER, UserID("@v:hs")),
     events.RecordMedia(SessionID(7), "mxc://hs/abc"),
     events.Purge(SessionID(7), (RoomID("!a:hs"), RoomID("!b:hs")), (UserID("@c:hs"),)),
+    events.Purge(SessionID(7), (RoomID("!a:hs"),), (UserID("@c:hs"),), dm=RoomID("!dm:hs")),
     events.RoomCreated(SessionID(7), OfferID(3), RoomID("!r:hs")),
     events.RoomCreated(SessionID(7), None, RoomID("!r:hs")),
     events.RoomFailed(SessionID(7), None),
@@ -55,3 +57,9 @@ def test_round_trip_through_json(item: Any) -> None:
 def test_unknown_type_is_refused() -> None:
     with pytest.raises(KeyError):
         codec.decode_effect({"type": "LaunchMissiles"})
+
+
+def test_a_purge_stored_before_it_named_the_dm_reads_back_without_one() -> None:
+    data = codec.encode(events.Purge(SessionID(7), (RoomID("!a:hs"),), (UserID("@c:hs"),)))
+    del data["dm"]
+    assert codec.decode_effect(data).dm is None

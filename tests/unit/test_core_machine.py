@@ -25,9 +25,11 @@ from bot.core.events import (
     Origin,
     Purge,
     PurgeFinished,
+    PurgeStalled,
     RecordMedia,
     Redact,
     Redaction,
+    RedactRoom,
     Relay,
     RelayEdit,
     RelayRedaction,
@@ -790,7 +792,9 @@ def test_media_is_refused_and_recorded_for_the_purge(
         to = volunteer_ref(s)
     assert of(fx, Relay) == []
     assert says_to(fx, to) == ["media_refused"]
-    assert of(fx, RecordMedia) == ([RecordMedia(s.id, url)] if url else [])
+    # With who posted it: the purge deletes it only if they uploaded it.
+    poster = C1 if side == "chatter" else ANNA
+    assert of(fx, RecordMedia) == ([RecordMedia(s.id, url, poster)] if url else [])
 
 
 @pytest.mark.parametrize("state", [State.WAITING, State.ENDING])
@@ -800,11 +804,11 @@ def test_media_outside_the_active_conversation_is_recorded_too(state: State) -> 
     if state is State.ENDING:
         w.chatter_says(s, "!slutt")
     fx = w.chatter_says(s, "bilde.jpg", kind=Kind.MEDIA, media_url="mxc://example.org/x")
-    assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/x")]
+    assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/x", C1)]
     if state is State.ENDING:
         assert s.volunteer_room
         fx = w.msg(s.volunteer_room, ANNA, "f", kind=Kind.MEDIA, media_url="mxc://example.org/y")
-        assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/y")]
+        assert of(fx, RecordMedia) == [RecordMedia(s.id, "mxc://example.org/y", ANNA)]
 
 
 def test_too_long_is_refused() -> None:
@@ -1180,9 +1184,75 @@ def test_handback() -> None:
     fx = w.volunteer_says(s, "!tilbake")
     assert of(fx, Retire) == [Retire(old, ANNA)]
     assert said(fx, "handback.done").to == old
+    # Told first, then her room is redacted, then she is removed: a client that is no
+    # longer in a room never gets the redactions, and would keep the chatter's words.
+    assert of(fx, RedactRoom) == [RedactRoom(old)]
+    done = said(fx, "handback.done")
+    order = [type(e) for e in fx if isinstance(e, (RedactRoom, Retire)) or e is done]
+    assert order == [Say, RedactRoom, Retire]
     assert says_to(fx, chatter_ref(s)) == ["requeued"]
     assert [c.invite for c in of(fx, CreateRoom)] == [BJORN]
     assert (s.state, s.priority) == (State.OFFERED, 1)
+
+
+def test_a_volunteer_who_leaves_has_her_room_redacted_before_she_is_removed() -> None:
+    w = World()
+    w.on_duty(ANNA, BJORN)
+    s = w.active(C1)
+    old = volunteer_ref(s)
+    assert s.volunteer_room is not None
+    fx = w.feed(Left(s.volunteer_room, ANNA))
+    kinds = [type(e) for e in fx if isinstance(e, (RedactRoom, Retire))]
+    assert kinds == [RedactRoom, Retire] and of(fx, RedactRoom) == [RedactRoom(old)]
+
+
+def test_the_purge_takes_the_dm_the_conversation_came_from() -> None:
+    w = World()
+    s = w.active(C1)
+    w.chatter_says(s, "!slutt")
+    [purge] = of(w.fire(TimerKind.PURGE, s), Purge)
+    assert purge.dm == dm_room(C1) == s.source_room
+    assert purge.dm not in purge.rooms  # the chatter's own room: handled apart
+
+
+def test_a_lobby_conversation_has_no_dm_to_purge() -> None:
+    w = World()
+    w.lobby(C1)
+    s = w.session_of(C1)
+    w.join_chatter(s)
+    [purge] = of(w.chatter_says(s, "!slett"), Purge)
+    assert s.state is State.PURGING and purge.dm is None
+
+
+def test_a_dm_still_in_use_waits_for_the_purge_of_the_last_conversation_using_it() -> None:
+    w = World()
+    w.on_duty(ANNA)
+    first = w.active(C1)
+    w.chatter_says(first, "!slutt")
+    w.dm(C1, "hei igjen")  # the same DM, while the first conversation is still ending
+    second = w.session_of(C1)
+    assert second.id != first.id and second.source_room == first.source_room
+    [purge] = of(w.fire(TimerKind.PURGE, first), Purge)
+    assert purge.dm is None  # the second conversation still needs it
+    w.join_chatter(second)
+    # The last one to use it takes it, even while the first purge is still under way.
+    [purge] = of(w.chatter_says(second, "!slett"), Purge)
+    assert first.state is State.PURGING and purge.dm == dm_room(C1)
+
+
+def test_a_stalled_purge_tells_supervisors_it_is_still_trying_with_the_number_only() -> None:
+    w = World()
+    w.on_duty(ANNA)
+    s = w.active(C1)
+    w.chatter_says(s, "!slutt")
+    w.fire(TimerKind.PURGE, s)
+    fx = w.feed(PurgeStalled(s.id))
+    alert = said(fx, "staff.purge_retrying")
+    assert alert.to == STAFF_ROOM and alert.text.params == {"number": s.number}
+    assert keys(fx) == ["staff.purge_retrying"]
+    assert s.state is State.PURGING  # not closed: the purge goes on
+    w.feed(PurgeFinished(s.id, "verified"))
+    assert w.feed(PurgeStalled(s.id)) == []  # too late to matter: nothing said
 
 
 def test_purge_timer_after_purge_after() -> None:
@@ -1196,7 +1266,7 @@ def test_purge_timer_after_purge_after() -> None:
     assert w.timer(TimerKind.PURGE, s).due == w.now + timedelta(seconds=45)
     fx = w.fire(TimerKind.PURGE, s)
     assert s.all_rooms() == [s.chatter_room, s.volunteer_room, lapsed.room]  # all of them
-    assert fx == [Purge(s.id, tuple(s.all_rooms()), (C1, ANNA, BJORN))]
+    assert fx == [Purge(s.id, tuple(s.all_rooms()), (C1, ANNA, BJORN), dm=dm_room(C1))]
     assert s.state is State.PURGING and w.h.timers == {}
 
 
@@ -1206,7 +1276,7 @@ def test_quick_exit_purges_at_once(body: str) -> None:
     s = w.active(C1)
     fx = w.chatter_says(s, body)
     assert s.state is State.PURGING and s.outcome is Outcome.DELETED
-    assert of(fx, Purge) == [Purge(s.id, tuple(s.all_rooms()), (C1, ANNA))]
+    assert of(fx, Purge) == [Purge(s.id, tuple(s.all_rooms()), (C1, ANNA), dm=dm_room(C1))]
     assert set(s.all_rooms()) == {s.chatter_room, s.volunteer_room}
     assert says_to(fx, chatter_ref(s)) == []  # no goodbye: they want out now
     assert said(fx, "end.volunteer.deleted").to == volunteer_ref(s)
