@@ -130,7 +130,7 @@ def _forget_megolm(olm: Any, rooms: set[str], chatter: str) -> int:
         by_sender = inbound.pop(room, None) or {}
         dropped += sum(len(sessions) for sessions in by_sender.values())
     for room, session in list(olm.outbound_group_sessions.items()):
-        shared = getattr(session, "users_shared_with", set())
+        shared: set[tuple[str, str]] = getattr(session, "users_shared_with", set())
         if room in rooms or any(user == chatter for user, _ in shared):
             del olm.outbound_group_sessions[room]
     return dropped

@@ -60,7 +60,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -76,7 +76,6 @@ from bot.core.events import Purge
 from bot.core.ids import RoomID, SessionID, UserID
 from bot.matrix.forget import forget_chatter
 from bot.outcomes import Transient
-from bot.storage.repos import MediaSeen, PurgeJob, PurgeJobs
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +167,45 @@ class AdminAPI:
             self._session = None
 
 
+class PurgeJob(Protocol):
+    """A purge in progress, as stored (`bot.storage.repos.PurgeJob`)."""
+
+    session_id: SessionID
+    step: str
+    rooms: tuple[RoomID, ...]
+    media: tuple[str, ...]
+
+
+class JobLog(Protocol):
+    """Where a purge keeps its progress, so that one cut short resumes on start
+    (`bot.storage.repos.PurgeJobs`; the purge never sees the database itself)."""
+
+    INITIAL_STEP: str
+
+    async def start(
+        self, session_id: SessionID, rooms: Sequence[RoomID], media: Sequence[str], now: datetime
+    ) -> PurgeJob: ...
+
+    async def advance(self, session_id: SessionID, step: str) -> bool: ...
+
+    async def bump_attempts(self, session_id: SessionID) -> int: ...
+
+
+class MediaLog(Protocol):
+    """The media a conversation carried and who posted each (`bot.storage.repos.MediaSeen`)."""
+
+    async def for_session(self, session_id: SessionID) -> list[str]: ...
+
+    async def posters(self, session_id: SessionID) -> dict[str, UserID | None]: ...
+
+
 class Purger:
     def __init__(
         self,
         client: AsyncClient,
         *,
-        jobs: PurgeJobs,
-        media: MediaSeen,
+        jobs: JobLog,
+        media: MediaLog,
         homeserver: str,
         admin_token: str | None,
         clock: Callable[[], datetime],
@@ -201,7 +232,7 @@ class Purger:
         if effect.dm is not None and effect.dm not in rooms:
             rooms.append(effect.dm)
         job = await self.jobs.start(sid, rooms, media, self.clock())
-        if job.step != PurgeJobs.INITIAL_STEP:
+        if job.step != self.jobs.INITIAL_STEP:
             log.info("purge resumed", extra={"session": int(sid), "after": _name(job.step)})
         try:
             result = await self._run(job, effect.participants, effect.dm)
