@@ -270,6 +270,7 @@ class Worker:
                     started = True
                     await self.dispatch()
                     continue
+                item: Item
                 if ahead is not None:
                     item, ahead = ahead, None
                 else:

@@ -127,13 +127,13 @@ class Executor:
                 if known.relayed is None:
                     return Done()  # the original was never relayed (e.g. refused): no edit
                 room = self._target(effect.to)
-                content = {
+                edit: dict[str, Any] = {
                     "msgtype": "m.text",
                     "body": f"* {effect.body}",
                     "m.new_content": {"msgtype": "m.text", "body": effect.body},
                     "m.relates_to": {"rel_type": "m.replace", "event_id": known.relayed},
                 }
-                return await self._send(room, content, txn_id)
+                return await self._send(room, edit, txn_id)
             case RelayRedaction():
                 if known.relayed is not None:
                     room = self._target(effect.to)
@@ -149,17 +149,17 @@ class Executor:
                 if retired is not None and self.redact_room is not None:
                     await self.redact_room(retired)
             case Withdraw():
-                room = self.rooms.room(effect.ref)
-                if room is not None:
-                    await check(self.client.room_kick(room, effect.volunteer), quiet=True)
-                    self.kicked(room, effect.volunteer)
-                    await check(self.client.room_leave(room), quiet=True)
-                    await check(self.client.room_forget(room), quiet=True)
+                offered = self.rooms.room(effect.ref)
+                if offered is not None:
+                    await check(self.client.room_kick(offered, effect.volunteer), quiet=True)
+                    self.kicked(offered, effect.volunteer)
+                    await check(self.client.room_leave(offered), quiet=True)
+                    await check(self.client.room_forget(offered), quiet=True)
             case Retire():
-                room = self.rooms.room(effect.ref)
-                if room is not None:
-                    await check(self.client.room_kick(room, effect.volunteer), quiet=True)
-                    self.kicked(room, effect.volunteer)
+                retired = self.rooms.room(effect.ref)
+                if retired is not None:
+                    await check(self.client.room_kick(retired, effect.volunteer), quiet=True)
+                    self.kicked(retired, effect.volunteer)
             case Purge():
                 if self.purge is not None:
                     return Purged(await self.purge(effect))
@@ -220,7 +220,7 @@ class Executor:
                 self.created(room)
         if nio_room.encrypted and not nio_room.members_synced:
             await check(client.joined_members(room))
-        return nio_room.encrypted
+        return bool(nio_room.encrypted)
 
     async def _asks_encryption(self, room: RoomID) -> bool:
         try:
