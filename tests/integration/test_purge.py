@@ -696,7 +696,7 @@ async def test_a_purge_outlasts_an_admin_api_that_is_down_and_is_verified_when_i
         assert await stats_after_stop(w) == [("completed", "verified")]
         assert query(data_dir(w), "SELECT count(*) FROM purge_jobs") == [(0,)]
         logs = w.logs.getvalue()
-        assert "purge failed, will retry" in logs and "purge gave up" not in logs
+        assert "effect failed, will retry" in logs and "purge gave up" not in logs
         assert_logs_clean(w, *c.said, c.chatter.client.user_id, *c.rooms)
     finally:
         await w.close()
