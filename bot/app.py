@@ -253,6 +253,7 @@ async def _serve(config: Config, db: Any, trust: Any, ready: asyncio.Event | Non
             status=lambda: worker_ref[0].core.status(_now()),
             sync_errors=lambda: conn.sync_errors,
             syncs=lambda: conn.syncs,
+            skipped=conn.skipped,
         )
         worker = Worker(
             core=core,
