@@ -72,6 +72,7 @@ def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
         ),
         bot_name=config.bot.display_name,
         direct_messages=config.intake.direct_messages,
+        plaintext_direct=config.intake.plaintext_direct,
         allowed_servers=frozenset(config.intake.allowed_servers),
         supervisors=frozenset(UserID(u) for u in config.volunteers.supervisors),
         staff_room=staff_room,
