@@ -101,21 +101,39 @@ def prepare_sync(body: dict[str, Any], own: str) -> int:
       membership at the time of the event (`unsigned.membership`, Matrix 1.11).
 
     State events stay (they have a `state_key`, even an empty one): nio builds each room's
-    state from them. Returns how many events were dropped."""
+    state from them. Events nio's parser would raise on (`_unparseable`) go too, state or
+    not, from the timeline and the state: one of them would fail the whole sync on every
+    retry, and the bot would never get past it. Returns how many events were dropped."""
     dropped = 0
     rooms = body.get("rooms")
     joined = rooms.get("join") if isinstance(rooms, dict) else None
     if not isinstance(joined, dict):
         return 0
     for info in joined.values():
-        timeline = info.get("timeline") if isinstance(info, dict) else None
-        events = timeline.get("events") if isinstance(timeline, dict) else None
-        if not isinstance(events, list):
+        if not isinstance(info, dict):
             continue
-        kept = [e for e in events if not (isinstance(e, dict) and _droppable(e, own))]
-        dropped += len(events) - len(kept)
-        timeline["events"] = kept
+        for section in ("timeline", "state"):
+            part = info.get(section)
+            events = part.get("events") if isinstance(part, dict) else None
+            if not isinstance(events, list):
+                continue
+            kept = [
+                e
+                for e in events
+                if not (_unparseable(e) or (section == "timeline" and _droppable(e, own)))
+            ]
+            dropped += len(events) - len(kept)
+            part["events"] = kept
     return dropped
+
+
+def _unparseable(event: Any) -> bool:
+    """nio raises (instead of making a BadEvent) on an event that is not an object or
+    whose timestamp is not a number."""
+    if not isinstance(event, dict):
+        return True
+    stamp = event.get("origin_server_ts", 0)
+    return not isinstance(stamp, (int, float))
 
 
 def _droppable(event: dict[str, Any], own: str) -> bool:
@@ -149,6 +167,19 @@ class _Client(AsyncClient):
         if transport_response.url.path.endswith("/sync") and isinstance(body, dict):
             prepare_sync(body, self.user_id)
         return body
+
+    def _handle_timeline_event(
+        self, event: Any, room_id: str, room: Any, encrypted_rooms: set[str]
+    ) -> Any:
+        """nio's, except that an event nio raises on is left as it came: nio parses a
+        decrypted payload without checking it (`"unsigned": null` raises), and the
+        exception would fail the whole sync on every retry. The event stays encrypted;
+        the connection retries it and skips it when decrypting raises again."""
+        try:
+            return super()._handle_timeline_event(event, room_id, room, encrypted_rooms)
+        except Exception as exc:
+            log.warning("nio could not handle an event", extra={"error": type(exc).__name__})
+            return None
 
 
 class StartupError(Exception):

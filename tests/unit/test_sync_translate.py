@@ -217,3 +217,64 @@ async def test_typing_from_ids_that_are_not_user_ids_is_dropped(tmp_path: Path) 
     ephemeral = [{"type": "m.typing", "content": {"user_ids": [CHATTER, "nobody", "@" * 300]}}]
     got, _ = await translated_by(tmp_path, [], ephemeral=ephemeral)
     assert [(i.user, i.typing) for i in got if isinstance(i, Typing)] == [(CHATTER, True)]
+
+
+async def test_an_encrypted_payload_nio_raises_on_costs_that_event_only(tmp_path: Path) -> None:
+    """The sender controls the decrypted payload, and nio parses it unchecked: with
+    `"unsigned": null` nio raised inside the sync, which failed on every retry."""
+    got: list[Any] = []
+    conn = Connection(
+        homeserver="http://127.0.0.1:1",
+        user_id=BOT,
+        password="x",
+        device_name="test",
+        display_name="Bot",
+        data_dir=tmp_path,
+        store_key="k" * 32,
+        enqueue=got.append,
+    )
+    conn._first_sync = False
+    conn.client.restore_login(BOT, "BOTDEVICE", "token")  # an olm account, no server
+    olm = conn.client.olm
+    olm.create_outbound_group_session(ROOM)
+    olm.outbound_group_sessions[ROOM].shared = True  # the bot holds its inbound half
+
+    def encrypted(n: int, payload: dict) -> dict:
+        return {
+            "type": "m.room.encrypted",
+            "sender": CHATTER,
+            "event_id": f"$e{n}",
+            "origin_server_ts": 1,
+            "content": olm.group_encrypt(ROOM, payload),
+        }
+
+    hostile = {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "a"}}
+    body = {
+        "next_batch": "s2",
+        "rooms": {
+            "join": {
+                ROOM: {
+                    "timeline": {
+                        "events": [
+                            encrypted(1, {**hostile, "unsigned": None}),
+                            encrypted(
+                                2, {**hostile, "content": {"msgtype": "m.text", "body": "\ud800"}}
+                            ),
+                        ],
+                        "limited": False,
+                    },
+                    "state": {"events": [encryption_state()]},
+                }
+            }
+        },
+    }
+    resp = SyncResponse.from_dict(body)
+    await conn.client.receive_response(resp)  # raised TypeError
+    conn._batch += 1
+    conn._translate(resp)
+    conn._unsaved.append((conn._batch, "s2"))
+    conn._release(retry=True)
+    (message,) = [i.input for i in got if isinstance(i, Inbound)]
+    assert isinstance(message, Message) and (message.body, message.encrypted) == ("\ufffd", True)
+    assert conn.skipped[Skip.ERROR] == 1
+    assert BatchEnd("s2") in got  # nothing is held back: the batch is done
