@@ -330,7 +330,12 @@ class Helpline:
             if self.policy.is_staff(m.sender):
                 self._staff_message(m, now)
         elif m.origin is Origin.DIRECT:
-            if self.policy.is_staff(m.sender):
+            if self.policy.is_staff(m.sender) and not m.encrypted:
+                # Staff commands need a device their owner has verified; a message in the
+                # clear proves none (a stolen access token can send it). Told as for an
+                # unverified device, which also says whom to tell if it was not them.
+                self._say(m.room, "untrusted.own", self._staff_language())
+            elif self.policy.is_staff(m.sender):
                 self._staff_message(m, now, direct=True)
             elif self.policy.direct_messages:
                 self._intake(m, Source.DIRECT, now)

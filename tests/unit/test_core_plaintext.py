@@ -84,3 +84,14 @@ def test_a_chatter_with_an_open_conversation_is_pointed_to_it_not_refused() -> N
     fx = w.dm(C1, "hallo?", encrypted=False)
     assert keys(fx) == ["intake.already_open"]
     assert said(fx, "intake.already_open").to == chatter_ref(s)
+
+
+def test_a_staff_command_in_a_plaintext_dm_is_not_acted_on() -> None:
+    # It proves no verified device: a stolen token could send it.
+    w = World()
+    fx = w.dm(ANNA, "!på", encrypted=False)
+    assert keys(fx) == ["untrusted.own"]
+    assert said(fx, "untrusted.own").to == dm_room(ANNA)
+    assert not w.h.duty.get(ANNA) or not w.h.duty[ANNA].on_duty
+    fx = w.dm(ANNA, "!på")
+    assert w.h.duty[ANNA].on_duty
