@@ -74,6 +74,7 @@ def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
         ),
         bot_name=config.bot.display_name,
         direct_messages=config.intake.direct_messages,
+        plaintext_direct=config.intake.plaintext_direct,
         allowed_servers=frozenset(config.intake.allowed_servers),
         supervisors=frozenset(UserID(u) for u in config.volunteers.supervisors),
         staff_room=staff_room,
@@ -303,6 +304,7 @@ async def _serve(
             status=lambda: worker_ref[0].core.status(_now()),
             sync_errors=lambda: conn.sync_errors,
             syncs=lambda: conn.syncs,
+            skipped=conn.skipped,
         )
         worker = Worker(
             core=core,

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from bot.core.model import Hours, WeeklyInterval
+from bot.core.model import Hours, PlaintextDirect, WeeklyInterval
 from bot.core.model import Strategy as RoutingStrategy
 
 __all__ = [
@@ -169,6 +169,7 @@ class IntakeConfig:
     lobby_rooms: tuple[str, ...] = ()
     allowed_servers: tuple[str, ...] = ("*",)
     consent_required: bool = False
+    plaintext_direct: PlaintextDirect = PlaintextDirect.OPEN
 
     def allows_server(self, server_name: str) -> bool:
         return "*" in self.allowed_servers or server_name in self.allowed_servers
@@ -1098,6 +1099,12 @@ def _read_intake(root: _Section) -> IntakeConfig:
         "allowed_servers", _allowed_server, default=("*",), expected='a list of server names or "*"'
     )
     consent = s.get("consent_required", _bool, default=False)
+    plaintext = s.get(
+        "plaintext_direct",
+        _choice,
+        default=PlaintextDirect.OPEN,
+        choices=[p.value for p in PlaintextDirect],
+    )
     if direct is False and lobbies == ():
         s.chk.problem(
             s.path_of("direct_messages"),
@@ -1106,7 +1113,13 @@ def _read_intake(root: _Section) -> IntakeConfig:
             "otherwise no chatter can reach the bot",
         )
     s.done()
-    return IntakeConfig(direct, lobbies, servers, consent)
+    return IntakeConfig(
+        direct,
+        lobbies,
+        servers,
+        consent,
+        PlaintextDirect(plaintext) if plaintext is not _BAD else _BAD,
+    )
 
 
 def _allowed_server(chk: _Checker, path: str, value: Any) -> Any:

@@ -36,6 +36,10 @@ def scrub_text(text: str) -> str:
 # dropped, whatever the root level.
 _DATA_LOGGERS = ("aiosqlite", "nio.responses")
 
+# nio's schema checks log, at WARNING, the failing value whole: whatever a stranger put
+# in an event (a body, a name) reached the log. Only that a check failed is kept.
+_NIO_VALIDATION = "Error validating"
+
 
 def traceback_without_messages(exc: BaseException) -> str:
     """The traceback of `exc` and of what caused it, each ending in its type alone."""
@@ -62,6 +66,8 @@ class Scrub(logging.Filter):
             message = record.getMessage()
         except Exception:
             message = str(record.msg)
+        if record.name.startswith("nio") and message.startswith(_NIO_VALIDATION):
+            message = f"{_NIO_VALIDATION}: an event or response failed nio's schema (withheld)"
         record.msg = scrub_text(message)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:

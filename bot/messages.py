@@ -67,6 +67,8 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "intake.already_invited": (),
         "intake.daily_cap": (),
         "intake.invited": (),
+        "intake.invited_plaintext": (),
+        "intake.plaintext_refused": (),
         "intake.room_failed": (),
         "reject.closed_hours": (),
         "reject.queue_full": (),
@@ -206,6 +208,16 @@ NB: dict[str, str] = {
     "intake.invited": (
         "Hei! Så ingen andre kan lese med, har jeg invitert deg til et privat rom. "
         "Godta invitasjonen for å begynne."
+    ),
+    "intake.invited_plaintext": (
+        "Hei! Denne chatten er ikke kryptert, så det du skriver her er ikke helt privat. "
+        "Ikke skriv mer her. Jeg har invitert deg til et privat, kryptert rom: "
+        "godta invitasjonen, så fortsetter vi der."
+    ),
+    "intake.plaintext_refused": (
+        "Hei, og takk for at du skriver. Denne chatten er ikke kryptert, så vi kan ikke "
+        "snakke med deg her. Start en ny chat med {bot_name} med kryptering slått på "
+        "(eller slå på kryptering i denne chatten), så er vi her for deg.\n\n{emergency}"
     ),
     "intake.room_failed": (
         "Beklager, vi fikk ikke laget et privat rom til deg. "
@@ -563,6 +575,16 @@ EN: dict[str, str] = {
     "intake.invited": (
         "Hi! So that nobody else can read along, I've invited you to a private room. "
         "Accept the invitation to start."
+    ),
+    "intake.invited_plaintext": (
+        "Hi! This chat isn't encrypted, so what you write here isn't fully private. "
+        "Please don't write more here. I've invited you to a private, encrypted room: "
+        "accept the invitation and we'll carry on there."
+    ),
+    "intake.plaintext_refused": (
+        "Hi, and thank you for writing. This chat isn't encrypted, so we can't talk with "
+        "you here. Start a new chat with {bot_name} with encryption turned on (or turn on "
+        "encryption in this chat), and we're here for you.\n\n{emergency}"
     ),
     "intake.room_failed": (
         "Sorry, we couldn't make a private room for you. "

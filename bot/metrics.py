@@ -2,7 +2,8 @@
 
 Two kinds of figures:
 - Gauges read at scrape time: the queue, active conversations, volunteers on duty and
-  pending offers from `Helpline.status(now)`, and the sync loop's error count from the
+  pending offers from `Helpline.status(now)`, and the sync loop's error count and the
+  events it skipped (by reason: malformed, plaintext_in_encrypted, error) from the
   connection. Nothing is copied, so they cannot drift from the core's own state.
 - Counters and histograms observed as steps pass through the worker: the wait from
   queueing to a volunteer accepting, offers made and offers that lapsed, purges by
@@ -50,6 +51,7 @@ class Metrics:
         status: Callable[[], dict[str, int]],
         sync_errors: Callable[[], int],
         syncs: Callable[[], int] = lambda: 0,
+        skipped: Iterable[tuple[str, int]] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -83,7 +85,7 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
-        self.registry.register(_Live(status, sync_errors, syncs))
+        self.registry.register(_Live(status, sync_errors, syncs, skipped))
         # event ID -> when it arrived; dropped once its step is done
         self._arrived: OrderedDict[str, float] = OrderedDict()
         # source event ID -> when it arrived, for relays queued but not yet sent
@@ -163,18 +165,28 @@ class _Live:
         status: Callable[[], dict[str, int]],
         sync_errors: Callable[[], int],
         syncs: Callable[[], int],
+        skipped: Iterable[tuple[str, int]],
     ):
         self._status = status
         self._sync_errors = sync_errors
         self._syncs = syncs
+        self._skipped = skipped  # read again at each scrape
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families({}, 0, 0))
+        return list(self._families({}, 0, 0, ()))
 
     def collect(self) -> Iterable[Metric]:
-        return list(self._families(self._status(), self._sync_errors(), self._syncs()))
+        return list(
+            self._families(self._status(), self._sync_errors(), self._syncs(), self._skipped)
+        )
 
-    def _families(self, status: dict[str, int], sync_errors: int, syncs: int) -> Iterator[Metric]:
+    def _families(
+        self,
+        status: dict[str, int],
+        sync_errors: int,
+        syncs: int,
+        skipped: Iterable[tuple[str, int]],
+    ) -> Iterator[Metric]:
         for key, name, doc in self._GAUGES:
             yield GaugeMetricFamily(name, doc, value=status.get(key, 0))
         yield GaugeMetricFamily(
@@ -188,3 +200,11 @@ class _Live:
         yield CounterMetricFamily(
             "helpline_syncs", "Sync responses handled since start", value=syncs
         )
+        events = CounterMetricFamily(
+            "helpline_events_skipped",
+            "Events from the sync acted on by nobody, by reason (never which or whose)",
+            labels=["reason"],
+        )
+        for reason, count in skipped:
+            events.add_metric([reason], count)
+        yield events

@@ -49,6 +49,9 @@ class Message:
     kind: Kind = Kind.TEXT
     origin: Origin = Origin.OTHER
     media_url: str | None = None  # mxc:// of refused media, recorded for the purge
+    # False for a message that came in the clear (nio did not decrypt it): possible only
+    # in a room that is not encrypted, such as a DM a chatter opened without encryption.
+    encrypted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,7 @@ from bot.core.model import (
     Offer,
     OfferState,
     Outcome,
+    PlaintextDirect,
     Policy,
     Role,
     Session,
@@ -336,7 +337,12 @@ class Helpline:
             if self.policy.is_staff(m.sender):
                 self._staff_message(m, now)
         elif m.origin is Origin.DIRECT:
-            if self.policy.is_staff(m.sender):
+            if self.policy.is_staff(m.sender) and not m.encrypted:
+                # Staff commands need a device their owner has verified; a message in the
+                # clear proves none (a stolen access token can send it). Told as for an
+                # unverified device, which also says whom to tell if it was not them.
+                self._say(m.room, "untrusted.own", self._staff_language())
+            elif self.policy.is_staff(m.sender):
                 self._staff_message(m, now, direct=True)
             elif self.policy.direct_messages:
                 self._intake(m, Source.DIRECT, now)
@@ -423,6 +429,10 @@ class Helpline:
             elif source is Source.DIRECT:
                 self._say(m.room, "intake.already_invited", existing.language)
             return
+        plaintext = source is Source.DIRECT and not m.encrypted
+        if plaintext and self.policy.plaintext_direct is PlaintextDirect.REFUSE:
+            self._say(m.room, "intake.plaintext_refused", lang)
+            return
         self._roll_day(now)
         if self._day_counts.get(key, 0) >= self.policy.sessions_per_day:
             if source is Source.DIRECT:
@@ -447,6 +457,10 @@ class Helpline:
             State.CONSENT if self.policy.consent_required and rejection is None else State.WAITING
         )
         s = self._new_session(m.sender, source, m.room, lang, now, first)
+        # The first words of a chat that is not encrypted are held and relayed like any
+        # others: they are on the server in the clear already, and asking someone to say
+        # again what was hard to say at all is unkind. Only what comes later, in the new
+        # encrypted room, is private; the answer in the DM says so.
         if (
             m.kind is Kind.TEXT
             and m.body.strip()
@@ -456,7 +470,7 @@ class Helpline:
             s.held.append(HeldMessage(m.event_id, m.body[: self.policy.message_max_chars]))
         self._emit(CreateRoom(self._chatter_ref(s), m.sender, self.policy.bot_name))
         if source is Source.DIRECT:
-            self._say(m.room, "intake.invited", lang)
+            self._say(m.room, "intake.invited_plaintext" if plaintext else "intake.invited", lang)
         if rejection is not None:
             s.outcome = rejection
             s.ended_at = now

@@ -319,6 +319,13 @@ class VolunteerProfile:
     max_sessions: int = 1
 
 
+class PlaintextDirect(enum.StrEnum):
+    """What a direct chat that is not encrypted gets (`intake.plaintext_direct`)."""
+
+    OPEN = "open"  # the conversation opens (in a new encrypted room), with a warning
+    REFUSE = "refuse"  # nothing opens; the answer says how to write with encryption on
+
+
 class Strategy(enum.StrEnum):
     LONGEST_IDLE = "longest_idle"
     LEAST_BUSY = "least_busy"
@@ -350,6 +357,7 @@ class Policy:
     volunteers: tuple[VolunteerProfile, ...]
     bot_name: str = "Alltidhjelp"
     direct_messages: bool = True
+    plaintext_direct: PlaintextDirect = PlaintextDirect.OPEN
     allowed_servers: frozenset[str] = frozenset({"*"})
     supervisors: frozenset[UserID] = frozenset()
     staff_room: RoomID | None = None

@@ -24,6 +24,9 @@ Rules:
   the grace period an `Unreadable` input asks its sender to send it again. While anything
   is held, the checkpoint stays before the batch it came in, so a crash replays it (the
   worker drops what it already handled by event ID).
+- What each event means is decided in `bot.matrix.translate` (pure, never raises). Here
+  each event is isolated: whatever goes wrong with one skips that one only, counted in
+  `skipped` by reason, logged by exception class, never by content or ID.
 """
 
 from __future__ import annotations
@@ -45,23 +48,14 @@ import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
-    BadEvent,
     EncryptionError,
     InviteMemberEvent,
     JoinError,
     LoginResponse,
     MegolmEvent,
     MessageDirection,
-    RedactionEvent,
-    RoomEncryptedMedia,
     RoomMemberEvent,
-    RoomMessage,
-    RoomMessageEmote,
-    RoomMessageFormatted,
-    RoomMessageMedia,
-    RoomMessageNotice,
     RoomMessagesResponse,
-    RoomMessageText,
     RoomResolveAliasResponse,
     SyncResponse,
     UploadFilterResponse,
@@ -69,18 +63,7 @@ from nio import (
 )
 from nio.events.ephemeral import TypingNoticeEvent
 
-from bot.core.events import (
-    Edit,
-    Input,
-    Joined,
-    Kind,
-    Left,
-    Message,
-    Origin,
-    Redaction,
-    Typing,
-    Unreadable,
-)
+from bot.core.events import Input, Origin, Typing, Unreadable
 from bot.core.ids import EventID, RoomID, UserID
 from bot.core.rooms import RoomIndex, Rooms
 from bot.inbox import BatchEnd, Inbound
@@ -94,6 +77,7 @@ from bot.matrix.crosssigning import (
 )
 from bot.matrix.cryptostore import BotStore
 from bot.matrix.errors import TRANSPORT_ERRORS, check
+from bot.matrix.translate import Skip, SkipCounts, event_id, read, user_id
 from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
@@ -120,21 +104,39 @@ def prepare_sync(body: dict[str, Any], own: str) -> int:
       membership at the time of the event (`unsigned.membership`, Matrix 1.11).
 
     State events stay (they have a `state_key`, even an empty one): nio builds each room's
-    state from them. Returns how many events were dropped."""
+    state from them. Events nio's parser would raise on (`_unparseable`) go too, state or
+    not, from the timeline and the state: one of them would fail the whole sync on every
+    retry, and the bot would never get past it. Returns how many events were dropped."""
     dropped = 0
     rooms = body.get("rooms")
     joined = rooms.get("join") if isinstance(rooms, dict) else None
     if not isinstance(joined, dict):
         return 0
     for info in joined.values():
-        timeline = info.get("timeline") if isinstance(info, dict) else None
-        events = timeline.get("events") if isinstance(timeline, dict) else None
-        if not isinstance(events, list):
+        if not isinstance(info, dict):
             continue
-        kept = [e for e in events if not (isinstance(e, dict) and _droppable(e, own))]
-        dropped += len(events) - len(kept)
-        timeline["events"] = kept
+        for section in ("timeline", "state"):
+            part = info.get(section)
+            events = part.get("events") if isinstance(part, dict) else None
+            if not isinstance(events, list):
+                continue
+            kept = [
+                e
+                for e in events
+                if not (_unparseable(e) or (section == "timeline" and _droppable(e, own)))
+            ]
+            dropped += len(events) - len(kept)
+            part["events"] = kept
     return dropped
+
+
+def _unparseable(event: Any) -> bool:
+    """nio raises (instead of making a BadEvent) on an event that is not an object or
+    whose timestamp is not a number."""
+    if not isinstance(event, dict):
+        return True
+    stamp = event.get("origin_server_ts", 0)
+    return not isinstance(stamp, (int, float))
 
 
 def _droppable(event: dict[str, Any], own: str) -> bool:
@@ -168,6 +170,19 @@ class _Client(AsyncClient):
         if transport_response.url.path.endswith("/sync") and isinstance(body, dict):
             prepare_sync(body, self.user_id)
         return body
+
+    def _handle_timeline_event(
+        self, event: Any, room_id: str, room: Any, encrypted_rooms: set[str]
+    ) -> Any:
+        """nio's, except that an event nio raises on is left as it came: nio parses a
+        decrypted payload without checking it (`"unsigned": null` raises), and the
+        exception would fail the whole sync on every retry. The event stays encrypted;
+        the connection retries it and skips it when decrypting raises again."""
+        try:
+            return super()._handle_timeline_event(event, room_id, room, encrypted_rooms)
+        except Exception as exc:
+            log.warning("nio could not handle an event", extra={"error": type(exc).__name__})
+            return None
 
 
 class StartupError(Exception):
@@ -252,13 +267,14 @@ class Connection:
         self.gap_events = 0  # events read back with /messages to fill timeline gaps
         self._stopping = asyncio.Event()
         self._first_sync = True
-        self._typing: dict[RoomID, set[str]] = {}
+        self._typing: dict[RoomID, set[UserID]] = {}
         self._grace = undecryptable_grace.total_seconds()
         self._held: dict[RoomID, list[_Held]] = {}
         self._batch = 0
         self._unsaved: deque[tuple[int, str]] = deque()  # batches whose checkpoint waits
         self._release_timer: asyncio.TimerHandle | None = None
         self.undecryptable_stats = {"held": 0, "decrypted_late": 0, "unreadable": 0}
+        self.skipped = SkipCounts()  # events no input came from, by reason
         self.on_invite: Callable[[RoomID, UserID, bool], None] | None = None
         # Called with the users whose devices or cross-signing keys changed.
         self.on_device_change: Callable[[list[str]], None] | None = None
@@ -543,7 +559,7 @@ class Connection:
             await c.keys_claim(c.get_users_for_key_claiming())
 
     # ----------------------------------------------------------------------------------
-    # translation: nio events -> core inputs (pure data), in timeline order
+    # translation: nio events -> core inputs (pure data, see bot.matrix.translate), in order
 
     def origin_of(self, room: RoomID) -> Origin:
         if room == self.staff_room:
@@ -581,18 +597,37 @@ class Connection:
                     continue  # history from before the bot ran: never act on it
                 if own_join is not None and i <= own_join:
                     continue
-                if before_join(getattr(event, "source", None) or {}):
-                    continue  # a state event from before the bot's join (see prepare_sync)
-                if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
-                    continue
-                self._translate_event(room, event)
+                # One event that breaks translation costs that event, never the sync: a
+                # crash here would replay the same batch on every start.
+                try:
+                    if before_join(getattr(event, "source", None) or {}):
+                        continue  # a state event from before the bot's join (see prepare_sync)
+                    if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
+                        continue
+                    self._translate_event(room, event)
+                except Exception as exc:
+                    self._failed(exc)
             for event in info.ephemeral:
                 if isinstance(event, TypingNoticeEvent) and not self._first_sync:
-                    users = set(event.users) - {self.user_id}
-                    for user in self._typing_changes(room, users):
-                        self._enqueue(Inbound(Typing(room, UserID(user[0]), user[1])))
+                    try:
+                        self._on_typing(room, event)
+                    except Exception as exc:
+                        self._failed(exc)
 
-    def _typing_changes(self, room: RoomID, now_typing: set[str]) -> list[tuple[str, bool]]:
+    def _failed(self, exc: Exception) -> None:
+        # The class name only: the message of an exception may quote the event.
+        self.skipped.add(Skip.ERROR)
+        log.warning(
+            "an event could not be translated and was skipped", extra={"error": type(exc).__name__}
+        )
+
+    def _on_typing(self, room: RoomID, event: TypingNoticeEvent) -> None:
+        listed = event.users if isinstance(event.users, list) else []
+        users = {u for u in map(user_id, listed) if u is not None} - {self.user_id}
+        for user, typing in self._typing_changes(room, users):
+            self._enqueue(Inbound(Typing(room, user, typing)))
+
+    def _typing_changes(self, room: RoomID, now_typing: set[UserID]) -> list[tuple[UserID, bool]]:
         before = self._typing.get(room, set())
         self._typing[room] = now_typing
         return [(u, True) for u in now_typing - before] + [(u, False) for u in before - now_typing]
@@ -603,25 +638,46 @@ class Connection:
         is_direct = False
         for ev in state:
             if isinstance(ev, InviteMemberEvent) and ev.state_key == self.user_id:
-                inviter = ev.sender
-                is_direct = bool(ev.content.get("is_direct"))
+                inviter = user_id(ev.sender)
+                content = ev.content if isinstance(ev.content, dict) else {}
+                is_direct = content.get("is_direct") is True
         if inviter is not None and self.on_invite is not None:
-            self.on_invite(room, UserID(inviter), is_direct)
+            self.on_invite(room, inviter, is_direct)
+
+    def room_encrypted(self, room: RoomID) -> bool:
+        """The bot knows the room is encrypted: nio has seen its encryption state, or the
+        executor made it (and told nio, before its state came back in a sync)."""
+        nio_room = self.client.rooms.get(room)
+        return (nio_room is not None and nio_room.encrypted) or room in self.client.encrypted_rooms
+
+    def _read(self, room: RoomID, event: Any, origin: Origin) -> Input | None:
+        out = read(room, event, origin, room_encrypted=self.room_encrypted(room))
+        if not isinstance(out, Skip):
+            return out
+        self.skipped.add(out)
+        if out is Skip.PLAINTEXT_IN_ENCRYPTED:
+            log.warning("an unencrypted message in an encrypted room was not acted on")
+        elif out is not Skip.IGNORED:
+            log.info("an event was skipped", extra={"reason": out.value})
+        return None
 
     def _translate_event(self, room: RoomID, event: Any) -> None:
-        sender = UserID(getattr(event, "sender", ""))
+        sender = getattr(event, "sender", None)
         if sender == self.user_id:
             return
         origin = self.origin_of(room)
         loop_time = asyncio.get_running_loop().time()
         if isinstance(event, MegolmEvent):
+            if user_id(sender) is None or event_id(event.event_id) is None:
+                self.skipped.add(Skip.MALFORMED)  # its sender could never be asked again
+                return
             log.info("undecryptable event held for its key")
             self.undecryptable_stats["held"] += 1
             self._held.setdefault(room, []).append(
                 _Held(self._batch, loop_time, origin, event=event)
             )
             return
-        inp = translate(room, event, origin)
+        inp = self._read(room, event, origin)
         if inp is None:
             return
         inbound = Inbound(inp, getattr(event, "event_id", None), _sender_key(event), origin)
@@ -674,9 +730,16 @@ class Connection:
             clear = self.client.decrypt_event(event)
         except EncryptionError:
             return False, None
+        except Exception as exc:  # its payload broke nio: it alone goes
+            self._failed(exc)
+            return True, None
         self.undecryptable_stats["decrypted_late"] += 1
         log.info("a held event was decrypted after its key arrived")
-        inp = translate(room, clear, item.origin)
+        try:
+            inp = self._read(room, clear, item.origin)
+        except Exception as exc:
+            self._failed(exc)
+            return True, None
         if inp is None:
             return True, None
         return True, Inbound(inp, event.event_id, _sender_key(clear), item.origin)
@@ -734,80 +797,3 @@ def _sender_key(event: Any) -> str | None:
     """The sending device's Curve25519 key, for an event that was decrypted."""
     key = getattr(event, "sender_key", None) if getattr(event, "decrypted", False) else None
     return key if isinstance(key, str) else None
-
-
-def translate(room: RoomID, event: Any, origin: Origin) -> Input | None:
-    """One decrypted nio event -> one core input, or None for what the core ignores.
-
-    Only `body` is read from messages: `formatted_body` is never passed on, so nothing a
-    participant writes is ever interpreted as HTML.
-    """
-    sender = UserID(event.sender)
-    if isinstance(event, RoomMemberEvent):
-        if event.membership == "join" and event.prev_membership != "join":
-            return Joined(room, UserID(event.state_key))
-        if event.membership in ("leave", "ban") and event.prev_membership in ("join", "invite"):
-            return Left(room, UserID(event.state_key))
-        return None
-    if isinstance(event, RedactionEvent):
-        return Redaction(room, sender, EventID(event.event_id), EventID(event.redacts))
-    if isinstance(event, RoomMessage):
-        content = event.source.get("content", {})
-        relates = content.get("m.relates_to") or {}
-        if relates.get("rel_type") == "m.replace":
-            new = content.get("m.new_content") or {}
-            body = new.get("body")
-            if not isinstance(body, str) or not relates.get("event_id"):
-                return None
-            return Edit(room, sender, EventID(event.event_id), EventID(relates["event_id"]), body)
-        if isinstance(event, (RoomMessageMedia, RoomEncryptedMedia)):
-            url = getattr(event, "url", None)  # an encrypted attachment's is its file's
-            return Message(
-                room,
-                sender,
-                EventID(event.event_id),
-                "",
-                Kind.MEDIA,
-                origin,
-                media_url=url if isinstance(url, str) else None,
-            )
-        if isinstance(event, (RoomMessageText, RoomMessageEmote, RoomMessageNotice)):
-            kind = (
-                Kind.EMOTE
-                if isinstance(event, RoomMessageEmote)
-                else (Kind.NOTICE if isinstance(event, RoomMessageNotice) else Kind.TEXT)
-            )
-            if kind is Kind.NOTICE:
-                return None  # bots and bridges speak in notices; never relay or act on them
-            body = event.body if isinstance(event.body, str) else ""
-            return Message(room, sender, EventID(event.event_id), body, kind, origin)
-        if isinstance(event, RoomMessageFormatted):
-            return None
-        msgtype = content.get("msgtype", "")
-        kind = Kind.MEDIA if msgtype in _MEDIA else Kind.OTHER
-        return Message(room, sender, EventID(event.event_id), "", kind, origin)
-    if getattr(event, "source", {}).get("type") == "m.sticker":
-        return Message(room, sender, EventID(event.event_id), "", Kind.MEDIA, origin)
-    if isinstance(event, BadEvent) and event.type == "m.room.message":
-        # A message nio's schemas refuse, e.g. an image with a plain `url` in an encrypted
-        # room: never relayed, but the sender must hear why (refused like media).
-        content = event.source.get("content")
-        content = content if isinstance(content, dict) else {}
-        msgtype = content.get("msgtype")
-        if msgtype == "m.notice":
-            return None
-        url = content.get("url")
-        kind = Kind.MEDIA if msgtype in _MEDIA else Kind.OTHER
-        return Message(
-            room,
-            sender,
-            EventID(event.event_id),
-            "",
-            kind,
-            origin,
-            media_url=url if isinstance(url, str) and url.startswith("mxc://") else None,
-        )
-    return None
-
-
-_MEDIA = ("m.image", "m.file", "m.audio", "m.video")

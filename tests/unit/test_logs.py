@@ -56,3 +56,12 @@ def test_data_carrying_debug_records_are_dropped(captured):
     logging.getLogger("aiosqlite").debug("executing %s", BODY)
     logging.getLogger("nio.responses").debug("response %s", BODY)
     assert BODY not in captured.getvalue()
+
+
+def test_nio_schema_failures_do_not_quote_what_was_sent(captured):
+    setup("INFO", stream=captured)
+    logging.getLogger("nio.events.misc").warning(
+        f"Error validating event: 5 is not of type 'string'\n\nOn instance: {{'body': '{BODY}'}}"
+    )
+    out = captured.getvalue()
+    assert "Error validating" in out and BODY not in out

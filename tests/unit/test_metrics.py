@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.core.events import CreateRoom, Effect, Input, Message, PurgeFinished, Relay, RoomCreated
 from bot.core.ids import RoomID
 from bot.core.model import TimerKind
+from bot.matrix.translate import Skip, SkipCounts
 from bot.metrics import Metrics, purge_outcome
 from tests.unit.core_helpers import ANNA, BJORN, World, chatter
 
@@ -148,3 +149,22 @@ def test_scrape_holds_no_ids() -> None:
     text = w.metrics.render().decode()
     for secret in ("@", "!m", "$e", "hemmelig", "example.org"):
         assert secret not in text
+
+
+def test_skipped_events_are_counted_by_reason_read_at_each_scrape() -> None:
+    skipped = SkipCounts()
+    metrics = Metrics(status=dict, sync_errors=lambda: 0, skipped=skipped)
+
+    def value(reason: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "helpline_events_skipped_total", {"reason": reason}
+        )
+
+    assert [value(r) for r in ("malformed", "plaintext_in_encrypted", "error")] == [0, 0, 0]
+    skipped.add(Skip.MALFORMED)
+    skipped.add(Skip.MALFORMED)
+    skipped.add(Skip.PLAINTEXT_IN_ENCRYPTED)
+    skipped.add(Skip.IGNORED)  # the ordinary case is not a figure worth watching
+    assert [value(r) for r in ("malformed", "plaintext_in_encrypted", "error")] == [2, 1, 0]
+    assert value("ignored") is None
+    assert b'helpline_events_skipped_total{reason="malformed"} 2.0' in metrics.render()

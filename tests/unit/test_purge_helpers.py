@@ -75,4 +75,4 @@ def test_nio_response_bodies_never_reach_the_logs() -> None:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
     assert "Kari Nordmann" not in out.getvalue()
-    assert "Error validating response" in out.getvalue()
+    assert "Error validating" in out.getvalue()  # the fact stays, the value goes

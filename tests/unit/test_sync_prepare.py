@@ -1,11 +1,14 @@
 """What the bot drops from a sync response before nio parses it (bot.matrix.connection):
 its own non-state events and the non-state events from before it joined; never a state
-event, never someone else's event sent while it was in the room."""
+event, never someone else's event sent while it was in the room, unless nio could not
+parse it at all."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from nio import SyncResponse
 
 from bot.matrix.connection import SYNC_FILTER, _version, before_join, prepare_sync
 
@@ -70,12 +73,23 @@ def test_odd_shapes_are_left_alone() -> None:
         {"rooms": {"join": []}},
         {"rooms": {"join": {"!r:hs": None}}},
         {"rooms": {"join": {"!r:hs": {"timeline": {"events": "x"}}}}},
-        {"rooms": {"join": {"!r:hs": {"timeline": {"events": [1, None, "x"]}}}}},
         {"rooms": {"join": {"!r:hs": {"timeline": {"events": [{"unsigned": "x"}]}}}}},
+        {"rooms": {"join": {"!r:hs": {"state": None, "timeline": None}}}},
     ):
         before = copy.deepcopy(odd)
         assert prepare_sync(odd, BOT) == 0
         assert odd == before
+
+
+def test_events_nio_would_raise_on_are_dropped_so_the_sync_gets_past_them() -> None:
+    good = {**ev("@c:hs", membership="join"), "origin_server_ts": 5}
+    bad_stamp = [{**good, "origin_server_ts": stamp} for stamp in (None, "1", [1], {"a": 1})]
+    not_events = [1, None, "x", ["a"]]
+    sync = body(*bad_stamp, *not_events, good)
+    sync["rooms"]["join"]["!r:hs"]["state"] = {"events": [None, {**good, "state_key": ""}]}
+    assert prepare_sync(sync, BOT) == len(bad_stamp) + len(not_events) + 1
+    assert timeline(sync) == [good]
+    SyncResponse.from_dict(sync)  # what raised before, on every retry
 
 
 def test_versions() -> None:

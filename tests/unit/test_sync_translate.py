@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nio import SyncResponse
 
-from bot.core.events import Joined, Message
+from bot.core.events import Joined, Message, Typing
 from bot.inbox import BatchEnd, Inbound
+from bot.matrix import connection
 from bot.matrix.connection import Connection, prepare_sync
+from bot.matrix.translate import Skip
 
 BOT = "@bot:hs"
 CHATTER = "@c:hs"
@@ -53,6 +56,19 @@ def text(body: str, seen_as: str | None) -> dict:
 
 
 async def translated(tmp_path: Path, events: list[dict], state: list[dict] = ()) -> list[Any]:  # type: ignore[assignment]
+    got, _ = await translated_by(tmp_path, events, state)
+    return got
+
+
+async def translated_by(
+    tmp_path: Path,
+    events: list[dict],
+    state: list[dict] = (),  # type: ignore[assignment]
+    *,
+    ephemeral: list[dict] = (),  # type: ignore[assignment]
+    encrypted_rooms: set[str] = frozenset(),  # type: ignore[assignment]
+) -> tuple[list[Any], Connection]:
+    """The inputs (then checkpoints) one sync batch becomes, and the connection."""
     got: list[Any] = []
     conn = Connection(
         homeserver="http://127.0.0.1:1",
@@ -65,6 +81,7 @@ async def translated(tmp_path: Path, events: list[dict], state: list[dict] = ())
         enqueue=got.append,
     )
     conn._first_sync = False
+    conn.client.encrypted_rooms.update(encrypted_rooms)
     body = {
         "next_batch": "s2",
         "rooms": {
@@ -72,15 +89,17 @@ async def translated(tmp_path: Path, events: list[dict], state: list[dict] = ())
                 ROOM: {
                     "timeline": {"events": events, "limited": False},
                     "state": {"events": list(state)},
+                    "ephemeral": {"events": list(ephemeral)},
                 }
             }
         },
     }
     prepare_sync(body, BOT)
-    conn._translate(SyncResponse.from_dict(body))
-    return [item.input for item in got if isinstance(item, Inbound)] + [
-        item for item in got if isinstance(item, BatchEnd)
-    ]
+    resp = SyncResponse.from_dict(body)
+    await conn.client.receive_response(resp)  # nio learns the rooms' state, as after a sync
+    conn._translate(resp)
+    inputs = [item.input for item in got if isinstance(item, Inbound)]
+    return inputs + [item for item in got if isinstance(item, BatchEnd)], conn
 
 
 async def test_with_membership_on_events_only_what_came_after_the_join_counts(
@@ -114,3 +133,148 @@ async def test_a_room_the_bot_was_already_in_passes_everything_on(tmp_path: Path
     events = [text("en", seen_as=None), text("to", seen_as="join")]
     inputs = await translated(tmp_path, events)
     assert [i.body for i in inputs if isinstance(i, Message)] == ["en", "to"]
+
+
+# ---- one event cannot take the batch down ----------------------------------------------
+
+
+def encryption_state() -> dict:
+    return {
+        "type": "m.room.encryption",
+        "sender": CHATTER,
+        "state_key": "",
+        "event_id": "$enc",
+        "origin_server_ts": 1,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+    }
+
+
+def edit_of(target: object) -> dict:
+    event = text("* ny", seen_as="join")
+    event["event_id"] = "$edit"
+    event["content"]["m.relates_to"] = {"rel_type": "m.replace", "event_id": target}
+    event["content"]["m.new_content"] = {"msgtype": "m.text", "body": "ny"}
+    return event
+
+
+async def test_malformed_events_are_skipped_counted_and_the_batch_goes_on(tmp_path: Path) -> None:
+    junk_relation = text("a", seen_as="join")
+    junk_relation["content"]["m.relates_to"] = "$x"
+    got, conn = await translated_by(
+        tmp_path, [junk_relation, edit_of({"$": 1}), edit_of(["$x"]), text("b", seen_as="join")]
+    )
+    assert [i.body for i in got if isinstance(i, Message)] == ["b"]
+    assert conn.skipped[Skip.MALFORMED] == 3
+
+
+async def test_an_event_whose_translation_raises_is_the_only_one_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = connection.read
+
+    def breaks_on_secret(room, event, origin, **kw):  # type: ignore[no-untyped-def]
+        if getattr(event, "body", "") == "hemmelig":
+            raise ValueError("hemmelig fra @c:hs")
+        return real(room, event, origin, **kw)
+
+    monkeypatch.setattr(connection, "read", breaks_on_secret)
+    got, conn = await translated_by(
+        tmp_path, [text("hemmelig", seen_as="join"), text("etter", seen_as="join")]
+    )
+    assert [i.body for i in got if isinstance(i, Message)] == ["etter"]
+    assert conn.skipped[Skip.ERROR] == 1
+    skipped = [r for r in caplog.records if r.getMessage().startswith("an event could not be")]
+    assert [getattr(r, "error", None) for r in skipped] == ["ValueError"]
+    ours = " ".join(
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name.startswith("bot.")
+    )
+    assert "hemmelig" not in ours and CHATTER not in ours and ROOM not in ours
+
+
+async def test_in_an_encrypted_room_a_message_in_the_clear_is_skipped(tmp_path: Path) -> None:
+    got, conn = await translated_by(
+        tmp_path, [text("!av", seen_as="join")], state=[encryption_state()]
+    )
+    assert not [i for i in got if isinstance(i, Message)]
+    assert conn.skipped[Skip.PLAINTEXT_IN_ENCRYPTED] == 1
+
+
+async def test_a_room_the_bot_made_encrypted_counts_before_its_state_is_seen(
+    tmp_path: Path,
+) -> None:
+    got, conn = await translated_by(tmp_path, [text("hei", seen_as="join")], encrypted_rooms={ROOM})
+    assert not [i for i in got if isinstance(i, Message)]
+    assert conn.skipped[Skip.PLAINTEXT_IN_ENCRYPTED] == 1
+
+
+async def test_in_an_unencrypted_room_a_message_says_it_came_in_the_clear(tmp_path: Path) -> None:
+    got, _ = await translated_by(tmp_path, [text("hei", seen_as="join")])
+    (message,) = [i for i in got if isinstance(i, Message)]
+    assert message.encrypted is False
+
+
+async def test_typing_from_ids_that_are_not_user_ids_is_dropped(tmp_path: Path) -> None:
+    ephemeral = [{"type": "m.typing", "content": {"user_ids": [CHATTER, "nobody", "@" * 300]}}]
+    got, _ = await translated_by(tmp_path, [], ephemeral=ephemeral)
+    assert [(i.user, i.typing) for i in got if isinstance(i, Typing)] == [(CHATTER, True)]
+
+
+async def test_an_encrypted_payload_nio_raises_on_costs_that_event_only(tmp_path: Path) -> None:
+    """The sender controls the decrypted payload, and nio parses it unchecked: with
+    `"unsigned": null` nio raised inside the sync, which failed on every retry."""
+    got: list[Any] = []
+    conn = Connection(
+        homeserver="http://127.0.0.1:1",
+        user_id=BOT,
+        password="x",
+        device_name="test",
+        display_name="Bot",
+        data_dir=tmp_path,
+        store_key="k" * 32,
+        enqueue=got.append,
+    )
+    conn._first_sync = False
+    conn.client.restore_login(BOT, "BOTDEVICE", "token")  # an olm account, no server
+    olm = conn.client.olm
+    olm.create_outbound_group_session(ROOM)
+    olm.outbound_group_sessions[ROOM].shared = True  # the bot holds its inbound half
+
+    def encrypted(n: int, payload: dict) -> dict:
+        return {
+            "type": "m.room.encrypted",
+            "sender": CHATTER,
+            "event_id": f"$e{n}",
+            "origin_server_ts": 1,
+            "content": olm.group_encrypt(ROOM, payload),
+        }
+
+    hostile = {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "a"}}
+    body = {
+        "next_batch": "s2",
+        "rooms": {
+            "join": {
+                ROOM: {
+                    "timeline": {
+                        "events": [
+                            encrypted(1, {**hostile, "unsigned": None}),
+                            encrypted(
+                                2, {**hostile, "content": {"msgtype": "m.text", "body": "\ud800"}}
+                            ),
+                        ],
+                        "limited": False,
+                    },
+                    "state": {"events": [encryption_state()]},
+                }
+            }
+        },
+    }
+    resp = SyncResponse.from_dict(body)
+    await conn.client.receive_response(resp)  # raised TypeError
+    conn._batch += 1
+    conn._translate(resp)
+    conn._unsaved.append((conn._batch, "s2"))
+    conn._release(retry=True)
+    (message,) = [i.input for i in got if isinstance(i, Inbound)]
+    assert isinstance(message, Message) and (message.body, message.encrypted) == ("\ufffd", True)
+    assert conn.skipped[Skip.ERROR] == 1
+    assert BatchEnd("s2") in got  # nothing is held back: the batch is done
