@@ -246,3 +246,36 @@ async def test_impersonating_names_never_reach_the_other_side(
     )
     assert chatter.user.user_id not in str(state)
     assert_logs_clean(w, "hei, jeg er", chatter.user.user_id)
+
+
+async def test_an_outsider_cannot_join_a_conversation_and_a_participant_cannot_take_it_over(
+    open_world, make_user, make_client
+):
+    """The conversation rooms are invite-only and only the bot holds power: an outsider's
+    join is refused, and the chatter can neither replace the room (tombstone), nor raise
+    their power, nor let others in; the conversation goes on."""
+    from nio import JoinError, RoomPutStateError
+
+    from tests.integration.world import open_conversation
+
+    w = await open_world()
+    chatter, vroom = await open_conversation(w, make_user, make_client)
+    v = w.volunteers[0]
+    outsider = await make_client(await make_user("outsider"))
+    for room in (chatter.room, vroom):
+        assert isinstance(await outsider.client.join(room), JoinError)
+
+    attempts = {
+        "m.room.tombstone": {"body": "flytt", "replacement_room": "!elsewhere:localhost"},
+        "m.room.power_levels": {"users": {chatter.user.user_id: 100}},
+        "m.room.join_rules": {"join_rule": "public"},
+        "m.room.history_visibility": {"history_visibility": "world_readable"},
+    }
+    for event_type, content in attempts.items():
+        resp = await chatter.client.client.room_put_state(chatter.room, event_type, content)
+        assert isinstance(resp, RoomPutStateError), event_type
+        assert resp.status_code == "M_FORBIDDEN"
+
+    await chatter.client.send_text(chatter.room, "fortsatt her")
+    got = await next_from_bot(w, v.client, vroom, lambda m: m.body == "fortsatt her")
+    assert got.body == "fortsatt her"
