@@ -55,6 +55,7 @@ import resource
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -175,10 +176,15 @@ class Run:
 
 
 class BotHandle:
-    """The bot subprocess, restartable on the same config and data."""
+    """The bot subprocess, restartable on the same config and data. With ``src`` (a
+    directory holding a ``bot/`` package) the bot runs from there instead of this
+    checkout: ``python -m bot`` imports from its working directory first."""
 
-    def __init__(self, config: Path, log: Path, metrics_port: int, db: Path) -> None:
+    def __init__(
+        self, config: Path, log: Path, metrics_port: int, db: Path, src: Path | None = None
+    ) -> None:
         self.config, self.log, self.metrics_port, self.db = config, log, metrics_port, db
+        self.src = src
         self.bot: SubprocessBot | None = None
         self.restarting = False
         self.cpu_of_ended: float = 0.0  # CPU seconds of bot processes that have exited
@@ -190,7 +196,8 @@ class BotHandle:
 
     async def start(self) -> int:
         self.bot = SubprocessBot(self.config, self.log)
-        self.bot.start()
+        with contextlib.chdir(self.src or Path.cwd()):
+            self.bot.start()
         assert self.bot.proc is not None
         await self.bot.wait_ready(timeout=120)
         return self.bot.proc.pid
@@ -598,7 +605,8 @@ async def drive(
         http={"host": "127.0.0.1", "port": metrics_port},
         limits={"queue_max_length": max(50, args.chatters + 10)},
     )
-    handle = BotHandle(config, workdir / "bot.log", metrics_port, data_dir / "helpline.db")
+    src = export_bot(args.bot_ref, workdir / "bot-src") if args.bot_ref else None
+    handle = BotHandle(config, workdir / "bot.log", metrics_port, data_dir / "helpline.db", src)
     handles.append(handle)
     step("starting the bot")
     run.bot_pids.append(await handle.start())
@@ -682,7 +690,8 @@ async def drive(
 class Accounting:
     sent: int = 0
     delivered: int = 0  # tags received at least once in their own conversation
-    lost: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # never arrived; conversation finished
+    pending: list[str] = field(default_factory=list)  # never arrived; conversation unfinished
     duplicated: int = 0  # extra copies in the right room
     misrouted: int = 0  # copies in a room of another conversation
     unknown_room: int = 0  # tagged copies in a room no conversation was mapped to
@@ -736,13 +745,14 @@ def account(run: Run, bot_id: str, vols: list[Volunteer], chatters: list[TestCli
         )
     for key, sent_at in run.sent.items():
         got = first_copy.get(key)
+        parsed = parse_tag(key)
+        assert parsed is not None
         if got is None:
-            acc.lost.append(key)
+            finished = run.conversations[parsed[0]].t_closed is not None
+            (acc.lost if finished else acc.pending).append(key)
             continue
         acc.delivered += 1
         acc.duplicated += copies[key] - 1
-        parsed = parse_tag(key)
-        assert parsed is not None
         if parsed[2] > 0:  # seq 0 is the held first words: an intake, not a relay
             acc.latency[parsed[1]].append(got.received_at - sent_at)
     return acc
@@ -776,7 +786,8 @@ def report(run: Run) -> str:
         "",
         f"scale  {p['date']}  {p['cores']} cores  Synapse {p['synapse']} (SQLite)  "
         f"load avg before {p['load_before'][0]:.2f} {p['load_before'][1]:.2f} "
-        f"{p['load_before'][2]:.2f}  bot at {p['commit']}",
+        f"{p['load_before'][2]:.2f}  bot at {p['commit']}"
+        + (f" ({p['bot_ref']})" if p.get("bot_ref") else ""),
         f"V={p['volunteers']} volunteers (max_sessions {p['max_sessions']}, "
         f"{p.get('volunteers_on_duty', '?')} on duty), N={p['chatters']} chatters "
         f"{p['arrival']}"
@@ -825,6 +836,8 @@ def report(run: Run) -> str:
         f"  messages: sent {acc.sent} (incl. {sum(c.t_first is not None for c in convs)} first "
         f"words), delivered {acc.delivered}, lost {len(acc.lost)}, duplicated "
         f"{acc.duplicated}, misrouted {acc.misrouted}, in unmapped rooms {acc.unknown_room}",
+        f"  not delivered by the end in unfinished conversations: {len(acc.pending)}"
+        " (held or stuck in the bot, or lost: the run cannot tell)",
         f"  undecryptable at the end: {acc.undecryptable} in conversation rooms, "
         f"{acc.undecryptable_staff} elsewhere (volunteers' room)",
     ]
@@ -965,6 +978,29 @@ def to_json(run: Run) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
+def export_bot(ref: str, dest: Path) -> Path:
+    """The ``bot/`` package as committed at ``ref`` (``git archive``), in ``dest``: to
+    measure another branch's bot with this harness, without touching its worktree."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "bot"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def bot_commit(ref: str | None) -> str:
+    """Short hash of the bot measured: ``--bot-ref``, or this checkout's HEAD (with "+"
+    when bot/ has uncommitted changes)."""
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", ref or "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    if ref is None:
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "bot"]).returncode
+        out += "+" if dirty else ""
+    return out or "?"
+
+
 def think_range(text: str) -> tuple[float, float]:
     low, _, high = text.partition("-")
     a, b = float(low), float(high or low)
@@ -1037,6 +1073,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--register-concurrency", type=int, default=4, help="accounts registered at once (4)"
     )
+    ap.add_argument(
+        "--bot-ref",
+        metavar="GIT_REF",
+        help="run the bot as committed at this ref (e.g. main), not this checkout's",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="write the raw figures here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stores)")
@@ -1054,7 +1095,7 @@ def params_of(args: argparse.Namespace) -> dict[str, Any]:
         synapse = metadata.version("matrix-synapse")
     except metadata.PackageNotFoundError:
         synapse = "?"
-    commit = os.popen("git rev-parse --short HEAD 2>/dev/null").read().strip() or "?"
+    commit = bot_commit(args.bot_ref)
     return {
         "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "cores": os.cpu_count(),
@@ -1072,6 +1113,7 @@ def params_of(args: argparse.Namespace) -> dict[str, Any]:
         "turn_timeout": args.turn_timeout,
         "restart_at": args.restart_at,
         "seed": args.seed,
+        "bot_ref": args.bot_ref,
     }
 
 
