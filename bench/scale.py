@@ -269,7 +269,7 @@ async def go_on_duty(vols: list[Volunteer], staff_room: str, bot_id: str, concur
                 await v.client.wait_for_message(
                     room_id=staff_room,
                     sender=bot_id,
-                    timeout=STEP_TIMEOUT_S,
+                    timeout=2 * STEP_TIMEOUT_S,
                     predicate=lambda m: v.alias in (m.body or "") and "på vakt" in (m.body or ""),
                 )
                 v.on_duty = True
@@ -782,6 +782,7 @@ def report(run: Run) -> str:
     convs = run.conversations
     n = len(convs)
     wall = run.t_end - run.t0
+    first_on_duty = next((s.on_duty for s in run.samples if s.on_duty is not None), None)
     lines = [
         "",
         f"scale  {p['date']}  {p['cores']} cores  Synapse {p['synapse']} (SQLite)  "
@@ -789,7 +790,8 @@ def report(run: Run) -> str:
         f"{p['load_before'][2]:.2f}  bot at {p['commit']}"
         + (f" ({p['bot_ref']})" if p.get("bot_ref") else ""),
         f"V={p['volunteers']} volunteers (max_sessions {p['max_sessions']}, "
-        f"{p.get('volunteers_on_duty', '?')} on duty), N={p['chatters']} chatters "
+        f"on duty: {p.get('volunteers_on_duty', '?')} saw the answer, "
+        f"{fmt_count(first_on_duty)} by the bot's /metrics), N={p['chatters']} chatters "
         f"{p['arrival']}"
         + (
             f" over {p['over']:g} s"
@@ -886,6 +888,7 @@ def report(run: Run) -> str:
             if lags
             else "-"
         ),
+        bot_relay_histogram(run.bot_metrics_end),
     ]
     if run.restart:
         r = run.restart
@@ -941,6 +944,31 @@ def report(run: Run) -> str:
     )
     lines.append("")
     return "\n".join(lines)
+
+
+def fmt_count(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
+
+
+def bot_relay_histogram(values: dict[str, float]) -> str:
+    """The bot's own relay latency (its /metrics: from its sync delivering a message to
+    the homeserver accepting the relayed copy), from the last scrape: the part of the
+    end-to-end latency spent inside the bot. Counts only the bot process running at the
+    end (a restart starts it from zero)."""
+    count = values.get("helpline_relay_latency_seconds_count")
+    if not count:
+        return "  bot's own relay latency (/metrics): nothing recorded"
+    total = values.get("helpline_relay_latency_seconds_sum", 0.0)
+
+    def share(le: str) -> str:
+        n = values.get(f'helpline_relay_latency_seconds_bucket{{le="{le}"}}', 0.0)
+        return f"{100 * n / count:.0f}%"
+
+    return (
+        f"  bot's own relay latency (/metrics, its receipt -> homeserver accepted): "
+        f"n={count:.0f} mean {total / count * 1000:.0f} ms, <=0.25 s {share('0.25')}, "
+        f"<=1 s {share('1.0')}, <=5 s {share('5.0')}"
+    )
 
 
 def to_json(run: Run) -> dict[str, Any]:
@@ -1042,8 +1070,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--turn-timeout",
         type=float,
-        default=60.0,
-        help="longest wait for the other side's message before going on (60)",
+        default=None,
+        help="longest wait for the other side's message before going on "
+        "(default: max think time + 60 s)",
     )
     ap.add_argument(
         "--deadline",
@@ -1084,6 +1113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.volunteers < 1 or args.chatters < 1 or args.messages < 0 or args.max_sessions < 1:
         ap.error("--volunteers, --chatters, --max-sessions >= 1 and --messages >= 0")
+    if args.turn_timeout is None:
+        args.turn_timeout = args.think[1] + 60
     if args.deadline is None:
         spread = args.over if args.arrival == "uniform" else BURST_WINDOW_S
         args.deadline = spread + 2 * args.messages * args.think[1] + 180
