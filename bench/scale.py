@@ -191,6 +191,10 @@ class BotHandle:
 
     @property
     def pid(self) -> int | None:
+        """The running bot's PID; None while it is being restarted (``poll()`` would
+        reap the exited process before ``terminate`` has read its CPU times)."""
+        if self.restarting:
+            return None
         proc = self.bot.proc if self.bot is not None else None
         return proc.pid if proc is not None and proc.poll() is None else None
 
@@ -289,11 +293,10 @@ class Load:
         args: argparse.Namespace,
         bot_id: str,
         vols: list[Volunteer],
-        chatters: list[TestClient],
         deadline: float,
     ) -> None:
         self.run, self.args, self.bot_id = run, args, bot_id
-        self.vols, self.chatters, self.deadline = vols, chatters, deadline
+        self.vols, self.deadline = vols, deadline
         self.rng = random.Random(args.seed)
         self.aliases = {v.alias for v in vols}
         self.vol_tasks: set[asyncio.Task[None]] = set()
@@ -475,7 +478,7 @@ async def sample_loop(
                 s.on_duty = v.get("helpline_volunteers_on_duty")
                 s.metrics_ms = scrape.seconds * 1000
                 run.bot_metrics_end = v
-            if not args_no_outbox(load.args):
+            if not load.args.no_outbox:
                 s.outbox = await asyncio.to_thread(outbox_rows, handle.db)
             if bot is not None:
                 s.rss_mb, s.hwm_mb, s.fds = bot.rss_mb, bot.hwm_mb, bot.fds
@@ -488,10 +491,6 @@ async def sample_loop(
             s.ended = sum(c.t_closed is not None for c in run.conversations)
             run.samples.append(s)
             await asyncio.sleep(max(0.0, every - (time.monotonic() - now)))
-
-
-def args_no_outbox(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "no_outbox", False))
 
 
 async def loop_lag(run: Run, every: float = 0.25) -> None:
@@ -627,7 +626,7 @@ async def drive(
     ]
     run.t0 = time.monotonic()
     deadline = run.t0 + args.deadline
-    load = Load(run, args, bot_id, vols, chat_clients, deadline)
+    load = Load(run, args, bot_id, vols, deadline)
     run.synapse_pid = server.pid
     cpu0 = {"bot": proc_status(handle.pid), "synapse": proc_status(server.pid)}
     run.cpu["bot_start"] = cpu0["bot"].cpu_s if cpu0["bot"] else 0.0
@@ -735,7 +734,7 @@ def account(run: Run, bot_id: str, vols: list[Volunteer], chatters: list[TestCli
             copies[key] += 1
             if key not in first_copy:
                 first_copy[key] = m
-            if restart_ms is not None and m.server_ts >= restart_ms:
+            if restart_ms is not None and restart_t is not None and m.server_ts >= restart_ms:
                 after = m.received_at - restart_t
                 if acc.first_after_restart is None or after < acc.first_after_restart:
                     acc.first_after_restart = after
