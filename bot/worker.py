@@ -45,6 +45,7 @@ from bot.core.events import (
     CreateRoom,
     Effect,
     Input,
+    Origin,
     Purge,
     PurgeFinished,
     PurgeStalled,
@@ -93,7 +94,7 @@ MAX_UNEXPECTED = 3
 CHECKPOINT_IDLE = timedelta(seconds=30)
 ATTEMPT_TIMEOUT = 120.0  # one try of one effect; nio retries a dead connection forever
 MAX_IN_FLIGHT = 16  # effects carried out at once, over all lanes
-HOLD_S = 5.0  # an input for an unknown room waits at most this for room creations
+HOLD_S = 30.0  # an input for an unknown room waits at most this for room creations
 STALLED_AFTER = 120.0  # seconds without progress while effects wait: /healthz says 503
 
 
@@ -198,6 +199,7 @@ class Worker:
         max_in_flight: int = MAX_IN_FLIGHT,
         backoff: Callable[[int], float] = backoff,
         purge_backoff: PurgeBackoff | None = None,
+        hold_s: float = HOLD_S,
     ) -> None:
         self.core = core
         self.db = db
@@ -219,6 +221,7 @@ class Worker:
         self.restore = restore  # rebuilds the core from storage after a failed write
         self.backoff = backoff
         self.purge_backoff = purge_backoff or PurgeBackoff()
+        self.hold_s = hold_s
         self.inbox: asyncio.Queue[Item] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._lanes: dict[LaneKey, _Lane] = {}
@@ -319,13 +322,14 @@ class Worker:
     # answer is in. Under load the sync can deliver what the invited person did in that
     # room (joined, wrote) before the answer is handled; the core would not know the room
     # and drop it. So an input for a room the core does not know waits while creations
-    # that were under way when it came are not yet recorded (at most `HOLD_S`); later
+    # that were under way when it came are not yet recorded (at most `HOLD_S`: a creation
+    # slower than that has the homeserver in trouble anyway); later
     # inputs of the same room wait behind it, so each room keeps its order.
 
     def _must_hold(self, item: Inbound) -> bool:
         room = getattr(item.input, "room", None)
-        if room is None:
-            return False
+        if room is None or item.origin in (Origin.STAFF, Origin.LOBBY):
+            return False  # rooms of the configuration, never made by the bot
         if any(h.room == room for h in self._held):
             return True
         return bool(self._creating) and not self.rooms.is_session_room(room)
@@ -336,7 +340,7 @@ class Worker:
         for h in self._held:
             if h.room == room:
                 waits |= h.waits_for
-        until = asyncio.get_running_loop().time() + HOLD_S
+        until = asyncio.get_running_loop().time() + self.hold_s
         self._held.append(_HeldInput(item, room, waits, until))
         if token is not None:
             self._held_token = token

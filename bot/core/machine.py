@@ -286,6 +286,12 @@ class Helpline:
         self._changes.timers_set[t.key] = t
         self._changes.timers_cleared.discard(t.key)
 
+    def _arm_reminder(self, s: Session, now: datetime) -> None:
+        """The volunteers' "still waiting" reminder; `waiting_reminder: 0` turns it off
+        (armed at `now + 0`, it would fire and re-arm itself for ever)."""
+        if self.policy.waiting_reminder > timedelta(0):
+            self._set_timer(TimerKind.WAIT_REMINDER, s, now + self.policy.waiting_reminder)
+
     def _clear_timer(self, kind: TimerKind, s: Session, ref: str = "") -> None:
         self._clear_key(timer_key(kind, s.id, ref))
 
@@ -789,7 +795,7 @@ class Helpline:
         if s.queued_at is None:
             s.queued_at = now
         self._set_timer(TimerKind.QUEUE_MAX_WAIT, s, now + self.policy.queue_max_wait)
-        self._set_timer(TimerKind.WAIT_REMINDER, s, now + self.policy.waiting_reminder)
+        self._arm_reminder(s, now)
         self._say_staff("staff.waiting", number=s.number, language=s.language)
         if s.chatter_joined:
             self._welcome(s, now)
@@ -940,7 +946,7 @@ class Helpline:
         self._say(self._chatter_ref(s), "requeued", s.language)
         self._move(s, State.WAITING)
         self._set_timer(TimerKind.QUEUE_MAX_WAIT, s, now + self.policy.queue_max_wait)
-        self._set_timer(TimerKind.WAIT_REMINDER, s, now + self.policy.waiting_reminder)
+        self._arm_reminder(s, now)
         self._say_staff("staff.requeued", number=s.number, language=s.language)
         self._dispatch(now)
 
@@ -1198,7 +1204,7 @@ class Helpline:
                 language=s.language,
                 minutes=_minutes(now - (s.queued_at or s.created_at)),
             )
-            self._set_timer(TimerKind.WAIT_REMINDER, s, now + self.policy.waiting_reminder)
+            self._arm_reminder(s, now)
         elif kind is TimerKind.PURGE and s.state is State.ENDING:
             self._start_purge(s)
 

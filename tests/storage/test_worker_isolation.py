@@ -23,7 +23,7 @@ from bot.inbox import BatchEnd, Inbound
 from bot.outcomes import Done, RoomMade, Transient
 from bot.storage import Storage
 from bot.storage.repos import OutboxItem
-from bot.worker import HOLD_S, STALLED_AFTER, Worker
+from bot.worker import STALLED_AFTER, Worker
 from tests.storage.conftest import T0, make_session
 
 
@@ -319,11 +319,11 @@ async def test_a_held_input_goes_on_after_a_while_even_if_the_creation_does_not_
     runner = Scripted(create=transient(10_000))
     await storage.outbox.add([OutboxItem("create", SessionID(1), codec.encode(create))], now=T0)
     core = Recording()
-    running = Running(storage, runner, core=core)
+    running = Running(storage, runner, core=core, hold_s=0.5)
     try:
         await until(lambda: runner.tries["create"] >= 1)
         dm = RoomID("!dm:hs")
         running.worker.put(Inbound(Message(dm, UserID("@d:hs"), EventID("$d"), "hei"), "$d"))
-        await until(lambda: len(core.seen) == 1, timeout=HOLD_S + 3)
+        await until(lambda: len(core.seen) == 1, timeout=3)
     finally:
         await running.stop()

@@ -1737,3 +1737,12 @@ def test_queue_positions_are_announced_when_they_improve(
     assert [e.to for e in updates] == [chatter_ref(s) for s in others[1 : 1 + len(told)]]
     assert [(e.text.params["position"], e.text.params["minutes"]) for e in updates] == told
     assert [s.announced_position for s in others[1:]] == [1, 2, 3, 4]
+
+
+def test_a_zero_waiting_reminder_means_no_reminders() -> None:
+    """`routing.waiting_reminder: 0` is documented as off. Armed at now + 0 it fired and
+    re-armed itself at once, for ever: the kill -9 soak saw 826,258 'still waiting'
+    notices pile up in the outbox in 25 minutes."""
+    w = World(policy(waiting_reminder=timedelta(0)))
+    s = w.arrive(C1)
+    assert timer_key(TimerKind.WAIT_REMINDER, s.id) not in w.h.timers
