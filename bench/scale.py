@@ -600,7 +600,7 @@ async def drive(
             }
             for v in vols
         ],
-        logging={"level": "INFO"},
+        logging={"level": args.bot_log_level},
         http={"host": "127.0.0.1", "port": metrics_port},
         limits={"queue_max_length": max(50, args.chatters + 10)},
     )
@@ -1105,6 +1105,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--bot-ref",
         metavar="GIT_REF",
         help="run the bot as committed at this ref (e.g. main), not this checkout's",
+    )
+    ap.add_argument(
+        "--bot-log-level",
+        default="INFO",
+        help="the bot's log level (DEBUG shows each effect's time; the log is in the temp dir)",
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="write the raw figures here")

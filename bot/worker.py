@@ -534,6 +534,8 @@ class Worker:
 
     async def _carry_out(self, row: OutboxRow) -> None:
         """Carry out one row until its outcome is recorded (or it is parked)."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         transient = unexpected = 0
         try:
             effect: Any = codec.decode_effect(row.payload)
@@ -567,10 +569,20 @@ class Worker:
                     if unexpected < MAX_UNEXPECTED:
                         await asyncio.sleep(self.backoff(unexpected))
                     continue
-            recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            carried = loop.time()
+            recorded: asyncio.Future[None] = loop.create_future()
             self.inbox.put_nowait(EffectDone(row, effect, outcome, recorded))
             try:
                 await recorded
+                log.debug(
+                    "effect done",
+                    extra={
+                        "effect": _name(effect),
+                        "ms": round((carried - began) * 1000),
+                        "record_ms": round((loop.time() - carried) * 1000),
+                        "tries": transient + unexpected + 1,
+                    },
+                )
                 return
             except Exception as exc:
                 # Not stored: the effect is carried out again (same transaction ID).
@@ -590,6 +602,8 @@ class Worker:
 
     async def _attempt(self, effect: Any, row: OutboxRow) -> Outcome:
         known = await self._known(effect, row)
+        if self._slots.locked():
+            log.debug("effect waits for a slot", extra={"effect": _name(effect)})
         async with self._slots:
             try:
                 return await asyncio.wait_for(

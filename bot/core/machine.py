@@ -796,10 +796,18 @@ class Helpline:
             s.queued_at = now
         self._set_timer(TimerKind.QUEUE_MAX_WAIT, s, now + self.policy.queue_max_wait)
         self._arm_reminder(s, now)
-        self._say_staff("staff.waiting", number=s.number, language=s.language)
         if s.chatter_joined:
             self._welcome(s, now)
         self._dispatch(now)
+        self._tell_staff_if_unserved(s)
+
+    def _tell_staff_if_unserved(self, s: Session) -> None:
+        """The volunteers' room hears of a chatter who is there and could not be offered
+        to anyone at once; one who was offered needs no alert (and on a busy evening,
+        a notice per arrival to every volunteer is noise, and load on the homeserver).
+        The reminders (`waiting_reminder`) go on while they wait."""
+        if s.chatter_joined and s.state is State.WAITING:
+            self._say_staff("staff.waiting", number=s.number, language=s.language)
 
     def _welcome(self, s: Session, now: datetime) -> None:
         position = self._position(s)
@@ -1019,6 +1027,7 @@ class Helpline:
             if s.state is State.WAITING:
                 self._welcome(s, now)
                 self._dispatch(now)
+                self._tell_staff_if_unserved(s)
             elif s.state is State.CONSENT:
                 self._say(self._chatter_ref(s), "consent", s.language)
             elif s.state is State.ENDING and s.outcome in (

@@ -319,8 +319,7 @@ def test_dm_intake_creates_a_room_and_welcomes_only_after_the_join() -> None:
         False,
     )
     assert of(fx, CreateRoom) == [CreateRoom(chatter_ref(s), C1, "Alltidhjelp")]
-    assert keys(fx) == ["intake.invited", "staff.waiting"]
-    assert said(fx, "staff.waiting").to == STAFF_ROOM
+    assert keys(fx) == ["intake.invited"]
     assert said(fx, "intake.invited").to == dm_room(C1)
     assert s.offers == []  # nobody is offered a chatter who is not there yet
 
@@ -1746,3 +1745,17 @@ def test_a_zero_waiting_reminder_means_no_reminders() -> None:
     w = World(policy(waiting_reminder=timedelta(0)))
     s = w.arrive(C1)
     assert timer_key(TimerKind.WAIT_REMINDER, s.id) not in w.h.timers
+
+
+def test_the_volunteers_room_hears_of_a_chatter_only_when_nobody_can_take_them() -> None:
+    """An arrival offered at once needs no alert; one nobody can take does (and the
+    reminders go on while they wait)."""
+    w = World()
+    w.on_duty(ANNA)
+    w.dm(C1)
+    fx = w.join_chatter(w.session_of(C1))
+    assert "staff.waiting" not in keys(fx) and w.pending_to(w.session_of(C1)) == [ANNA]
+
+    w.dm(C2)  # Anna is busy with the offer: nobody else is there
+    fx = w.join_chatter(w.session_of(C2))
+    assert said(fx, "staff.waiting").to == STAFF_ROOM
