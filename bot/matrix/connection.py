@@ -426,6 +426,7 @@ class Connection:
         # knows no room yet: its first sync asks for every room's full state.
         full_state = True if self._new_device and since is not None else None
         sync_filter = await self._upload_filter()
+        loop = asyncio.get_running_loop()
         backoff = 1.0
         while not self._stopping.is_set():
             since = self.client.next_batch
@@ -480,12 +481,22 @@ class Connection:
             if changed and self.on_device_change is not None:
                 self.on_device_change(changed)
             self._batch += 1
+            began = loop.time()
             self._translate(resp)
             self._unsaved.append((self._batch, resp.next_batch))
             self._release(retry=True)
             self._first_sync = False
             full_state = None
+            translated = loop.time()
             await self._housekeeping()
+            log.debug(
+                "sync handled",
+                extra={
+                    "rooms": len(resp.rooms.join),
+                    "translate_ms": round((translated - began) * 1000),
+                    "keys_ms": round((loop.time() - translated) * 1000),
+                },
+            )
 
     async def _fill_gaps(self, resp: SyncResponse, since: str | None) -> None:
         """A room whose timeline is `limited` had more events since the last sync than

@@ -74,6 +74,7 @@ from nio.store.models import (
 
 from bot.core.events import Purge
 from bot.core.ids import RoomID, SessionID, UserID
+from bot.matrix.errors import TRANSPORT_ERRORS, Kind, kind_of_code, kind_of_status
 from bot.matrix.forget import forget_chatter
 from bot.outcomes import Transient
 
@@ -138,13 +139,14 @@ class AdminAPI:
                         data = await resp.json(content_type=None)
                     except ValueError:
                         data = None
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 raise Transient(type(exc).__name__) from None
             data = data if isinstance(data, dict) else {}
-            if status == 429:
+            kind = kind_of_status(status)
+            if kind is Kind.RATE_LIMITED:
                 await asyncio.sleep(min(10.0, int(data.get("retry_after_ms", 1000)) / 1000))
                 continue
-            if status >= 500:
+            if kind is Kind.TRANSIENT:
                 raise Transient(f"admin API {status}")
             if status in (401, 403):
                 raise AdminUnusable("admin_refused")
@@ -305,7 +307,7 @@ class Purger:
         while True:
             try:
                 resp = await self.client.room_messages(room, start=token, limit=PAGE)
-            except (TimeoutError, OSError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 raise Transient(type(exc).__name__) from None
             if not isinstance(resp, RoomMessagesResponse):
                 if _code(resp) in ("M_FORBIDDEN", "M_NOT_FOUND"):
@@ -569,8 +571,7 @@ def _code(resp: Any) -> str:
 def _refused(resp: Any) -> bool:
     """A definite no from the server (not in the room, forbidden, unknown), as opposed
     to a transport error, a 5xx or a rate limit, which are worth retrying."""
-    code = getattr(resp, "status_code", None) or ""
-    return code.startswith("M_") and code != "M_LIMIT_EXCEEDED"
+    return kind_of_code(getattr(resp, "status_code", None)) is Kind.PERMANENT
 
 
 async def _all(*coros: Any) -> list[Any]:
@@ -587,7 +588,7 @@ async def _call(coro: Any) -> Any:
     """A nio request whose refusal is fine (already done); transport trouble is Transient."""
     try:
         resp = await coro
-    except (TimeoutError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise Transient(type(exc).__name__) from None
     if isinstance(resp, ErrorResponse) and not _refused(resp):
         raise Transient(_code(resp))
