@@ -160,6 +160,9 @@ class Run:
     params: dict[str, Any]
     conversations: list[Conversation] = field(default_factory=list)
     sent: dict[str, float] = field(default_factory=dict)  # tag -> send call (monotonic)
+    # tag -> the homeserver accepted the sender's message (the send returned): what the
+    # relay adds, without the sending client's own key checks and encryption
+    accepted: dict[str, float] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     loop_lags: list[float] = field(default_factory=list)  # this process's loop, seconds
     t0: float = 0.0  # load start (monotonic)
@@ -314,6 +317,7 @@ class Load:
         body = f"{text} {tag(conv, direction, seq)}"
         self.run.sent[tag(conv, direction, seq)] = time.monotonic()
         await client.send_text(room, body, timeout=self.remaining())
+        self.run.accepted[tag(conv, direction, seq)] = time.monotonic()
 
     async def wait_tagged(
         self, client: TestClient, room: str, conv: int, direction: str, seq: int, timeout: float
@@ -697,6 +701,8 @@ class Accounting:
     undecryptable: int = 0  # events in conversation rooms never decrypted
     undecryptable_staff: int = 0
     latency: dict[str, list[float]] = field(default_factory=lambda: {"c2v": [], "v2c": []})
+    # from the homeserver accepting the sender's message to the decrypted receipt
+    relay: dict[str, list[float]] = field(default_factory=lambda: {"c2v": [], "v2c": []})
     first_after_restart: float | None = None  # seconds from the new start
 
 
@@ -754,6 +760,9 @@ def account(run: Run, bot_id: str, vols: list[Volunteer], chatters: list[TestCli
         acc.duplicated += copies[key] - 1
         if parsed[2] > 0:  # seq 0 is the held first words: an intake, not a relay
             acc.latency[parsed[1]].append(got.received_at - sent_at)
+            accepted = run.accepted.get(key)
+            if accepted is not None:
+                acc.relay[parsed[1]].append(got.received_at - accepted)
     return acc
 
 
@@ -830,6 +839,15 @@ def report(run: Run) -> str:
         lines.append(
             stats_row(
                 name, acc.latency[direction], sent_by_dir[direction], 1000, "8.0f", (50, 95, 99)
+            )
+        )
+    lines.append(
+        f"  {'relay, server accepted -> receipt (ms)':<38}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"
+    )
+    for direction, name in (("c2v", "chatter -> volunteer"), ("v2c", "volunteer -> chatter")):
+        lines.append(
+            stats_row(
+                name, acc.relay[direction], sent_by_dir[direction], 1000, "8.0f", (50, 95, 99)
             )
         )
     lines += [
@@ -989,6 +1007,7 @@ def to_json(run: Run) -> dict[str, Any]:
         "load_s": run.t_end - t0,
         "conversations": [rel(c) for c in run.conversations],
         "sent": {k: v - t0 for k, v in run.sent.items()},
+        "accepted": {k: v - t0 for k, v in run.accepted.items()},
         "accounting": asdict(acc),
         "cpu_s": run.cpu,
         "bot_pids": run.bot_pids,
