@@ -146,6 +146,7 @@ class Conv:
     events: dict[str, asyncio.Event] = field(default_factory=dict)
     timer_missed: str | None = None
     notes: list[str] = field(default_factory=list)  # what the harness saw go wrong
+    room_gone: float | None = None  # the session room purged with no closing text
 
     def event(self, name: str) -> asyncio.Event:
         return self.events.setdefault(name, asyncio.Event())
@@ -215,6 +216,7 @@ class World:
         self.stopping = False
         self.next_conv = 1
         self.errors: list[str] = []
+        self.printed: set[str] = set()  # problems already printed after a trial
 
     # -- downtime
 
@@ -458,15 +460,41 @@ async def converse(w: World, conv: Conv) -> None:
             if conv.vroom is None and conv.closed_mono is None:
                 await w.send(conv, "cv")
         await asyncio.wait(
-            {accepted, closed}, timeout=QUEUE_MAX_WAIT + 120, return_when=asyncio.FIRST_COMPLETED
+            {accepted, closed, asyncio.create_task(removed(w, conv))},
+            timeout=QUEUE_MAX_WAIT + 120,
+            return_when=asyncio.FIRST_COMPLETED,
         )
     finally:
         accepted.cancel()
         closed.cancel()
     if conv.vroom is not None and conv.closed_mono is None:
         await talk(w, conv)
-    await wait_event(conv, "closed", MAX_DURATION + 120)
+    if conv.closed_mono is None and conv.room_gone is None:
+        await asyncio.wait(
+            {
+                asyncio.create_task(conv.event("closed").wait()),
+                asyncio.create_task(removed(w, conv)),
+            },
+            timeout=MAX_DURATION + 120,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
     await wait_purge(w, conv)
+
+
+async def removed(w: World, conv: Conv) -> None:
+    """Returns once the bot has purged the session room without the chatter reading a
+    closing text (then nothing more will come: the chatter moves on)."""
+    assert conv.room is not None
+    while conv.closed_mono is None:
+        await asyncio.sleep(3)
+        with contextlib.suppress(Exception):
+            state = await room_state(w, conv.room)
+            if state != "there":
+                await asyncio.sleep(5)  # a closing text may still be on its way
+            if state != "there" and conv.closed_mono is None:
+                conv.room_gone = time.monotonic()
+                conv.notes.append(f"session room purged ({state}) with no closing text")
+                return
 
 
 async def talk(w: World, conv: Conv) -> None:
@@ -539,7 +567,7 @@ async def room_state(w: World, room: str) -> str:
 
 async def wait_purge(w: World, conv: Conv, timeout: float = 90.0) -> None:
     """Until every room of the conversation is gone (or the timeout)."""
-    if conv.closed_mono is None:
+    if conv.closed_mono is None and conv.room_gone is None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -803,6 +831,7 @@ async def trials(w: World, n: int, out: Any) -> None:
         print(line, file=out, flush=True)
         if t.lost or t.duplicated or w.ooo or t.timers_missed:
             print_problems(w, t, out, brief=True)
+        out.flush()
 
 
 async def wind_down(w: World, tasks: list[asyncio.Task[None]]) -> None:
@@ -835,14 +864,32 @@ def where(w: World, s: Sent) -> str:
         if k is not None
         else "no kill after it"
     )
+    notes = f"; {'; '.join(conv.notes)}" if conv.notes else ""
+    never = " (never welcomed)" if conv.joined_mono and not conv.welcomed_mono else ""
     return (
         f"[{s.tag}] conversation c{conv.id} (plan {conv.plan}, outcome "
-        f"{conv.outcome or 'open'}), sent while {s.phase}; {at}"
+        f"{conv.outcome or 'open'}{never}), sent while {s.phase}; {at}{notes}"
     )
 
 
 def print_problems(w: World, t: Tally, out: Any, brief: bool = False) -> None:
+    """Every problem (brief: only those not printed after an earlier trial)."""
     limit = 5 if brief else 50
+
+    def new(key: str) -> bool:
+        if not brief:
+            return True
+        fresh = key not in w.printed
+        w.printed.add(key)
+        return fresh
+
+    t = Tally(
+        lost=[s for s in t.lost if new(f"lost {s.tag}")],
+        duplicated=[s for s in t.duplicated if new(f"dup {s.tag}")],
+        timers_missed=[c for c in t.timers_missed if new(f"timer c{c.id}")],
+        purges_unfinished=t.purges_unfinished,
+    )
+    ooo = [(s, h) for s, h in w.ooo if new(f"ooo {s.tag}")]
     for s in t.lost[:limit]:
         print(f"  !!! LOST {where(w, s)}", file=out)
     for s in t.duplicated[:limit]:
@@ -853,7 +900,7 @@ def print_problems(w: World, t: Tally, out: Any, brief: bool = False) -> None:
             f"second copy {gap:.1f}s after the first",
             file=out,
         )
-    for s, higher in w.ooo[:limit]:
+    for s, higher in ooo[:limit]:
         print(f"  !!! OUT OF ORDER {where(w, s)}; arrived after seq {higher}", file=out)
     for conv in t.timers_missed[:limit]:
         print(
