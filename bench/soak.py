@@ -147,6 +147,7 @@ class Conv:
     timer_missed: str | None = None
     notes: list[str] = field(default_factory=list)  # what the harness saw go wrong
     room_gone: float | None = None  # the session room purged with no closing text
+    abandoned: bool = False  # the harness gave up on it (an error); not counted as open
 
     def event(self, name: str) -> asyncio.Event:
         return self.events.setdefault(name, asyncio.Event())
@@ -155,6 +156,8 @@ class Conv:
     def phase(self) -> str:
         if self.purge_done_mono is not None:
             return "purged"
+        if self.abandoned or self.room_gone is not None:
+            return "gone"
         if self.closed_mono is not None:
             return "ending"
         if self.accepted_mono is not None or self.vroom is not None:
@@ -427,6 +430,7 @@ async def conversation(w: World, ch: Chatter) -> None:
         await converse(w, conv)
     except Exception as exc:
         conv.notes.append(f"{type(exc).__name__} while {conv.phase}: {await diagnose(w, conv)}")
+        conv.abandoned = True
         raise
     finally:
         others = [
@@ -787,7 +791,7 @@ async def setup(w: World, workdir: Path) -> Path:
 
 
 def phases(w: World) -> dict[int, str]:
-    return {c.id: c.phase for c in w.convs.values() if c.phase != "purged"}
+    return {c.id: c.phase for c in w.convs.values() if c.phase not in ("purged", "gone")}
 
 
 def phase_counts(ph: dict[int, str]) -> str:
