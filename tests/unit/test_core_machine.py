@@ -1667,3 +1667,24 @@ def test_queue_positions_are_announced_when_they_improve(
     assert [e.to for e in updates] == [chatter_ref(s) for s in others[1 : 1 + len(told)]]
     assert [(e.text.params["position"], e.text.params["minutes"]) for e in updates] == told
     assert [s.announced_position for s in others[1:]] == [1, 2, 3, 4]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "routing.waiting_reminder: 0 is documented as 'off' and accepted by the config, "
+        "but the core arms the WAIT_REMINDER timer at now + 0 and re-arms it at now + 0 "
+        "each time it fires: a hot loop of 'still waiting' notices for every waiting "
+        "chatter (the kill -9 soak saw 826,258 of them pile up in the outbox in 25 min)"
+    ),
+)
+def test_a_zero_waiting_reminder_means_no_reminders() -> None:
+    w = World(policy(waiting_reminder=timedelta(0)))
+    s = w.arrive(C1)
+    key = timer_key(TimerKind.WAIT_REMINDER, s.id)
+    if key in w.h.timers:
+        # What the loop looks like: due at once, and due at once again after firing.
+        fx = w.fire(TimerKind.WAIT_REMINDER, s)
+        assert said(fx, "staff.still_waiting")
+        assert w.timer(TimerKind.WAIT_REMINDER, s).due == w.now
+    assert key not in w.h.timers
