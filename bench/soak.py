@@ -584,8 +584,10 @@ async def wait_purge(w: World, conv: Conv, timeout: float = 90.0) -> None:
 
 
 async def check_purge(w: World, conv: Conv) -> None:
+    """The bot leaves a room before it deletes it: "left" is looked at again until the
+    room is gone (404), so the count of rooms left on the server is the final one."""
     for room in conv.rooms():
-        if room not in conv.purged:
+        if conv.purged.get(room) != "404":
             state = await room_state(w, room)
             if state != "there":
                 conv.purged[room] = state
@@ -857,6 +859,11 @@ async def wind_down(w: World, tasks: list[asyncio.Task[None]]) -> None:
         if not todo:
             break
         await asyncio.sleep(1)
+    # A room the bot had left when last looked at may have been deleted since.
+    for conv in w.convs.values():
+        if "left" in conv.purged.values():
+            with contextlib.suppress(Exception):
+                await check_purge(w, conv)
     # Let late relays land before counting.
     await until(lambda: tally(w, final=False).pending == 0, 30)
 
