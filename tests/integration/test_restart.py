@@ -137,3 +137,188 @@ async def test_fifteen_messages_written_while_the_bot_is_down_all_arrive_once_in
     back = await next_from_bot(w, chatter.client, chatter.room, lambda m: m.body == "hei igjen")
     assert back.body == "hei igjen"
     assert not [m for m in v.client.messages if m.sender == w.bot_id and m.body in written[:1]][1:]
+
+
+# --------------------------------------------------------------------------------------
+# found by the kill -9 soak (bench/soak.py)
+
+
+class HoldingProxy:
+    """A loopback reverse proxy in front of Synapse for the bot alone. With `hold_create`
+    set, a `createRoom` request goes through to Synapse (the room is made, the chatter
+    invited) but its answer is kept from the bot until `release` is set: a slow answer,
+    or, with a SIGKILL meanwhile, the state a crash leaves when it comes between the
+    server making the room and the bot recording it."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.hold_create = False
+        self.hold_invitee: str | None = None  # hold only a createRoom inviting this user
+        self.held = asyncio.Event()  # a createRoom answer is being kept
+        self.release = asyncio.Event()  # give it to the bot now
+        self.url = ""
+        self._runner = None
+        self._session = None
+
+    async def start(self) -> None:
+        import aiohttp
+        from aiohttp import web
+
+        from bot.devtools.synapse import free_port
+
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False
+        )
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            hop = {"host", "content-length", "transfer-encoding", "connection"}
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+            data = await request.read()
+            async with self._session.request(
+                request.method,
+                self.upstream + request.path_qs,
+                headers=headers,
+                data=data,
+            ) as resp:
+                body = await resp.read()
+                out = {k: v for k, v in resp.headers.items() if k.lower() not in hop}
+            invitee = self.hold_invitee
+            if request.path.endswith("/createRoom") and (
+                self.hold_create or (invitee is not None and invitee.encode() in data)
+            ):
+                self.held.set()
+                await self.release.wait()
+            return web.Response(status=resp.status, body=body, headers=out)
+
+        app = web.Application(client_max_size=2**24)
+        app.router.add_route("*", "/{tail:.*}", handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "slow-answer"])
+async def test_a_join_before_the_room_is_recorded_still_welcomes_the_chatter(
+    synapse, admin, make_user, make_client, tmp_path: Path, kill: bool
+):
+    """Found by the kill -9 soak: a chatter's join synced before the bot has recorded the
+    session room it made (its createRoom answer slow, or the bot killed between Synapse
+    making the room and the bot storing it) was dropped; the chatter was never welcomed
+    nor offered, and the queue timeout ended the conversation without a word to them."""
+    proxy = HoldingProxy(synapse.base_url)
+    await proxy.start()
+    bot_user = await make_user("bot")
+    vol_user = await make_user("vol")
+    volunteer = await make_client(vol_user)
+    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
+    config = write_config(
+        tmp_path / "config.yaml",
+        homeserver=proxy.url,  # the bot talks to Synapse through the proxy
+        bot_user=bot_user.user_id,
+        bot_password=bot_user.password,
+        data_dir=tmp_path / "data",
+        staff_room=staff_room,
+        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
+        limits={"queue_max_wait": "40s"},
+        privacy={"purge_after": "2s"},
+    )
+    bot = SubprocessBot(config, tmp_path / "bot.log")
+    bot.start()
+    try:
+        await bot.wait_ready()
+        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
+        await volunteer.send_text(staff_room, "!on")
+        await from_bot(volunteer, staff_room, bot_user.user_id)
+
+        chatter = await make_client(await make_user("chatter"))
+        dm = await chatter.create_encrypted_room(invite=[bot_user.user_id], is_direct=True)
+        await chatter.wait_for_join(dm, bot_user.user_id, timeout=30)
+        proxy.hold_create = True
+        await chatter.send_text(dm, "hei")
+        # Synapse made the session room and invited the chatter; the bot has not heard.
+        await asyncio.wait_for(proxy.held.wait(), 30)
+        session_room = (await chatter.wait_for_invite(timeout=30)).room_id
+        await chatter.join(session_room)
+        await asyncio.sleep(3)  # the bot's sync loop sees the join meanwhile
+
+        proxy.hold_create = False
+        if kill:
+            bot.kill()  # SIGKILL before the room was recorded
+            bot.start()
+            await bot.wait_ready()
+        else:
+            proxy.release.set()  # the answer comes, late
+
+        # The room is recorded (after a kill: found again and reused, as the bot's log
+        # says), the chatter is in it: they must be welcomed and offered to the volunteer.
+        welcome = await from_bot(chatter, session_room, bot_user.user_id, timeout=30)
+        assert "113" in (welcome.body or "")
+        offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
+        await volunteer.join(offer_room)
+        await from_bot(volunteer, offer_room, bot_user.user_id)  # intro
+        assert (await from_bot(volunteer, offer_room, bot_user.user_id)).body == "hei"
+    finally:
+        bot.kill()
+        proxy.release.set()
+        await proxy.stop()
+
+
+async def test_a_volunteer_join_before_the_offer_room_is_recorded_accepts_the_offer(
+    synapse, admin, make_user, make_client, tmp_path: Path
+):
+    """The same for a volunteer: a join to an offer room synced before the bot recorded
+    the room was dropped, the offer lapsed and counted against them."""
+    proxy = HoldingProxy(synapse.base_url)
+    await proxy.start()
+    bot_user = await make_user("bot")
+    vol_user = await make_user("vol")
+    volunteer = await make_client(vol_user)
+    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
+    config = write_config(
+        tmp_path / "config.yaml",
+        homeserver=proxy.url,
+        bot_user=bot_user.user_id,
+        bot_password=bot_user.password,
+        data_dir=tmp_path / "data",
+        staff_room=staff_room,
+        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
+        privacy={"purge_after": "2s"},
+    )
+    bot = SubprocessBot(config, tmp_path / "bot.log")
+    bot.start()
+    try:
+        await bot.wait_ready()
+        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
+        await volunteer.send_text(staff_room, "!on")
+        await from_bot(volunteer, staff_room, bot_user.user_id)
+
+        proxy.hold_invitee = vol_user.user_id  # the offer room's answer comes late
+        chatter = await make_client(await make_user("chatter"))
+        dm = await chatter.create_encrypted_room(invite=[bot_user.user_id], is_direct=True)
+        await chatter.wait_for_join(dm, bot_user.user_id, timeout=30)
+        await chatter.send_text(dm, "hei")
+        session_room = (await chatter.wait_for_invite(timeout=30)).room_id
+        await chatter.join(session_room)
+        await from_bot(chatter, session_room, bot_user.user_id)  # welcome
+        await asyncio.wait_for(proxy.held.wait(), 30)
+        offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
+        await volunteer.join(offer_room)
+        await asyncio.sleep(3)  # the bot's sync loop sees the join meanwhile
+        proxy.hold_invitee = None
+        proxy.release.set()
+
+        # Within the default 90 s offer timeout: the join accepted the offer.
+        await from_bot(volunteer, offer_room, bot_user.user_id, timeout=30)  # intro
+        assert (await from_bot(volunteer, offer_room, bot_user.user_id)).body == "hei"
+    finally:
+        bot.kill()
+        proxy.release.set()
+        await proxy.stop()
