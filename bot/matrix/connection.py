@@ -77,6 +77,7 @@ from bot.matrix.crosssigning import (
 )
 from bot.matrix.cryptostore import BotStore
 from bot.matrix.errors import TRANSPORT_ERRORS, check
+from bot.matrix.fallback import needs_fallback_key, publish_fallback_key
 from bot.matrix.translate import Skip, SkipCounts, event_id, read, user_id
 from bot.outcomes import Transient
 
@@ -165,10 +166,15 @@ def before_join(event: dict[str, Any]) -> bool:
 class _Client(AsyncClient):
     """nio's client; sync responses go through `prepare_sync` before nio sees them."""
 
+    # From the last sync: which fallback keys the server still holds unused (see
+    # bot/matrix/fallback.py); None when there is nothing to do until the next sync.
+    unused_fallback_keys: Any = None
+
     async def parse_body(self, transport_response: Any) -> dict[Any, Any]:
         body: dict[Any, Any] = await super().parse_body(transport_response)
         if transport_response.url.path.endswith("/sync") and isinstance(body, dict):
             prepare_sync(body, self.user_id)
+            self.unused_fallback_keys = body.get("device_unused_fallback_key_types")
         return body
 
     def _handle_timeline_event(
@@ -564,6 +570,12 @@ class Connection:
             await c.send_to_device_messages()
         if c.should_upload_keys:
             await c.keys_upload()
+        if needs_fallback_key(self.client.unused_fallback_keys):
+            self.client.unused_fallback_keys = None  # until the next sync says again
+            try:
+                await publish_fallback_key(c)
+            except Transient as exc:
+                log.warning("fallback key not published, next sync", extra={"why": str(exc)})
         if c.should_query_keys:
             await c.keys_query()
         if c.should_claim_keys:
