@@ -114,31 +114,6 @@ async def test_sigkill_mid_conversation(synapse, admin, make_user, make_client, 
         bot.kill()
 
 
-async def test_fifteen_messages_written_while_the_bot_is_down_all_arrive_once_in_order(
-    open_world, make_user, make_client
-):
-    """More events in one room than the sync returns at once (its timeline limit is 10
-    here): the sync says `limited`, and the bot reads the gap back with /messages."""
-    from bot.devtools.runner import InProcessBot
-    from tests.integration.world import next_from_bot, open_conversation
-
-    w = await open_world()
-    chatter, vroom = await open_conversation(w, make_user, make_client)
-    v = w.volunteers[0]
-    assert await w.bot.stop() == 0
-    written = [f"mens boten var borte {i}" for i in range(15)]
-    for body in written:
-        await chatter.client.send_text(chatter.room, body)
-    w.bot = InProcessBot(w.bot.config_path)
-    await w.bot.start()
-    got = [(await next_from_bot(w, v.client, vroom, timeout=30)).body for _ in written]
-    assert got == written
-    await v.client.send_text(vroom, "hei igjen")
-    back = await next_from_bot(w, chatter.client, chatter.room, lambda m: m.body == "hei igjen")
-    assert back.body == "hei igjen"
-    assert not [m for m in v.client.messages if m.sender == w.bot_id and m.body in written[:1]][1:]
-
-
 # --------------------------------------------------------------------------------------
 # found by the kill -9 soak (bench/soak.py)
 
