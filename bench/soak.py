@@ -390,6 +390,12 @@ async def chatter_loop(w: World, ch: Chatter) -> None:
 
 async def conversation(w: World, ch: Chatter) -> None:
     rng = w.rng
+    dm = ch.client.client.rooms.get(ch.dm)
+    if dm is None or w.bot_id not in dm.users:
+        # The purge of the last conversation took the DM (the bot left it): a returning
+        # chatter starts a new chat, as they would in their app.
+        ch.dm = await ch.client.create_encrypted_room(invite=[w.bot_id], is_direct=True)
+        await ch.client.wait_for_join(ch.dm, w.bot_id, timeout=90)
     plan = rng.choices(["end", "duration", "idle"], weights=[45, 30, 25])[0]
     conv = Conv(w.next_conv, ch, plan)
     w.next_conv += 1

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,6 +182,49 @@ class HoldingProxy:
             await self._session.close()
 
 
+@dataclass
+class OnDuty:
+    """A helpline with one volunteer on duty and the bot as a child process."""
+
+    bot: SubprocessBot
+    bot_id: str
+    volunteer: Any
+    staff_room: str
+
+
+async def bot_with_a_volunteer_on_duty(
+    homeserver: str, make_user: Any, make_client: Any, tmp_path: Path, **sections: Any
+) -> OnDuty:
+    """The volunteers' room, a config for `homeserver` (the test Synapse, or a proxy in
+    front of it), the bot started, and its one volunteer on duty."""
+    bot_user = await make_user("bot")
+    vol_user = await make_user("vol")
+    volunteer = await make_client(vol_user)
+    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
+    sections.setdefault("privacy", {"purge_after": "2s"})
+    config = write_config(
+        tmp_path / "config.yaml",
+        homeserver=homeserver,
+        bot_user=bot_user.user_id,
+        bot_password=bot_user.password,
+        data_dir=tmp_path / "data",
+        staff_room=staff_room,
+        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
+        **sections,
+    )
+    bot = SubprocessBot(config, tmp_path / "bot.log")
+    bot.start()
+    try:
+        await bot.wait_ready()
+        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
+        await volunteer.send_text(staff_room, "!on")
+        await from_bot(volunteer, staff_room, bot_user.user_id)
+    except BaseException:
+        bot.kill()
+        raise
+    return OnDuty(bot, bot_user.user_id, volunteer, staff_room)
+
+
 @pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "slow-answer"])
 async def test_a_join_before_the_room_is_recorded_still_welcomes_the_chatter(
     synapse, admin, make_user, make_client, tmp_path: Path, kill: bool
@@ -190,32 +235,14 @@ async def test_a_join_before_the_room_is_recorded_still_welcomes_the_chatter(
     nor offered, and the queue timeout ended the conversation without a word to them."""
     proxy = HoldingProxy(synapse.base_url)
     await proxy.start()
-    bot_user = await make_user("bot")
-    vol_user = await make_user("vol")
-    volunteer = await make_client(vol_user)
-    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
-    config = write_config(
-        tmp_path / "config.yaml",
-        homeserver=proxy.url,  # the bot talks to Synapse through the proxy
-        bot_user=bot_user.user_id,
-        bot_password=bot_user.password,
-        data_dir=tmp_path / "data",
-        staff_room=staff_room,
-        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
-        limits={"queue_max_wait": "40s"},
-        privacy={"purge_after": "2s"},
+    w = await bot_with_a_volunteer_on_duty(
+        proxy.url, make_user, make_client, tmp_path, limits={"queue_max_wait": "40s"}
     )
-    bot = SubprocessBot(config, tmp_path / "bot.log")
-    bot.start()
+    bot, volunteer, bot_id = w.bot, w.volunteer, w.bot_id
     try:
-        await bot.wait_ready()
-        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
-        await volunteer.send_text(staff_room, "!on")
-        await from_bot(volunteer, staff_room, bot_user.user_id)
-
         chatter = await make_client(await make_user("chatter"))
-        dm = await chatter.create_encrypted_room(invite=[bot_user.user_id], is_direct=True)
-        await chatter.wait_for_join(dm, bot_user.user_id, timeout=30)
+        dm = await chatter.create_encrypted_room(invite=[bot_id], is_direct=True)
+        await chatter.wait_for_join(dm, bot_id, timeout=30)
         proxy.hold_create = True
         await chatter.send_text(dm, "hei")
         # Synapse made the session room and invited the chatter; the bot has not heard.
@@ -234,12 +261,12 @@ async def test_a_join_before_the_room_is_recorded_still_welcomes_the_chatter(
 
         # The room is recorded (after a kill: found again and reused, as the bot's log
         # says), the chatter is in it: they must be welcomed and offered to the volunteer.
-        welcome = await from_bot(chatter, session_room, bot_user.user_id, timeout=30)
+        welcome = await from_bot(chatter, session_room, bot_id, timeout=30)
         assert "113" in (welcome.body or "")
         offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
         await volunteer.join(offer_room)
-        await from_bot(volunteer, offer_room, bot_user.user_id)  # intro
-        assert (await from_bot(volunteer, offer_room, bot_user.user_id)).body == "hei"
+        await from_bot(volunteer, offer_room, bot_id)  # intro
+        assert (await from_bot(volunteer, offer_room, bot_id)).body == "hei"
     finally:
         bot.kill()
         proxy.release.set()
@@ -253,36 +280,17 @@ async def test_a_volunteer_join_before_the_offer_room_is_recorded_accepts_the_of
     the room was dropped, the offer lapsed and counted against them."""
     proxy = HoldingProxy(synapse.base_url)
     await proxy.start()
-    bot_user = await make_user("bot")
-    vol_user = await make_user("vol")
-    volunteer = await make_client(vol_user)
-    staff_room = await volunteer.create_encrypted_room(invite=[bot_user.user_id])
-    config = write_config(
-        tmp_path / "config.yaml",
-        homeserver=proxy.url,
-        bot_user=bot_user.user_id,
-        bot_password=bot_user.password,
-        data_dir=tmp_path / "data",
-        staff_room=staff_room,
-        volunteers=[{"user_id": vol_user.user_id, "alias": "Vera", "languages": ["nb"]}],
-        privacy={"purge_after": "2s"},
-    )
-    bot = SubprocessBot(config, tmp_path / "bot.log")
-    bot.start()
+    w = await bot_with_a_volunteer_on_duty(proxy.url, make_user, make_client, tmp_path)
+    bot, volunteer, bot_id = w.bot, w.volunteer, w.bot_id
     try:
-        await bot.wait_ready()
-        await volunteer.wait_for_join(staff_room, bot_user.user_id, timeout=30)
-        await volunteer.send_text(staff_room, "!on")
-        await from_bot(volunteer, staff_room, bot_user.user_id)
-
-        proxy.hold_invitee = vol_user.user_id  # the offer room's answer comes late
+        proxy.hold_invitee = volunteer.user_id  # the offer room's answer comes late
         chatter = await make_client(await make_user("chatter"))
-        dm = await chatter.create_encrypted_room(invite=[bot_user.user_id], is_direct=True)
-        await chatter.wait_for_join(dm, bot_user.user_id, timeout=30)
+        dm = await chatter.create_encrypted_room(invite=[bot_id], is_direct=True)
+        await chatter.wait_for_join(dm, bot_id, timeout=30)
         await chatter.send_text(dm, "hei")
         session_room = (await chatter.wait_for_invite(timeout=30)).room_id
         await chatter.join(session_room)
-        await from_bot(chatter, session_room, bot_user.user_id)  # welcome
+        await from_bot(chatter, session_room, bot_id)  # welcome
         await asyncio.wait_for(proxy.held.wait(), 30)
         offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
         await volunteer.join(offer_room)
@@ -291,8 +299,8 @@ async def test_a_volunteer_join_before_the_offer_room_is_recorded_accepts_the_of
         proxy.release.set()
 
         # Within the default 90 s offer timeout: the join accepted the offer.
-        await from_bot(volunteer, offer_room, bot_user.user_id, timeout=30)  # intro
-        assert (await from_bot(volunteer, offer_room, bot_user.user_id)).body == "hei"
+        await from_bot(volunteer, offer_room, bot_id, timeout=30)  # intro
+        assert (await from_bot(volunteer, offer_room, bot_id)).body == "hei"
     finally:
         bot.kill()
         proxy.release.set()
