@@ -161,7 +161,7 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 # --------------------------------------------------------------------------------------
 # Norwegian bokmål
 
-_NB_BACK = "Vil du snakke igjen, kan du bare skrive til {bot_name} på nytt. Du er alltid velkommen."
+_NB_BACK = "Vil du snakke igjen, start en ny chat med {bot_name}. Du er alltid velkommen."
 _NB_COMMANDS = (
     "• Skriv !slutt for å avslutte.\n"
     "• Skriv !slett for å avslutte og slette alt med en gang.\n"
@@ -527,7 +527,7 @@ NB: dict[str, str] = {
 # --------------------------------------------------------------------------------------
 # English
 
-_EN_BACK = "If you want to talk again, just write to {bot_name} again. You are always welcome."
+_EN_BACK = "If you want to talk again, start a new chat with {bot_name}. You are always welcome."
 _EN_COMMANDS = (
     "• Write !end to end the conversation.\n"
     "• Write !delete to end it and delete everything at once.\n"
