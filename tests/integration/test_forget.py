@@ -122,3 +122,28 @@ async def test_a_data_dir_made_with_nios_default_store_keeps_its_device(
         assert v.alias in (reply.body or "")
     finally:
         await w.close()
+
+
+async def test_a_chatter_who_comes_back_after_the_purge_is_read(
+    synapse: Any, admin: Any, make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    """The purge forgets the chatter's devices but keeps the Olm session with them (named
+    by a key only): their app goes on using it for the room key of their next chat, and
+    a bot that had forgotten its side could not read them (the kill -9 soak saw returning
+    chatters' first words stay unreadable)."""
+    w = await open_world()
+    c = await start_conversation(w, make_user, make_client)
+    chatter = c.chatter.client
+    await chatter.send_text(c.chatter.room, "!slutt")
+    await wait_purged(w, synapse, admin, c.rooms, c.said)
+    await until(lambda: "purge finished" in w.logs.getvalue(), 30, "the end of the purge")
+
+    dm = await chatter.create_encrypted_room(invite=[w.bot_id], is_direct=True)
+    await chatter.wait_for_join(dm, w.bot_id, timeout=30)
+    await chatter.send_text(dm, "hei igjen")
+    room = (await chatter.wait_for_invite(timeout=30)).room_id
+    await chatter.join(room)
+    welcome = await next_from_bot(w, chatter, room, timeout=30)
+    assert "113" in (welcome.body or "")
+    assert "holdt tilbake" not in w.logs.getvalue()
+    assert "key never came" not in w.logs.getvalue()
