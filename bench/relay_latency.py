@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -401,6 +402,21 @@ def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
         profiler.wait(timeout=60)
 
 
+def tear_down(stop: Callable[[], None], server: SynapseServer, workdir: Path, keep: bool) -> None:
+    """Stop what a run started (`stop`, then Synapse) with Ctrl-C ignored meanwhile, then
+    keep the run's directory or remove it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stop()
+        server.stop()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if keep:
+        step(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def step(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
 
@@ -542,9 +558,8 @@ def main(argv: list[str] | None = None) -> int:
         print(server.log_tail(30), file=sys.stderr)
         keep = True
     finally:
-        # A second Ctrl-C must not leave a process behind: ignore it while stopping.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        # A second Ctrl-C must not leave a process behind (tear_down ignores it).
+        def stop() -> None:
             if running.bot is not None:
                 stop_bot(running.bot)
             if running.floor is not None and running.floor.poll() is None:
@@ -553,13 +568,8 @@ def main(argv: list[str] | None = None) -> int:
                     running.floor.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     running.floor.kill()
-            server.stop()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        if keep:
-            step(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+        tear_down(stop, server, workdir, keep)
     return code
 
 

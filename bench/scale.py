@@ -52,7 +52,6 @@ import os
 import random
 import re
 import resource
-import shutil
 import signal
 import statistics
 import subprocess
@@ -70,7 +69,7 @@ from typing import Any
 import aiohttp
 
 from bench.probes import cpu_at_exit, outbox_rows, proc_status, scrape_metrics
-from bench.relay_latency import make_admin, own_cpu_times, percentile, step, stop_bot
+from bench.relay_latency import make_admin, own_cpu_times, percentile, step, stop_bot, tear_down
 from bot.devtools.client import ReceivedMessage, TestClient
 from bot.devtools.runner import SubprocessBot, write_config
 from bot.devtools.synapse import SynapseServer, free_port
@@ -1226,18 +1225,13 @@ def main(argv: list[str] | None = None) -> int:
         print(server.log_tail(30), file=sys.stderr)
         keep = True
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+
+        def stop() -> None:
             for h in handles:
                 if h.bot is not None:
                     stop_bot(h.bot)
-            server.stop()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        if keep:
-            step(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+        tear_down(stop, server, workdir, keep)
     return code
 
 

@@ -46,7 +46,6 @@ import os
 import random
 import re
 import secrets
-import shutil
 import signal
 import statistics
 import sys
@@ -60,7 +59,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.relay_latency import make_admin, step, stop_bot
+from bench.relay_latency import make_admin, step, stop_bot, tear_down
 from bot.devtools.client import ReceivedMessage, TestClient
 from bot.devtools.runner import SubprocessBot, write_config
 from bot.devtools.synapse import SynapseServer
@@ -1084,17 +1083,12 @@ def main(argv: list[str] | None = None) -> int:
         keep = True
         code = 1
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+
+        def stop() -> None:
             if w is not None and w.bot is not None:
                 stop_bot(w.bot)
-            server.stop()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        if keep:
-            step(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+        tear_down(stop, server, workdir, keep)
     return code
 
 
