@@ -534,16 +534,28 @@ class Worker:
 
     async def _carry_out(self, row: OutboxRow) -> None:
         """Carry out one row until its outcome is recorded (or it is parked)."""
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        transient = unexpected = 0
         try:
             effect: Any = codec.decode_effect(row.payload)
         except Exception as exc:
-            effect, unexpected = None, MAX_UNEXPECTED
-            error = type(exc).__name__
-        if isinstance(effect, CreateRoom):
+            await self._until_recorded(row, None, type(exc).__name__)  # parked at once
+            return
+        creating = isinstance(effect, CreateRoom)
+        if creating:
             self._creating.add(row.id)
+        try:
+            await self._until_recorded(row, effect, "")
+        finally:
+            # Cut short too (a stop, a lane ending on an error): held inputs must never
+            # wait for a creation nobody carries out any more.
+            if creating:
+                self._creating.discard(row.id)
+
+    async def _until_recorded(self, row: OutboxRow, effect: Any, error: str) -> None:
+        """`effect` None: the row cannot be read (`error` says why) and is parked."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        transient = 0
+        unexpected = MAX_UNEXPECTED if effect is None else 0
         while True:
             if effect is None or unexpected >= MAX_UNEXPECTED:
                 outcome: Outcome | Parked = Parked(error)
@@ -574,15 +586,16 @@ class Worker:
             self.inbox.put_nowait(EffectDone(row, effect, outcome, recorded))
             try:
                 await recorded
-                log.debug(
-                    "effect done",
-                    extra={
-                        "effect": _name(effect),
-                        "ms": round((carried - began) * 1000),
-                        "record_ms": round((loop.time() - carried) * 1000),
-                        "tries": transient + unexpected + 1,
-                    },
-                )
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "effect done",
+                        extra={
+                            "effect": _name(effect),
+                            "ms": round((carried - began) * 1000),
+                            "record_ms": round((loop.time() - carried) * 1000),
+                            "tries": transient + unexpected + 1,
+                        },
+                    )
                 return
             except Exception as exc:
                 # Not stored: the effect is carried out again (same transaction ID).
@@ -630,7 +643,7 @@ class Worker:
     async def _record(self, done: EffectDone) -> None:
         try:
             await self._record_outcome(done)
-            self._creating.discard(done.row.id)
+            self._creating.discard(done.row.id)  # before the held inputs are looked at
         except BaseException as exc:
             if not done.recorded.done():
                 done.recorded.set_exception(exc)

@@ -270,7 +270,6 @@ class Connection:
         self.lobbies: set[RoomID] = set()
         self.last_sync_ok: float = 0.0
         self.sync_errors = 0
-        self.gap_events = 0  # events read back with /messages to fill timeline gaps
         self._stopping = asyncio.Event()
         self._first_sync = True
         self._typing: dict[RoomID, set[UserID]] = {}
@@ -495,14 +494,15 @@ class Connection:
             full_state = None
             translated = loop.time()
             await self._housekeeping()
-            log.debug(
-                "sync handled",
-                extra={
-                    "rooms": len(resp.rooms.join),
-                    "translate_ms": round((translated - began) * 1000),
-                    "keys_ms": round((loop.time() - translated) * 1000),
-                },
-            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "sync handled",
+                    extra={
+                        "rooms": len(resp.rooms.join),
+                        "translate_ms": round((translated - began) * 1000),
+                        "keys_ms": round((loop.time() - translated) * 1000),
+                    },
+                )
 
     async def _fill_gaps(self, resp: SyncResponse, since: str | None) -> None:
         """A room whose timeline is `limited` had more events since the last sync than
@@ -531,7 +531,7 @@ class Connection:
                 token = page.end
             else:
                 log.warning("a timeline gap was longer than the bot pages back")
-            self.gap_events += len(missing)
+            log.info("a timeline gap was read back", extra={"events": len(missing)})
             missing.reverse()
             timeline.events[:0] = missing
 
