@@ -340,7 +340,7 @@ async def _serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
-        timers.start(stored.timers)
+        timers.start(stored.timers, after=conn.caught_up)
         unparked = await OutboxRepo(db).unpark_all()
         if unparked:
             log.warning("parked effects are tried again", extra={"count": unparked})

@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -269,6 +270,12 @@ class Connection:
         self.staff_room: RoomID | None = None
         self.lobbies: set[RoomID] = set()
         self.last_sync_ok: float = 0.0
+        # Set once the server has nothing written before this start left to give and all
+        # of it is on the inbox: timers that came due while the bot was down wait for it
+        # (see `_quiet`).
+        self.caught_up = asyncio.Event()
+        self._drained = False
+        self._started_ms = 0
         self.sync_errors = 0
         self._stopping = asyncio.Event()
         self._first_sync = True
@@ -427,6 +434,7 @@ class Connection:
         """Sync until stopped. Errors back off exponentially (no tight loop on 5xx)."""
         self.client.next_batch = since  # type: ignore[assignment]
         self._first_sync = since is None
+        self._started_ms = int(time.time() * 1000)
         # A new device (the crypto store was lost) resuming from the database's token
         # knows no room yet: its first sync asks for every room's full state.
         full_state = True if self._new_device and since is not None else None
@@ -437,7 +445,8 @@ class Connection:
             since = self.client.next_batch
             sync = asyncio.ensure_future(
                 self.client.sync(
-                    timeout=30_000,
+                    # Until caught up, ask again at once rather than wait for news.
+                    timeout=30_000 if self._drained else 0,
                     since=since,
                     full_state=full_state,
                     sync_filter=sync_filter,
@@ -486,6 +495,7 @@ class Connection:
             if changed and self.on_device_change is not None:
                 self.on_device_change(changed)
             self._batch += 1
+            self._drained = self._drained or _quiet(resp, self._started_ms)
             began = loop.time()
             self._translate(resp)
             self._unsaved.append((self._batch, resp.next_batch))
@@ -741,6 +751,8 @@ class Connection:
             else:
                 del self._held[room]
         self._advance_checkpoint()
+        if self._drained and not self._held:
+            self.caught_up.set()
         self._arm_release(now)
 
     def _decrypted(self, room: RoomID, item: _Held) -> tuple[bool, Inbound | None]:
@@ -797,6 +809,20 @@ class Connection:
         if due and not self._stopping.is_set():
             delay = max(0.0, min(due) - now)
             self._release_timer = asyncio.get_running_loop().call_later(delay, self._release, False)
+
+
+def _quiet(resp: SyncResponse, since_ms: int) -> bool:
+    """A batch with nothing written before `since_ms` (the start) in it: what the bot
+    missed while down came in the batches before. Synapse can send what waits for a
+    device (room keys) in a batch of its own, ahead of the room events written with
+    them: a batch with to-device messages is not taken as the end of the catch-up."""
+    if resp.to_device_events:
+        return False
+    for info in resp.rooms.join.values():
+        for event in info.timeline.events:
+            if getattr(event, "server_timestamp", 0) < since_ms:
+                return False
+    return True
 
 
 def _skip_empty_room_saves(client: AsyncClient) -> None:

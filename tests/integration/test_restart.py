@@ -79,11 +79,11 @@ async def test_sigkill_mid_conversation(synapse, admin, make_user, make_client, 
         await bot.wait_ready()
         restarted_at = time.monotonic()
 
-        # Every message written while down arrives once, in order; the overdue warning
-        # fires at once on start, so it may come before them.
+        # Every message written while down arrives once, in order; the warning that came
+        # due meanwhile fires on start, once what was written before it is relayed.
         got = [await from_bot(volunteer, offer_room, bot_user.user_id) for _ in range(4)]
-        assert [m.body for m in got if m.msgtype == "m.text"] == written
-        assert [m.msgtype for m in got].count("m.notice") == 1
+        assert [m.body for m in got[:3]] == written
+        assert got[3].msgtype == "m.notice"
         warning_c = await from_bot(chatter, session_room, bot_user.user_id)
         assert warning_c.msgtype == "m.notice"
         assert time.monotonic() - restarted_at < 15
@@ -305,3 +305,50 @@ async def test_a_volunteer_join_before_the_offer_room_is_recorded_accepts_the_of
         bot.kill()
         proxy.release.set()
         await proxy.stop()
+
+
+async def test_what_was_written_before_the_end_is_relayed_before_the_end(
+    synapse, admin, make_user, make_client, tmp_path: Path
+):
+    """Found by the kill -9 soak: the bot was down when a conversation's maximum
+    duration came; on start the overdue timer fired before the first sync had replayed
+    what the chatter wrote before the end, and those last words were never relayed. The
+    timers now wait for the first sync."""
+    w = await bot_with_a_volunteer_on_duty(
+        synapse.base_url,
+        make_user,
+        make_client,
+        tmp_path,
+        limits={"max_duration": "20s", "warn_before": [], "max_extension": "1m"},
+        privacy={"purge_after": "1m"},
+    )
+    bot, volunteer, bot_id = w.bot, w.volunteer, w.bot_id
+    try:
+        chatter = await make_client(await make_user("chatter"))
+        dm = await chatter.create_encrypted_room(invite=[bot_id], is_direct=True)
+        await chatter.wait_for_join(dm, bot_id, timeout=30)
+        await chatter.send_text(dm, "hei")
+        session_room = (await chatter.wait_for_invite(timeout=30)).room_id
+        await chatter.join(session_room)
+        await from_bot(chatter, session_room, bot_id)  # welcome
+        offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
+        await volunteer.join(offer_room)
+        accepted_at = time.monotonic()
+        await from_bot(volunteer, offer_room, bot_id)  # intro
+        assert (await from_bot(volunteer, offer_room, bot_id)).body == "hei"
+
+        bot.kill()
+        last_words = ["takk for at du hørte på meg", "ha det"]
+        for body in last_words:
+            await chatter.send_text(session_room, body)
+        # The maximum duration (20 s) comes while the bot is down.
+        await asyncio.sleep(max(0.0, accepted_at + 22 - time.monotonic()))
+        bot.start()
+        await bot.wait_ready()
+
+        got = []
+        while not got or got[-1].msgtype != "m.notice":
+            got.append(await from_bot(volunteer, offer_room, bot_id))
+        assert [m.body for m in got[:-1]] == last_words  # then the closing notice
+    finally:
+        bot.kill()
