@@ -48,6 +48,7 @@ _OUTCOMES = (
     "closed_hours",
     "no_consent",
     "room_failed",
+    "room_lost",
 )
 
 PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -497,6 +498,10 @@ NB: dict[str, str] = {
         "Takk for at du skrev. Beklager, noe gikk galt hos oss, så samtalen kunne ikke starte. "
         "Prøv å skrive til {bot_name} igjen om litt.\n\n{emergency}"
     ),
+    "end.chatter.room_lost": (
+        "Beklager, vi mistet forbindelsen til samtalen din, så den ble avsluttet. "
+        "Skriv til {bot_name} igjen for å starte en ny chat.\n\n{emergency}"
+    ),
     # closing texts for the volunteer
     "end.volunteer.completed": f"Samtalen med Chatter #{{number}} er avsluttet av {{by}}.{_NB_TAG}",
     "end.volunteer.chatter_left": f"Chatter #{{number}} har forlatt samtalen.{_NB_TAG}",
@@ -521,6 +526,10 @@ NB: dict[str, str] = {
     ),
     "end.volunteer.room_failed": (
         f"Chatter #{{number}}: rommet kunne ikke lages, så samtalen er avsluttet.{_NB_TAG}"
+    ),
+    "end.volunteer.room_lost": (
+        f"Forbindelsen til Chatter #{{number}} ble brutt (boten ble fjernet fra rommet deres), "
+        f"så samtalen er avsluttet.{_NB_TAG}"
     ),
 }
 
@@ -865,6 +874,10 @@ EN: dict[str, str] = {
         "couldn't start. "
         "Please try writing to {bot_name} again in a little while.\n\n{emergency}"
     ),
+    "end.chatter.room_lost": (
+        "Sorry, we lost the connection to your conversation, so it has ended. "
+        "Write to {bot_name} again to start a new chat.\n\n{emergency}"
+    ),
     # closing texts for the volunteer
     "end.volunteer.completed": (
         f"The conversation with Chatter #{{number}} was ended by {{by}}.{_EN_TAG}"
@@ -892,6 +905,10 @@ EN: dict[str, str] = {
     ),
     "end.volunteer.room_failed": (
         f"Chatter #{{number}}: the room could not be made, so the conversation has ended.{_EN_TAG}"
+    ),
+    "end.volunteer.room_lost": (
+        f"The connection to Chatter #{{number}} was lost (the bot was removed from their "
+        f"room), so the conversation has ended.{_EN_TAG}"
     ),
 }
 

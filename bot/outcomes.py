@@ -46,7 +46,15 @@ class Purged:
     result: str
 
 
-Outcome = Done | Sent | RoomMade | Refused | Purged
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Refused because the bot is no longer in `room` (asked of the server, not read from
+    the refusal's text): kicked, banned, or a state reset, which no sync tells of."""
+
+    room: RoomID
+
+
+Outcome = Done | Sent | RoomMade | Refused | Purged | Lost
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from bot.core.events import (
     Relay,
     RelayEdit,
     RelayRedaction,
+    Removed,
     RoomCreated,
     RoomFailed,
     RoomRef,
@@ -68,6 +69,7 @@ from bot.inbox import BatchEnd, EffectDone, Inbound, Item, Parked
 from bot.outcomes import (
     EffectRunner,
     Known,
+    Lost,
     Outcome,
     Purged,
     Refused,
@@ -670,6 +672,11 @@ class Worker:
                 follow = RoomFailed(ref.session_id, ref.offer_id)
         elif isinstance(outcome, Purged):
             follow = PurgeFinished(effect.session_id, outcome.result)
+        elif isinstance(outcome, Lost):
+            log.warning(
+                "the bot is no longer in a room of a conversation", extra={"effect": _name(effect)}
+            )
+            follow = Removed(outcome.room)
         elif isinstance(outcome, Refused):
             log.warning("effect refused", extra={"effect": _name(effect), "code": outcome.code})
         if follow is not None:

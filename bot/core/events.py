@@ -93,6 +93,14 @@ class Left:
 
 
 @dataclass(frozen=True, slots=True)
+class Removed:
+    """The bot is no longer in this room: someone given the power kicked or banned it, or
+    a state reset on the server took its membership. It can neither read nor write there."""
+
+    room: RoomID
+
+
+@dataclass(frozen=True, slots=True)
 class RoomCreated:
     session_id: SessionID
     offer_id: OfferID | None  # None for the chatter's room
@@ -165,6 +173,7 @@ Input = (
     | Typing
     | Joined
     | Left
+    | Removed
     | RoomCreated
     | RoomFailed
     | TimerFired

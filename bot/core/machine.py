@@ -50,6 +50,7 @@ from bot.core.events import (
     Relay,
     RelayEdit,
     RelayRedaction,
+    Removed,
     Retire,
     RoomCreated,
     RoomFailed,
@@ -194,6 +195,8 @@ class Helpline:
                 self._on_joined(event, now)
             case Left():
                 self._on_left(event, now)
+            case Removed():
+                self._on_removed(event, now)
             case RoomCreated():
                 self._on_room_created(event, now)
             case RoomFailed():
@@ -1059,8 +1062,28 @@ class Helpline:
             elif s.state in OPEN_STATES:
                 self._end(s, Outcome.LEFT_WAITING, now, by=Role.CHATTER, quiet_chatter=True)
             return
-        if e.user != offer.volunteer:
+        if e.user == offer.volunteer:
+            self._volunteer_gone(s, offer, now)
+
+    def _on_removed(self, e: Removed, now: datetime) -> None:
+        """The bot lost its place in a room of a conversation (kicked, banned, a state
+        reset). The chatter's room: nobody can be told anything there, so the conversation
+        ends, the volunteer is told why, and the chatter hears it in their DM (where they
+        can start again). A volunteer's room: as if they had left it."""
+        hit = self.session_for_room(e.room)
+        if hit is None:
             return
+        s, offer = hit
+        if offer is not None:
+            self._volunteer_gone(s, offer, now)
+            return
+        if s.state not in OPEN_STATES:
+            return
+        self._end(s, Outcome.ROOM_LOST, now, by=None, quiet_chatter=True)
+        if s.source_room is not None:
+            self._say(s.source_room, "end.chatter.room_lost", s.language)
+
+    def _volunteer_gone(self, s: Session, offer: Offer, now: datetime) -> None:
         if offer.state is OfferState.PENDING:
             offer.state = OfferState.DECLINED
             self._clear_timer(TimerKind.OFFER_TIMEOUT, s, str(offer.id))

@@ -56,6 +56,7 @@ class Outcome(enum.Enum):
     CLOSED_HOURS = "closed_hours"
     NO_CONSENT = "no_consent"
     ROOM_FAILED = "room_failed"  # the bot could not create the chatter's room
+    ROOM_LOST = "room_lost"  # the bot was removed from the chatter's room
 
 
 class OfferState(enum.Enum):

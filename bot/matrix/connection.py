@@ -64,7 +64,7 @@ from nio import (
 )
 from nio.events.ephemeral import TypingNoticeEvent
 
-from bot.core.events import Input, Origin, Typing, Unreadable
+from bot.core.events import Input, Origin, Removed, Typing, Unreadable
 from bot.core.ids import EventID, RoomID, UserID
 from bot.core.rooms import RoomIndex, Rooms
 from bot.inbox import BatchEnd, Inbound
@@ -623,29 +623,41 @@ class Connection:
                     and ev.membership == "join"
                     and ev.prev_membership != "join"
                 ),
-                None,
+                -1,
             )
-            for i, event in enumerate(info.timeline.events):
-                if self._first_sync:
-                    continue  # history from before the bot ran: never act on it
-                if own_join is not None and i <= own_join:
-                    continue
-                # One event that breaks translation costs that event, never the sync: a
-                # crash here would replay the same batch on every start.
-                try:
-                    if before_join(getattr(event, "source", None) or {}):
-                        continue  # a state event from before the bot's join (see prepare_sync)
-                    if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
-                        continue
-                    self._translate_event(room, event)
-                except Exception as exc:
-                    self._failed(exc)
+            self._timeline(room, info.timeline.events[own_join + 1 :])
             for event in info.ephemeral:
                 if isinstance(event, TypingNoticeEvent) and not self._first_sync:
                     try:
                         self._on_typing(room, event)
                     except Exception as exc:
                         self._failed(exc)
+
+        for room_id, info in resp.rooms.leave.items():
+            # The bot is out of the room: it left (a conversation's end), or was kicked,
+            # banned, or lost its membership in a state reset. For a room of a
+            # conversation the core decides; what was written before counts first.
+            room = RoomID(room_id)
+            if self._first_sync or not self.rooms.is_session_room(room):
+                continue
+            self._timeline(room, info.timeline.events)
+            log.warning("the bot is no longer in a room of a conversation")
+            self._pass_on(room, Inbound(Removed(room)), self.origin_of(room))
+
+    def _timeline(self, room: RoomID, events: list[Any]) -> None:
+        if self._first_sync:
+            return  # history from before the bot ran: never act on it
+        for event in events:
+            # One event that breaks translation costs that event, never the sync: a
+            # crash here would replay the same batch on every start.
+            try:
+                if before_join(getattr(event, "source", None) or {}):
+                    continue  # a state event from before the bot's join (see prepare_sync)
+                if isinstance(event, RoomMemberEvent) and event.state_key == self.user_id:
+                    continue
+                self._translate_event(room, event)
+            except Exception as exc:
+                self._failed(exc)
 
     def _failed(self, exc: Exception) -> None:
         # The class name only: the message of an exception may quote the event.
@@ -714,7 +726,11 @@ class Connection:
         if inp is None:
             return
         inbound = Inbound(inp, getattr(event, "event_id", None), _sender_key(event), origin)
+        self._pass_on(room, inbound, origin)
+
+    def _pass_on(self, room: RoomID, inbound: Inbound, origin: Origin) -> None:
         if room in self._held:  # keep the room's order behind what waits for a key
+            loop_time = asyncio.get_running_loop().time()
             self._held[room].append(_Held(self._batch, loop_time, origin, inbound=inbound))
         else:
             self._enqueue(inbound)

@@ -28,6 +28,7 @@ from typing import Any
 
 from nio import (
     AsyncClient,
+    JoinedRoomsResponse,
     MatrixRoom,
     RoomCreateResponse,
     RoomGetStateEventResponse,
@@ -59,7 +60,7 @@ from bot.core.rooms import Rooms
 from bot.matrix.errors import TRANSPORT_ERRORS, Kind, Refusal, check, code_of, kind_of_code
 from bot.matrix.trust import TrustPolicy
 from bot.messages import Texts
-from bot.outcomes import Done, Known, Outcome, Purged, Refused, RoomMade, Sent, Transient
+from bot.outcomes import Done, Known, Lost, Outcome, Purged, Refused, RoomMade, Sent, Transient
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class Executor:
         try:
             return await self._run(effect, txn_id, known or Known())
         except Refusal as exc:
+            room = self._room_of(effect)
+            if exc.code == "M_FORBIDDEN" and room is not None and not await self._member(room):
+                return Lost(room)
             return Refused(exc.code)
         except TRANSPORT_ERRORS as exc:
             # A request made outside `check` (nio's key queries in the trust policy, say)
@@ -169,6 +173,20 @@ class Executor:
         return Done()
 
     # ----------------------------------------------------------------------------------
+
+    def _room_of(self, effect: Any) -> RoomID | None:
+        """The room of a conversation an effect was for, if it has one."""
+        to = getattr(effect, "to", None)
+        return self.rooms.room(to) if isinstance(to, RoomRef) else None
+
+    async def _member(self, room: RoomID) -> bool:
+        """Whether the server still has the bot in `room`; when it cannot say, yes (a
+        conversation is never ended on a guess)."""
+        try:
+            resp = await self.client.joined_rooms()
+        except TRANSPORT_ERRORS:
+            return True
+        return not isinstance(resp, JoinedRoomsResponse) or room in resp.rooms
 
     def _target(self, to: Target) -> RoomID:
         if isinstance(to, RoomRef):

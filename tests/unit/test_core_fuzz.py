@@ -29,6 +29,7 @@ from bot.core.events import (
     Origin,
     PurgeFinished,
     Redaction,
+    Removed,
     RoomCreated,
     RoomFailed,
     TimerFired,
@@ -107,6 +108,10 @@ class CoreUnderFire(RuleBasedStateMachine):
     def membership(self, who: UserID, data: st.DataObject, join: bool) -> None:
         room = data.draw(st.sampled_from(self.rooms()))
         self.feed(Joined(room, who) if join else Left(room, who))
+
+    @rule(data=st.data())
+    def the_bot_is_removed(self, data: st.DataObject) -> None:
+        self.feed(Removed(data.draw(st.sampled_from(self.rooms()))))
 
     @rule(data=st.data())
     def someone_accepts_or_joins(self, data: st.DataObject) -> None:

@@ -33,6 +33,7 @@ from bot.core.events import (
     Relay,
     RelayEdit,
     RelayRedaction,
+    Removed,
     Retire,
     RoomFailed,
     RoomRef,
@@ -1140,6 +1141,45 @@ def test_chatter_leaving_ends_quietly(active: bool, outcome: Outcome) -> None:
     assert says_to(fx, chatter_ref(s)) == []  # they are gone
     if active:
         assert said(fx, "end.volunteer.chatter_left").text.params["by"] == "chatter"
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_the_bot_removed_from_the_chatters_room_ends_and_says_so_in_the_dm(
+    active: bool,
+) -> None:
+    """Kicked, banned, or a state reset: the chatter's room is out of reach, so the
+    conversation ends; the volunteer is told why, the chatter in the DM they wrote from."""
+    w = World()
+    s = w.active(C1) if active else w.arrive(C1)
+    assert s.chatter_room
+    fx = w.feed(Removed(s.chatter_room))
+    assert (s.state, s.outcome) == (State.ENDING, Outcome.ROOM_LOST)
+    assert says_to(fx, chatter_ref(s)) == []  # the room the bot is no longer in
+    assert said(fx, "end.chatter.room_lost").to == dm_room(C1)
+    if active:
+        assert said(fx, "end.volunteer.room_lost").to == volunteer_ref(s)
+    # the purge still comes, for what can be purged
+    assert of(w.fire(TimerKind.PURGE, s), Purge)
+    assert w.feed(Removed(s.chatter_room)) == []  # once ended, nothing more
+
+
+def test_the_bot_removed_from_a_volunteers_room_is_as_if_she_left() -> None:
+    w = World()
+    w.on_duty(ANNA, BJORN)
+    s = w.active(C1)
+    assert s.volunteer == ANNA and s.volunteer_room
+    fx = w.feed(Removed(s.volunteer_room))
+    assert says_to(fx, chatter_ref(s)) == ["requeued"]
+    assert [c.invite for c in of(fx, CreateRoom)] == [BJORN]
+    assert (s.state, s.priority) == (State.OFFERED, 1)
+
+
+def test_the_bot_removed_from_a_room_it_does_not_know_changes_nothing() -> None:
+    w = World()
+    s = w.active(C1)
+    before = w.snapshot()
+    assert w.feed(Removed(RoomID("!elsewhere:example.org"))) == []
+    assert w.snapshot() == before and s.state is State.ACTIVE
 
 
 def test_volunteer_leaving_requeues_with_priority() -> None:

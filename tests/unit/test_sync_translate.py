@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from nio import SyncResponse
 
-from bot.core.events import Joined, Message, Typing
+from bot.core.events import Joined, Message, Origin, Removed, Typing
+from bot.core.ids import EventID, RoomID, UserID
 from bot.inbox import BatchEnd, Inbound
 from bot.matrix import connection
 from bot.matrix.connection import Connection, prepare_sync
@@ -55,8 +56,13 @@ def text(body: str, seen_as: str | None) -> dict:
     return event
 
 
-async def translated(tmp_path: Path, events: list[dict], state: list[dict] = ()) -> list[Any]:  # type: ignore[assignment]
-    got, _ = await translated_by(tmp_path, events, state)
+async def translated(
+    tmp_path: Path,
+    events: list[dict],
+    state: list[dict] = (),  # type: ignore[assignment]
+    **kwargs: Any,
+) -> list[Any]:
+    got, _ = await translated_by(tmp_path, events, state, **kwargs)
     return got
 
 
@@ -67,8 +73,11 @@ async def translated_by(
     *,
     ephemeral: list[dict] = (),  # type: ignore[assignment]
     encrypted_rooms: set[str] = frozenset(),  # type: ignore[assignment]
+    left: dict[str, list[dict]] | None = None,
+    session_rooms: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[list[Any], Connection]:
-    """The inputs (then checkpoints) one sync batch becomes, and the connection."""
+    """The inputs (then checkpoints) one sync batch becomes, and the connection. `left`:
+    rooms the bot is out of since the last batch, with their timelines."""
     got: list[Any] = []
     conn = Connection(
         homeserver="http://127.0.0.1:1",
@@ -79,6 +88,7 @@ async def translated_by(
         data_dir=tmp_path,
         store_key="k" * 32,
         enqueue=got.append,
+        rooms=SessionRooms(session_rooms),
     )
     conn._first_sync = False
     conn.client.encrypted_rooms.update(encrypted_rooms)
@@ -91,7 +101,11 @@ async def translated_by(
                     "state": {"events": list(state)},
                     "ephemeral": {"events": list(ephemeral)},
                 }
-            }
+            },
+            "leave": {
+                room: {"timeline": {"events": events, "limited": False}, "state": {"events": []}}
+                for room, events in (left or {}).items()
+            },
         },
     }
     prepare_sync(body, BOT)
@@ -100,6 +114,19 @@ async def translated_by(
     conn._translate(resp)
     inputs = [item.input for item in got if isinstance(item, Inbound)]
     return inputs + [item for item in got if isinstance(item, BatchEnd)], conn
+
+
+class SessionRooms:
+    """The rooms of conversations, as the worker's room index tells the connection."""
+
+    def __init__(self, rooms: set[str]) -> None:
+        self.rooms = rooms
+
+    def room(self, ref: Any) -> None:
+        return None
+
+    def is_session_room(self, room: str) -> bool:
+        return room in self.rooms
 
 
 async def test_with_membership_on_events_only_what_came_after_the_join_counts(
@@ -278,3 +305,30 @@ async def test_an_encrypted_payload_nio_raises_on_costs_that_event_only(tmp_path
     assert isinstance(message, Message) and (message.body, message.encrypted) == ("\ufffd", True)
     assert conn.skipped[Skip.ERROR] == 1
     assert BatchEnd("s2") in got  # nothing is held back: the batch is done
+
+
+async def test_out_of_a_conversations_room_what_came_before_counts_then_the_removal(
+    tmp_path: Path,
+) -> None:
+    """Kicked or banned by someone given the power, or a state reset the server tells of:
+    the room moves to the sync's `leave`; what was written before still counts."""
+    kick = member(BOT, "leave", "join", seen_as="leave") | {"sender": "@admin:hs"}
+    gone, other = "!session:hs", "!old-dm:hs"
+    inputs = await translated(
+        tmp_path,
+        [],
+        left={gone: [text("siste", seen_as="join"), kick], other: [text("x", seen_as="join")]},
+        session_rooms={gone},
+    )
+    assert inputs[:2] == [
+        Message(
+            RoomID(gone),
+            UserID(CHATTER),
+            EventID("$t-siste"),
+            "siste",
+            origin=Origin.OTHER,
+            encrypted=False,
+        ),
+        Removed(RoomID(gone)),
+    ]
+    assert not [i for i in inputs if getattr(i, "room", None) == other]  # not a conversation's
