@@ -108,7 +108,9 @@ class Conversation:
     vol_room: str | None = None  # the volunteer's room for this conversation
     offers: int = 0  # offer rooms that turned out to be this conversation's
     t_first: float | None = None  # the first words sent (DM)
+    t_answer: float | None = None  # the bot's answer in the DM decrypted
     t_invite: float | None = None  # invite to the private room seen by the chatter
+    t_joined: float | None = None  # the chatter's join accepted by the server
     t_welcome: float | None = None  # welcome / queue place text decrypted
     t_offer: float | None = None  # invite to the offer room seen by the volunteer
     t_held: float | None = None  # the held first words decrypted by the volunteer
@@ -363,6 +365,7 @@ class Load:
         c.t_invite, c.room = invite.received_at, invite.room_id
         c.stage = "invited"
         await client.join(c.room, timeout=self.remaining())
+        c.t_joined = time.monotonic()
         welcome = await client.wait_for_message(
             room_id=c.room,
             sender=bot,
@@ -370,6 +373,9 @@ class Load:
             predicate=lambda m: "køen" in (m.body or "") or "queue" in (m.body or ""),
         )
         c.t_welcome = welcome.received_at
+        with contextlib.suppress(TimeoutError):  # came long before: read from what arrived
+            answer = await client.wait_for_message(room_id=c.dm, sender=bot, timeout=5)
+            c.t_answer = answer.received_at
         c.stage = "welcomed (queued)"
         joined = await client.wait_for_message(
             room_id=c.room,
@@ -823,8 +829,15 @@ def report(run: Run) -> str:
         ]
         lines.append(stats_row(name, values, n))
 
+    stage("-> the bot's answer read in the DM", "t_answer")
     stage("-> invited to the private room", "t_invite")
     stage("-> welcome / queue place read", "t_welcome")
+    values = [
+        c.t_welcome - c.t_joined
+        for c in convs
+        if c.t_joined is not None and c.t_welcome is not None
+    ]
+    lines.append(stats_row("   (of it: from the join to the welcome)", values, n))
     stage("-> offer seen by a volunteer", "t_offer")
     stage("-> first words read by the volunteer", "t_held")
     stage('-> connected ("<alias> is here")', "t_connected")
