@@ -45,7 +45,7 @@ async def wait_until(
         if inspect.isawaitable(result):
             result = await result
         if result:
-            return result  # type: ignore[return-value]
+            return result
         if loop.time() >= deadline:
             raise TimeoutError(f"no {what} within {timeout}s")
         await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
