@@ -33,7 +33,7 @@ async def wait_until(
     predicate: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
     timeout: float = TIMEOUT,
     what: str = "a condition",
-    interval: float = 0.05,
+    interval: float = 0.1,
 ) -> T:
     """Wait until `predicate()` (a function or a coroutine function) is truthy; return
     its value. Raises `TimeoutError` naming `what`; the predicate is checked once more
