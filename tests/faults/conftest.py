@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from bot.devtools.faultproxy import FaultProxy
+from bot.devtools.synapse import SynapseServer
 from tests.integration.conftest import (
     _synapse_left_running,
     account_keys,
@@ -33,6 +34,7 @@ from tests.integration.conftest import (
     synapse,
     user_factory,
 )
+from tests.integration.world import OpenWorld, World
 
 __all__ = [
     "_synapse_left_running",
@@ -66,19 +68,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-async def fault_proxy(synapse: Any) -> AsyncIterator[FaultProxy]:
+async def fault_proxy(synapse: SynapseServer) -> AsyncIterator[FaultProxy]:
     async with FaultProxy(synapse.base_url) as proxy:
         yield proxy
 
 
 @pytest.fixture
-async def open_proxied_world(fault_proxy: FaultProxy, open_world: Any) -> AsyncIterator[Any]:
+async def open_proxied_world(
+    fault_proxy: FaultProxy, open_world: OpenWorld
+) -> AsyncIterator[OpenWorld]:
     """``await open_proxied_world(**open_world options)``: a helpline whose bot talks to
     Synapse through ``fault_proxy``. At teardown the proxy heals first (a test that failed
     mid-outage must not make the bot's shutdown wait out its retries), then the world
     closes, then the proxy."""
 
-    async def _open(**kwargs: Any) -> Any:
+    async def _open(**kwargs: Any) -> World:
         return await open_world(homeserver=fault_proxy.url, **kwargs)
 
     yield _open

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ import pytest
 from bot.devtools.client import TestClient
 from bot.devtools.synapse import SynapseServer, SynapseStartError
 from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
-from tests.integration.world import World, build_world
+from bot.matrix.crosssigning import CrossSigningKeys
+from tests.integration.world import MakeClient, MakeUser, OpenWorld, World, build_world
 
 DEFAULT_TIMEOUT_S = 120
 _HERE = Path(__file__).parent.resolve()
@@ -43,7 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT_S))
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for server in _SERVERS:
         times = ", ".join(f"{t:.2f}s" for t in server.startup_times) or "never started"
         terminalreporter.write_line(
@@ -94,13 +95,13 @@ def user_factory(synapse: SynapseServer, admin: RegisteredUser) -> UserFactory:
 
 
 @pytest.fixture(scope="session")
-def make_user(user_factory: UserFactory) -> Callable[..., Awaitable[RegisteredUser]]:
+def make_user(user_factory: UserFactory) -> MakeUser:
     """``await make_user("chatter")`` -> a new uniquely named :class:`RegisteredUser`."""
     return user_factory.create
 
 
 @pytest.fixture(scope="session")
-def account_keys() -> dict[str, Any]:
+def account_keys() -> dict[str, CrossSigningKeys]:
     """Each test account's cross-signing keys, so that all its devices share one identity
     (a client without them would replace the account's identity when it starts)."""
     return {}
@@ -109,10 +110,10 @@ def account_keys() -> dict[str, Any]:
 @pytest.fixture
 async def make_client(
     synapse: SynapseServer,
-    make_user: Callable[..., Awaitable[RegisteredUser]],
+    make_user: MakeUser,
     tmp_path: Path,
-    account_keys: dict[str, Any],
-) -> AsyncIterator[Callable[..., Awaitable[TestClient]]]:
+    account_keys: dict[str, CrossSigningKeys],
+) -> AsyncIterator[MakeClient]:
     """``await make_client(user_or_prefix=None, *, auto_join=False, **TestClient kwargs)``.
 
     With a :class:`RegisteredUser` it logs that account in (a new device each call, signed
@@ -144,7 +145,7 @@ async def make_client(
 
     yield _make
 
-    failures = []
+    failures: list[str] = []
     for client in clients:
         try:
             client.check()
@@ -157,8 +158,8 @@ async def make_client(
 
 @pytest.fixture
 async def open_world(
-    synapse: Any, make_user: Any, make_client: Any, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+    synapse: SynapseServer, make_user: MakeUser, make_client: MakeClient, tmp_path: Path
+) -> AsyncIterator[OpenWorld]:
     """`await open_world(aliases=(...), **config sections)` -> a running helpline."""
     worlds: list[World] = []
 

@@ -19,8 +19,6 @@ number only), and a purge interrupted by SIGKILL between two steps (resumed on s
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import re
 import secrets
 import sqlite3
@@ -47,6 +45,7 @@ from bot.matrix.purge import MAX_ERRORS, PAUSE_ENV, AdminAPI, AdminUnusable, Pur
 from bot.outcomes import Transient
 from bot.storage import Storage
 from bot.worker import PurgeBackoff
+from tests.integration.waits import wait_until
 from tests.integration.world import (
     Chatter,
     LeaveWatcher,
@@ -168,21 +167,6 @@ def volunteer_id_places(data: Path, volunteer: str) -> set[str]:
 # waiting and auditing
 
 
-async def until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
-    """Wait until `predicate()` (a bool, or an awaitable of one) is true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise TimeoutError(f"no {what} within {timeout}s")
-        await asyncio.sleep(0.1)
-
-
 async def room_gone(synapse: Any, admin: Any, room: str) -> bool:
     status, _ = await admin_request(
         synapse.base_url,
@@ -204,7 +188,7 @@ async def wait_purged(
         gone = [await room_gone(synapse, admin, r) for r in rooms]
         return all(gone) and not leaks(data_dir(w), [*texts, *rooms])
 
-    await until(done, PURGE_TIMEOUT, "purge")
+    await wait_until(done, PURGE_TIMEOUT, "purge")
 
 
 async def audit(
@@ -390,7 +374,7 @@ async def test_without_admin_every_event_reads_back_redacted(
     async def done() -> bool:
         return not leaks(data_dir(w), [*c.said, *c.rooms])
 
-    await until(done, PURGE_TIMEOUT, "purge")
+    await wait_until(done, PURGE_TIMEOUT, "purge")
     for side, room in [(c.cside, c.chatter.room), (c.vside, c.vroom)]:
         await side.leaves.wait_removed(room)
         assert not side.redactions.unredacted(room)
@@ -616,7 +600,7 @@ async def test_purge_killed_between_steps_resumes_on_start(
             except sqlite3.OperationalError:
                 return False
 
-        await until(redacted_recorded, PURGE_TIMEOUT, "the redact step recorded")
+        await wait_until(redacted_recorded, PURGE_TIMEOUT, "the redact step recorded")
         bot.kill()  # SIGKILL between "redact" and "kick"
         for room in rooms:
             assert not await room_gone(synapse, admin, room)
@@ -624,10 +608,10 @@ async def test_purge_killed_between_steps_resumes_on_start(
 
         bot.start()
         await bot.wait_ready()
-        await until(
+        await wait_until(
             lambda: _all_gone(synapse, admin, rooms), PURGE_TIMEOUT, "rooms deleted after restart"
         )
-        await until(
+        await wait_until(
             lambda: b"purge finished" in bot.log_path.read_bytes(), PURGE_TIMEOUT, "the end"
         )
         await cside.leaves.wait_removed(chatter.room)
@@ -753,7 +737,7 @@ async def test_the_purge_deletes_only_media_the_participants_uploaded(
         assert refused.msgtype == "m.notice"
     await c.chatter.client.send_text(c.chatter.room, "!slutt")
     await wait_purged(w, synapse, admin, c.rooms, c.said)
-    await until(lambda: "purge media" in w.logs.getvalue(), PURGE_TIMEOUT, "the media step")
+    await wait_until(lambda: "purge media" in w.logs.getvalue(), PURGE_TIMEOUT, "the media step")
     assert not await media_exists(synapse, admin, own)
     # Named by the chatter, uploaded by others: not the chatter's to have deleted, even
     # the volunteer's (a participant, but she did not post it).

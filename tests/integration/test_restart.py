@@ -17,6 +17,7 @@ import pytest
 
 from bot.devtools.runner import SubprocessBot, write_config
 from bot.devtools.users import admin_request, q
+from tests.integration.waits import bot_caught_up
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -249,7 +250,8 @@ async def test_a_join_before_the_room_is_recorded_still_welcomes_the_chatter(
         await asyncio.wait_for(proxy.held.wait(), 30)
         session_room = (await chatter.wait_for_invite(timeout=30)).room_id
         await chatter.join(session_room)
-        await asyncio.sleep(3)  # the bot's sync loop sees the join meanwhile
+        # The bot's sync delivers the join and its worker takes it, before the answer.
+        await bot_caught_up(volunteer, w.staff_room, bot_id)
 
         proxy.hold_create = False
         if kill:
@@ -294,7 +296,8 @@ async def test_a_volunteer_join_before_the_offer_room_is_recorded_accepts_the_of
         await asyncio.wait_for(proxy.held.wait(), 30)
         offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
         await volunteer.join(offer_room)
-        await asyncio.sleep(3)  # the bot's sync loop sees the join meanwhile
+        # The bot's sync delivers the join and its worker takes it, before the answer.
+        await bot_caught_up(volunteer, w.staff_room, bot_id)
         proxy.hold_invitee = None
         proxy.release.set()
 

@@ -7,15 +7,21 @@ its new Megolm session (nio sends it inside `room_send`), and sends it when the 
 
 from __future__ import annotations
 
-import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from nio import ShareGroupSessionResponse
 
 from bot.devtools.client import TestClient
+from bot.devtools.synapse import SynapseServer
+from bot.devtools.users import RegisteredUser, room_messages_admin
+from tests.integration.waits import assert_relayed_once_in_order
 from tests.integration.world import (
+    TIMEOUT,
     Chatter,
+    MakeClient,
+    MakeUser,
     World,
     accept_offer,
     build_world,
@@ -76,32 +82,47 @@ async def conversation(w: World, make_user: Any, make_client: Any) -> tuple[Chat
 
 
 async def test_a_message_whose_key_comes_late_is_relayed_once_and_in_order(
-    synapse: Any, make_user: Any, make_client: Any, tmp_path: Any
+    synapse: SynapseServer,
+    admin: RegisteredUser,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    tmp_path: Path,
 ) -> None:
     w = await build_world(
         synapse, make_user, make_client, tmp_path, encryption={"undecryptable_grace": "20s"}
     )
+
+    async def from_bot_on_server(room: str) -> int:
+        """The bot's events in `room` as the server has them now."""
+        listing = await room_messages_admin(synapse.base_url, admin.access_token, room, limit=100)
+        return sum(1 for e in listing["chunk"] if e["sender"] == w.bot_id)
+
     try:
         chatter, vroom = await conversation(w, make_user, make_client)
-        volunteer = w.volunteers[0].client
+        v = w.volunteers[0]
+        volunteer = v.client
+        before = await from_bot_on_server(vroom)
         late = WithheldKeys(chatter.client)
         await late.send_with_late_key(chatter.room, "first, late key")
         assert late.kept, "the key share was not held back"
         await chatter.client.send_text(chatter.room, "second, key on time")
-        await asyncio.sleep(0.5)  # the bot has both: the second waits behind the first
-        assert not [
-            m for m in volunteer.messages if m.room_id == vroom and "second" in (m.body or "")
-        ]
+        # The second waits behind the first. Shown without a pause: the volunteer writes
+        # twice, the second time after the first reached the chatter, so the second
+        # reaches the bot in a later sync than "second, key on time" did. The bot relays a
+        # conversation's messages in order: had it not held "second, key on time", that
+        # would be on the server before the chatter reads the second marker.
+        for marker in ("er du der?", "jeg venter"):
+            await volunteer.send_text(vroom, marker)
+            assert (await next_from_bot(w, chatter.client, chatter.room)).body == marker
+        assert await from_bot_on_server(vroom) == before, "relayed before the key came"
         await late.release()
 
-        first = await next_from_bot(w, volunteer, vroom)
-        second = await next_from_bot(w, volunteer, vroom)
-        assert (first.body, second.body) == ("first, late key", "second, key on time")
-        await asyncio.sleep(1.5)  # nothing more comes: each exactly once
+        # Both, in order, and each once (a marker written after them comes next).
+        bodies = ["first, late key", "second, key on time"]
+        await assert_relayed_once_in_order(w, chatter, v, vroom, bodies, TIMEOUT)
         relayed = [
             m.body for m in volunteer.messages if m.room_id == vroom and m.sender == w.bot_id
         ]
-        assert relayed.count("first, late key") == 1 and relayed.count("second, key on time") == 1
         assert "ble ikke" not in " ".join(b or "" for b in relayed)
         assert "a held event was decrypted after its key arrived" in w.logs.getvalue()
     finally:

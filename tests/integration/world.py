@@ -21,11 +21,15 @@ from typing import Any
 from bot.devtools.client import ReceivedMessage, TestClient
 from bot.devtools.leaves import LeaveWatcher  # noqa: F401 - the flow tests import it from here
 from bot.devtools.runner import InProcessBot, write_config
+from bot.devtools.synapse import SynapseServer
 from bot.devtools.users import RegisteredUser
 from bot.logs import Scrub, TextFormatter
+from bot.worker import PurgeBackoff
 
-MakeUser = Callable[..., Awaitable[RegisteredUser]]
-MakeClient = Callable[..., Awaitable[TestClient]]
+# What the fixtures of the same names give a test.
+MakeUser = Callable[..., Awaitable[RegisteredUser]]  # (prefix="user", admin=False, ...)
+MakeClient = Callable[..., Awaitable[TestClient]]  # (user_or_prefix=None, *, auto_join, ...)
+OpenWorld = Callable[..., Awaitable["World"]]  # (**build_world options)
 
 TIMEOUT = 20.0  # for one step of a flow; a healthy step takes well under a second
 
@@ -81,12 +85,12 @@ class Staffed:
 
 
 async def build_world(
-    synapse: Any,
+    synapse: SynapseServer,
     make_user: MakeUser,
     make_client: MakeClient,
     tmp_path: Path,
     *,
-    purge_backoff: Any = None,
+    purge_backoff: PurgeBackoff | None = None,
     **options: Any,
 ) -> World:
     """`staff_helpline(**options)`, then the bot started in-process, its logs captured.
@@ -121,7 +125,7 @@ def capture_logs() -> tuple[io.StringIO, logging.Handler, int]:
 
 
 async def staff_helpline(
-    synapse: Any,
+    synapse: SynapseServer,
     make_user: MakeUser,
     make_client: MakeClient,
     tmp_path: Path,
@@ -149,6 +153,7 @@ async def staff_helpline(
         await v.client.wait_for_invite(room_id=staff_room, timeout=TIMEOUT)
         await v.client.join(staff_room)
     sections.setdefault("privacy", {}).setdefault("purge_after", "2s")
+    extra: dict[str, Any] = dict(sections)  # config sections only, never write_config's own
     config = write_config(
         tmp_path / "config.yaml",
         homeserver=homeserver or synapse.base_url,
@@ -166,7 +171,7 @@ async def staff_helpline(
             for v in volunteers
         ],
         lobby_rooms=list(lobby_rooms),
-        **sections,
+        **extra,
     )
     return Staffed(bot_user, volunteers, staff_room, config)
 
@@ -205,9 +210,11 @@ async def open_conversation(
 
 async def go_on_duty(w: World, v: Volunteer) -> None:
     await v.client.send_text(w.staff_room, "!på")
-    reply = await next_from_bot(
-        w, v.client, w.staff_room, lambda m: v.alias in (m.body or "") and "på vakt" in m.body
-    )
+
+    def on_duty(m: ReceivedMessage) -> bool:
+        return v.alias in (m.body or "") and "på vakt" in (m.body or "")
+
+    reply = await next_from_bot(w, v.client, w.staff_room, on_duty)
     assert reply.msgtype == "m.notice"
 
 

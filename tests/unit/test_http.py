@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.devtools.synapse import free_port
 from bot.http import Health, HttpEndpoint, HttpStartError
@@ -127,10 +128,21 @@ async def test_a_first_long_poll_still_open_is_healthy() -> None:
     assert await health.check() == []
 
 
-async def test_port_zero_means_off() -> None:
-    http = HttpEndpoint("127.0.0.1", 0, Health(lambda: True, lambda: 1.0, _noop), None)  # type: ignore[arg-type]
+async def test_port_zero_means_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Port 0 is "off", not "any free port": nothing may listen, on no port at all."""
+    listening: list[object] = []
+
+    async def start_site(site: web.TCPSite) -> None:
+        listening.append(site)  # a listener would have been opened here
+
+    monkeypatch.setattr(web.TCPSite, "start", start_site)
+    health = Health(lambda: True, lambda: 1.0, _noop)
+    http = HttpEndpoint("127.0.0.1", 0, health, Metrics(status=dict, sync_errors=int))
     await http.start()
-    await http.stop()
+    try:
+        assert listening == [], "port 0 opened a listener"
+    finally:
+        await http.stop()
 
 
 async def _noop() -> None:
