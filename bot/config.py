@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from bot.core.model import Hours, PlaintextDirect, WeeklyInterval
+from bot.core.model import Hours, Interval, PlaintextDirect, server_allowed
 from bot.core.model import Strategy as RoutingStrategy
 
 __all__ = [
@@ -172,7 +172,7 @@ class IntakeConfig:
     plaintext_direct: PlaintextDirect = PlaintextDirect.OPEN
 
     def allows_server(self, server_name: str) -> bool:
-        return "*" in self.allowed_servers or server_name in self.allowed_servers
+        return server_allowed(self.allowed_servers, server_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,18 +226,6 @@ class PrivacyConfig:
     deactivate_prefix: str | None = None  # like "@anon-": throw-away accounts to deactivate
 
 
-@dataclass(frozen=True, slots=True)
-class Interval:
-    """Opening hours within one day; ``end <= start`` means the interval passes midnight."""
-
-    start: time
-    end: time
-
-    @property
-    def passes_midnight(self) -> bool:
-        return self.end <= self.start
-
-
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -257,11 +245,7 @@ class OpeningHoursConfig:
         return Hours(
             always_open=self.always_open,
             timezone=self.timezone.key,
-            weekly=tuple(
-                WeeklyInterval(day, iv.start, iv.end)
-                for day, intervals in enumerate(self.weekly)
-                for iv in intervals
-            ),
+            weekly=self.weekly,
             closed_dates=self.closed_dates,
         )
 
