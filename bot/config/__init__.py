@@ -26,9 +26,9 @@ Rules:
 Parts, in the order a value passes through them: ``source`` (YAML with line numbers and
 ``${ENV}``), ``fields`` (one typed value), ``reader`` (one mapping: known keys, lists,
 secrets), ``sections``, ``hours`` and ``overrides`` (one reader per section), ``load``
-(the entry point); ``model`` is the result and ``errors`` the problems. Names with a
-leading underscore are shared among these modules only: everything else imports from
-``bot.config``.
+(the entry point). ``model`` is the result, ``errors`` the problems, and ``policy`` builds
+the core's Policy from the sections. Names with a leading underscore are shared among
+these modules only: everything else imports from ``bot.config``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from bot.config.model import (
     VolunteerConfig,
     VolunteersConfig,
 )
+from bot.config.policy import build_policy
 from bot.core.model import Interval
 from bot.core.model import Strategy as RoutingStrategy
 
@@ -82,6 +83,7 @@ __all__ = [
     "TrustPolicy",
     "VolunteerConfig",
     "VolunteersConfig",
+    "build_policy",
     "load_config",
     "parse_duration",
 ]

@@ -209,5 +209,10 @@ class Config:
         """The homeserver's Matrix server name (the part after ':' in user IDs)."""
         return self.homeserver.server_name or self.bot.user_id.split(":", 1)[1]
 
+    @property
+    def block_key(self) -> bytes:
+        """The key that hashes chatters for the block list and staff for the identity pins."""
+        return (self.privacy.block_list_key or self.storage.store_key).encode()
+
     def message_override(self, language: str, key: str) -> str | None:
         return self.messages.get(language, {}).get(key)

@@ -366,7 +366,7 @@ class Hours:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Every setting the core obeys. Built from the config by `bot.app`."""
+    """Every setting the core obeys. Built from the config by `bot.config.policy`."""
 
     volunteers: tuple[VolunteerProfile, ...]
     bot_name: str = "Alltidhjelp"
