@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
+from collections.abc import Mapping
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from bot.config.fields import _text
@@ -24,7 +23,7 @@ def _read_messages(root: _Section, language: LanguageConfig) -> Any:
     if value is _MISSING or value is None:
         return MappingProxyType({})
     s = root.mapping_at("messages", value)
-    catalogue = _MessageCatalogue.load()
+    catalogue = _catalogue()
     result: dict[str, Mapping[str, str]] = {}
     for lang, texts in s.data.items():
         lang_path = s.path_of(lang)
@@ -37,14 +36,15 @@ def _read_messages(root: _Section, language: LanguageConfig) -> Any:
             )
             continue
         section = s.mapping_at(lang_path, texts)
-        known = catalogue.texts.get(lang) if catalogue is not None else None
+        # None: no catalogue, or no texts in this language; its keys go unchecked.
+        known = catalogue.CATALOGUE.get(lang) if catalogue is not None else None
         overrides: dict[str, str] = {}
         for key in section.data:
             if known is not None and key not in known:
                 continue  # reported by done() below, with a "did you mean"
             text = section.get(key, _text)
             if catalogue is not None and text is not _BAD:
-                catalogue.check_placeholders(s.chk, section.path_of(key), key, text)
+                _check_placeholders(catalogue, s.chk, section.path_of(key), key, text)
             overrides[key] = text
         if known is not None:
             section.asked = list(known)  # the catalogue's keys are the known ones here
@@ -53,47 +53,33 @@ def _read_messages(root: _Section, language: LanguageConfig) -> Any:
     return MappingProxyType(result)
 
 
-@dataclass(frozen=True, slots=True)
-class _MessageCatalogue:
-    """What bot.messages tells about its texts, as far as it tells it."""
-
-    texts: Mapping[str, Mapping[str, str]]  # language -> key -> template
-    params: Mapping[str, Iterable[str]] | None  # key -> placeholders the bot fills in
-    common: tuple[str, ...]  # placeholders every template may use
-    placeholders: Callable[[str], set[str]] | None  # the names a template uses
-
-    @classmethod
-    def load(cls) -> _MessageCatalogue | None:
-        # Imported lazily: bot.messages belongs to another part of the bot and may not exist
-        # yet. Without it keys go unchecked, which beats refusing every override.
-        try:
-            module = importlib.import_module("bot.messages")
-        except ImportError:
-            return None
-        texts = getattr(module, "CATALOGUE", None)
-        if not isinstance(texts, Mapping):
-            return None
-        params = getattr(module, "PARAMS", None)
-        placeholders = getattr(module, "placeholders", None)
-        return cls(
-            texts={k: v for k, v in texts.items() if isinstance(v, Mapping)},
-            params=params if isinstance(params, Mapping) else None,
-            common=tuple(getattr(module, "COMMON", ())),
-            placeholders=placeholders if callable(placeholders) else None,
+def _check_placeholders(
+    catalogue: ModuleType, chk: _Checker, path: str, key: str, text: str
+) -> None:
+    # The bot leaves a {name} it cannot fill in visible, so a misspelt one would reach a
+    # chatter as "{positon}". Checked with bot.messages' own reading of a template.
+    if key not in catalogue.PARAMS:
+        return
+    allowed = set(catalogue.PARAMS[key]) | set(catalogue.COMMON)
+    unknown = sorted(catalogue.placeholders(text) - allowed)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        chk.problem(
+            path,
+            "only the placeholders " + ", ".join("{" + n + "}" for n in sorted(allowed)),
+            ", ".join("{" + n + "}" for n in unknown),
+            f"did you mean {{{close[0]}}}?" if close else "write {{ for a literal {",
         )
 
-    def check_placeholders(self, chk: _Checker, path: str, key: str, text: str) -> None:
-        # The bot leaves a {name} it cannot fill in visible, so a misspelt one would reach a
-        # chatter as "{positon}". Checked with bot.messages' own reading of a template.
-        if self.params is None or self.placeholders is None or key not in self.params:
-            return
-        allowed = set(self.params[key]) | set(self.common)
-        unknown = sorted(self.placeholders(text) - allowed)
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
-            chk.problem(
-                path,
-                "only the placeholders " + ", ".join("{" + n + "}" for n in sorted(allowed)),
-                ", ".join("{" + n + "}" for n in unknown),
-                f"did you mean {{{close[0]}}}?" if close else "write {{ for a literal {",
-            )
+
+def _catalogue() -> ModuleType | None:
+    """bot.messages: its texts, the placeholders each may use, and its reading of them.
+
+    Looked up each time a config is read, not imported with this module, so that a test can
+    put a small catalogue in its place. Without one, keys go unchecked, which beats refusing
+    every override.
+    """
+    try:
+        return importlib.import_module("bot.messages")
+    except ImportError:
+        return None
