@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from bot.config.errors import ConfigErrors
 from bot.config.fields import _user_id
@@ -44,14 +45,23 @@ def load_config(
     machine that does not hold the secrets (CI, an admin's laptop); such a Config carries
     placeholders instead of secrets and must not be used to run the bot.
     """
-    file = str(path)
     file_path = Path(path)
     chk = _Checker(
-        file,
+        str(path),
         file_path.absolute().parent,
         os.environ if env is None else env,
         read_secret_files,
     )
+    config = _read_sections(chk, _document(chk, file_path))
+    if chk.problems:
+        # In file order, so the list reads top to bottom beside the file.
+        chk.problems.sort(key=lambda p: p.line or 0)
+        raise ConfigErrors(chk.problems)
+    return config
+
+
+def _document(chk: _Checker, file_path: Path) -> dict[str, Any]:
+    """The file as plain data; ConfigErrors if it cannot be read as a YAML mapping."""
     try:
         data = file_path.read_bytes()
     except OSError as e:
@@ -70,7 +80,15 @@ def load_config(
     if not isinstance(document, dict):
         chk.file_problem("a mapping of sections like homeserver: and bot:", _show(document), 1)
         raise ConfigErrors(chk.problems)
+    return document
 
+
+def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
+    """Every section, in an order where each check finds what it depends on read.
+
+    The result holds `_BAD` where a value was wrong: it is only a Config if `chk` has no
+    problems afterwards.
+    """
     root = _Section(chk, "", document)
     homeserver = _read_homeserver(root)
     bot = _read_bot(root)
@@ -90,11 +108,6 @@ def load_config(
     http = _read_http(root)
     _check_lobbies_against_volunteers(chk, intake, volunteers)
     root.done()
-
-    if chk.problems:
-        # In file order, so the list reads top to bottom beside the file.
-        chk.problems.sort(key=lambda p: p.line or 0)
-        raise ConfigErrors(chk.problems)
     return Config(
         homeserver=homeserver,
         bot=bot,
