@@ -23,11 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import ChatterDevices, Config
+from bot.config import ChatterDevices, Config, build_policy
 from bot.core.events import ChatterUnverified, IdentityChanged
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
-from bot.core.model import Policy, VolunteerProfile
 from bot.core.rooms import RoomIndex
 from bot.http import Health, HttpEndpoint, HttpStartError
 from bot.inbox import Inbound
@@ -39,7 +38,7 @@ from bot.matrix.purge import Purger
 from bot.matrix.trust import TrustNotAvailable
 from bot.matrix.trust import build as build_trust
 from bot.matrix.trust import policy as trust_policy
-from bot.messages import CATALOGUE, Texts
+from bot.messages import Texts
 from bot.metrics import Metrics
 from bot.scheduler import Timers
 from bot.storage.db import open_database
@@ -53,56 +52,6 @@ log = logging.getLogger("bot")
 EXIT_LOCKED = 6
 EXIT_CONFIG = 2
 EXIT_UNEXPECTED = 1
-
-
-def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
-    canned = tuple(
-        sorted(
-            {
-                k.split(".", 1)[1]
-                for k in CATALOGUE[config.language.default]
-                if k.startswith("canned.")
-            }
-            - {"unknown"}
-        )
-    )
-    block_key = (config.privacy.block_list_key or config.storage.store_key).encode()
-    return Policy(
-        volunteers=tuple(
-            VolunteerProfile(UserID(v.user_id), v.alias, tuple(v.languages), v.max_sessions)
-            for v in config.volunteers.members
-        ),
-        bot_name=config.bot.display_name,
-        direct_messages=config.intake.direct_messages,
-        plaintext_direct=config.intake.plaintext_direct,
-        allowed_servers=frozenset(config.intake.allowed_servers),
-        supervisors=frozenset(UserID(u) for u in config.volunteers.supervisors),
-        staff_room=staff_room,
-        strategy=config.routing.strategy,
-        offer_timeout=config.routing.offer_timeout,
-        lapses_before_off_duty=config.routing.lapses_before_off_duty,
-        language_fallback=config.routing.language_fallback,
-        waiting_reminder=config.routing.waiting_reminder,
-        max_duration=config.limits.max_duration,
-        warn_before=tuple(config.limits.warn_before),
-        max_extension=config.limits.max_extension,
-        chatter_idle=config.limits.chatter_idle,
-        idle_warning_before=config.limits.idle_warning_before,
-        queue_max_wait=config.limits.queue_max_wait,
-        queue_max_length=config.limits.queue_max_length,
-        message_max_chars=config.limits.message_max_chars,
-        messages_per_minute=config.limits.messages_per_minute,
-        sessions_per_day=config.limits.sessions_per_day,
-        purge_after=config.privacy.purge_after,
-        relay_media=config.privacy.relay_media,
-        consent_required=config.intake.consent_required,
-        default_language=config.language.default,
-        languages=tuple(config.language.available),
-        topics=tuple(config.topics),
-        canned=canned,
-        hours=config.opening_hours.hours(),
-        block_key=block_key,
-    )
 
 
 class DataDirLock:

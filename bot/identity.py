@@ -23,18 +23,13 @@ def _staff(config: Config) -> set[str]:
     return {m.user_id for m in config.volunteers.members} | set(config.volunteers.supervisors)
 
 
-def _pin_key(config: Config) -> bytes:
-    # The same key as the bot's (bot.app.build_policy): the block-list key or the store key.
-    return (config.privacy.block_list_key or config.storage.store_key).encode()
-
-
 def reset(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(_reset(config, str(args.user)))
 
 
 async def _reset(config: Config, user: str) -> int:
     staff = user in _staff(config) or user == config.bot.user_id
-    subject = kept(user, staff, _pin_key(config))
+    subject = kept(user, staff, config.block_key)
     db = await open_database(Path(config.storage.data_dir) / "helpline.db")
     try:
         pins = Pins(db)

@@ -26,16 +26,14 @@ def is_open(hours: Hours, now: datetime) -> bool:
     today = local.weekday()
     yesterday = (today - 1) % 7
     yesterday_closed = local.date() - timedelta(days=1) in hours.closed_dates
-    for iv in hours.weekly:
-        overnight = iv.end <= iv.start
-        if iv.weekday == today:
-            if overnight and t >= iv.start:
-                return True
-            if not overnight and iv.start <= t < iv.end:
-                return True
-        if overnight and iv.weekday == yesterday and t < iv.end and not yesterday_closed:
+    for iv in hours.weekly[today]:
+        if iv.passes_midnight and t >= iv.start:
             return True
-    return False
+        if not iv.passes_midnight and iv.start <= t < iv.end:
+            return True
+    if yesterday_closed:
+        return False
+    return any(iv.passes_midnight and t < iv.end for iv in hours.weekly[yesterday])
 
 
 def next_opening(hours: Hours, now: datetime) -> datetime | None:
@@ -49,9 +47,7 @@ def next_opening(hours: Hours, now: datetime) -> datetime | None:
         day = (local + timedelta(days=day_offset)).date()
         if day in hours.closed_dates:
             continue
-        for iv in hours.weekly:
-            if iv.weekday != day.weekday():
-                continue
+        for iv in hours.weekly[day.weekday()]:
             start = datetime.combine(day, iv.start, zone)
             if start > local and (best is None or start < best):
                 best = start

@@ -387,7 +387,7 @@ class Helpline:
                 self._say(u.room, "unreadable.own", staff_lang)
         elif u.origin is Origin.DIRECT and self.policy.direct_messages:
             key = chatter_hash(self.policy.block_key, u.sender)
-            if self._server_allowed(u.sender) and key not in self.blocked:
+            if self.policy.allows(u.sender) and key not in self.blocked:
                 self._say(u.room, "unreadable.chatter", self.policy.default_language)
         elif u.origin is Origin.LOBBY:
             # Unread by the bot, perhaps not by others in the lobby: it goes, as any other.
@@ -416,12 +416,8 @@ class Helpline:
         if s.state is State.ACTIVE and vref is not None:
             self._say(vref, "unverified.device", self._staff_language(), number=s.number)
 
-    def _server_allowed(self, user: UserID) -> bool:
-        allowed = self.policy.allowed_servers
-        return "*" in allowed or user.partition(":")[2] in allowed
-
     def _intake(self, m: Message, source: Source, now: datetime) -> None:
-        if not self._server_allowed(m.sender):
+        if not self.policy.allows(m.sender):
             return
         key = chatter_hash(self.policy.block_key, m.sender)
         if key in self.blocked:

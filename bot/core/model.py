@@ -9,6 +9,7 @@ Times are timezone-aware UTC datetimes, passed in by the caller; nothing here re
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -335,25 +336,38 @@ class Strategy(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class WeeklyInterval:
-    weekday: int  # 0 = Monday
+class Interval:
+    """Opening hours within one day; ``end <= start`` means the interval passes midnight."""
+
     start: time
-    end: time  # an end <= start passes midnight into the next day
+    end: time
+
+    @property
+    def passes_midnight(self) -> bool:
+        return self.end <= self.start
 
 
 @dataclass(frozen=True, slots=True)
 class Hours:
-    """Opening hours, evaluated in `timezone` (an IANA name)."""
+    """Opening hours, evaluated in `timezone` (an IANA name).
+
+    `weekly` has seven entries, Monday first (`date.weekday()` indexes it). An interval
+    belongs to the day it starts on, even when it ends after midnight.
+    """
 
     always_open: bool = True
     timezone: str = "Europe/Oslo"
-    weekly: tuple[WeeklyInterval, ...] = ()
+    weekly: tuple[tuple[Interval, ...], ...] = ((),) * 7
     closed_dates: frozenset[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        if len(self.weekly) != 7:
+            raise ValueError(f"weekly needs one entry per weekday, got {len(self.weekly)}")
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Every setting the core obeys. Built from the config by `bot.app`."""
+    """Every setting the core obeys. Built from the config by `bot.config.policy`."""
 
     volunteers: tuple[VolunteerProfile, ...]
     bot_name: str = "Alltidhjelp"
@@ -394,6 +408,15 @@ class Policy:
 
     def is_staff(self, user: UserID) -> bool:
         return self.profile(user) is not None or user in self.supervisors
+
+    def allows(self, user: UserID) -> bool:
+        """Whether `intake.allowed_servers` lets this user reach the line."""
+        return server_allowed(self.allowed_servers, user.partition(":")[2])
+
+
+def server_allowed(allowed: Collection[str], server_name: str) -> bool:
+    """The one reading of `intake.allowed_servers`: the listed servers, or any with "*"."""
+    return "*" in allowed or server_name in allowed
 
 
 @dataclass(frozen=True, slots=True)

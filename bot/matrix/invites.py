@@ -63,9 +63,7 @@ class InviteGate:
         count = self._count(inviter, asyncio.get_running_loop().time())
         configured = self.configured(room)
         staff = self.policy.is_staff(inviter)
-        server_ok = "*" in self.policy.allowed_servers or (
-            inviter.partition(":")[2] in self.policy.allowed_servers
-        )
+        server_ok = self.policy.allows(inviter)
         accept = configured or (
             is_direct and (staff or (self.policy.direct_messages and server_ok))
         )

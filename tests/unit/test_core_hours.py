@@ -8,18 +8,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.core.hours import is_open, next_opening
-from bot.core.model import Hours, WeeklyInterval
+from bot.core.model import Hours, Interval
 
 OSLO = ZoneInfo("Europe/Oslo")
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 
 
-def weekly(*spec: tuple[int, str]) -> tuple[WeeklyInterval, ...]:
-    out = []
+def weekly(*spec: tuple[int, str]) -> tuple[tuple[Interval, ...], ...]:
+    days: list[list[Interval]] = [[] for _ in range(7)]
     for day, span in spec:
         start, end = (time.fromisoformat(x) for x in span.split("-"))
-        out.append(WeeklyInterval(day, start, end))
-    return tuple(out)
+        days[day].append(Interval(start, end))
+    return tuple(tuple(d) for d in days)
 
 
 def local(text: str) -> datetime:
@@ -108,7 +108,7 @@ def test_closed_dates_are_local_dates() -> None:
     [datetime(2026, 3, 2, 3, 0, tzinfo=UTC), datetime(2026, 12, 24, 18, 0, tzinfo=UTC)],
 )
 def test_always_open(when: datetime) -> None:
-    hours = Hours(always_open=True, weekly=(), closed_dates=frozenset({when.date()}))
+    hours = Hours(always_open=True, closed_dates=frozenset({when.date()}))
     assert is_open(hours, when)
     assert next_opening(hours, when) is None
 

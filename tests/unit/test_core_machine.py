@@ -48,6 +48,7 @@ from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
 from bot.core.machine import TRANSITIONS, IllegalTransition, chatter_hash, check, scrub
 from bot.core.model import (
     Hours,
+    Interval,
     Offer,
     OfferState,
     Outcome,
@@ -59,7 +60,6 @@ from bot.core.model import (
     Timer,
     TimerKind,
     VolunteerState,
-    WeeklyInterval,
     timer_key,
 )
 from tests.unit.core_helpers import (
@@ -410,7 +410,7 @@ def test_daily_cap_counts_local_days() -> None:
 
 
 def test_daily_cap_counts_conversations_not_refusals() -> None:
-    hours = Hours(always_open=False, weekly=(WeeklyInterval(0, time(14), time(23)),))
+    hours = Hours(always_open=False, weekly=mondays(Interval(time(14), time(23))))
     w = World(policy(sessions_per_day=1, hours=hours), now=datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     for _ in range(3):
         assert keys(w.dm(C1)) == ["reject.closed_hours"]
@@ -434,7 +434,12 @@ def test_already_open_session() -> None:
     assert len(w.h.sessions) == 1 and not of(fx, CreateRoom)
 
 
-CLOSED_NOW = Hours(always_open=False, weekly=(WeeklyInterval(0, time(20), time(23)),))
+def mondays(interval: Interval) -> tuple[tuple[Interval, ...], ...]:
+    """Weekly hours open only on Mondays, in `interval`."""
+    return ((interval,), (), (), (), (), (), ())
+
+
+CLOSED_NOW = Hours(always_open=False, weekly=mondays(Interval(time(20), time(23))))
 
 
 def test_closed_hours_dm_is_answered_in_the_dm_without_a_session() -> None:
@@ -1397,7 +1402,7 @@ def test_stats_day_is_the_local_date() -> None:
     s = w.arrive(C1)
     end_and_purge(w, s)
     assert [r.day for r in w.changes.stats] == [date(2026, 3, 3)]
-    hours = Hours(always_open=False, weekly=(WeeklyInterval(0, time(14), time(23)),))
+    hours = Hours(always_open=False, weekly=mondays(Interval(time(14), time(23))))
     w = World(policy(hours=hours), now=datetime(2026, 3, 2, 23, 30, tzinfo=UTC))
     w.dm(C1)
     assert [r.day for r in w.changes.stats] == [date(2026, 3, 3)]

@@ -1,0 +1,68 @@
+"""The core's Policy, built from the config: every field has one source, and arrives."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+from bot.config import build_policy, load_config
+from bot.config.policy import CORE_ONLY, carried, converted
+from bot.core.ids import RoomID, UserID
+from bot.core.model import PlaintextDirect, Policy, Strategy
+from tests.unit.test_config import MINIMAL, STORE_KEY, edited, write_config
+
+CHANGED = MINIMAL + textwrap.dedent("""\
+    intake:
+      allowed_servers: [helpline.test]
+      consent_required: true
+      plaintext_direct: refuse
+    routing: {strategy: broadcast, offer_timeout: 2m, waiting_reminder: 0}
+    limits: {max_duration: 90m, warn_before: [1m, 20m], queue_max_length: 7}
+    privacy: {purge_after: 0, relay_media: true}
+    language: {default: en, available: [en, nb]}
+    topics: [angst, skole]
+    """)
+
+
+def test_every_policy_field_has_exactly_one_source(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path), env={})
+    from_sections = set(carried(config)) - set(converted(config, None))
+    from_conversions = set(converted(config, None))
+    assert not from_sections & CORE_ONLY and not from_conversions & CORE_ONLY
+    policy_fields = {f.name for f in dataclasses.fields(Policy)}
+    assert from_sections | from_conversions | CORE_ONLY == policy_fields
+
+
+def test_settings_reach_the_core(tmp_path: Path) -> None:
+    text = edited("alias: Anne}", "alias: Anne, languages: [en, nb], max_sessions: 2}", CHANGED)
+    config = load_config(write_config(tmp_path, text), env={})
+    policy = build_policy(config, RoomID("!vakt:helpline.test"))
+
+    assert policy.staff_room == "!vakt:helpline.test"
+    (anne,) = policy.volunteers
+    assert (anne.user_id, anne.alias, anne.languages, anne.max_sessions) == (
+        UserID("@anne:helpline.test"),
+        "Anne",
+        ("en", "nb"),
+        2,
+    )
+    assert policy.allowed_servers == frozenset({"helpline.test"})
+    assert policy.allows(UserID("@someone:helpline.test"))
+    assert not policy.allows(UserID("@someone:elsewhere.test"))
+    assert policy.consent_required is True
+    assert policy.plaintext_direct is PlaintextDirect.REFUSE
+    assert policy.strategy is Strategy.BROADCAST
+    assert policy.offer_timeout == timedelta(minutes=2)
+    assert policy.waiting_reminder == timedelta(0)
+    assert policy.max_duration == timedelta(minutes=90)
+    assert policy.warn_before == (timedelta(minutes=20), timedelta(minutes=1))
+    assert policy.queue_max_length == 7
+    assert policy.purge_after == timedelta(0)
+    assert policy.relay_media is True
+    assert (policy.default_language, policy.languages) == ("en", ("en", "nb"))
+    assert policy.topics == ("angst", "skole")
+    assert policy.canned and "unknown" not in policy.canned
+    assert policy.hours == config.opening_hours.hours()
+    assert policy.block_key == STORE_KEY.encode()  # no block_list_key: the store key
