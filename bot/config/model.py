@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.core.model import Hours, Interval, PlaintextDirect, server_allowed
+from bot.core.model import Hours, Interval, PlaintextDirect
 from bot.core.model import Strategy as RoutingStrategy
 
 
@@ -74,9 +74,6 @@ class IntakeConfig:
     allowed_servers: tuple[str, ...] = ("*",)
     consent_required: bool = False
     plaintext_direct: PlaintextDirect = PlaintextDirect.OPEN
-
-    def allows_server(self, server_name: str) -> bool:
-        return server_allowed(self.allowed_servers, server_name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from bot.config import (
     parse_duration,
 )
 from bot.core.hours import is_open
+from bot.core.model import server_allowed
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.yaml"
@@ -113,7 +114,7 @@ def test_minimal_config_loads_with_defaults_and_types(tmp_path: Path) -> None:
     assert config.intake.direct_messages is True
     assert config.intake.lobby_rooms == ()
     assert config.intake.allowed_servers == ("*",)
-    assert config.intake.allows_server("anywhere.example")
+    assert server_allowed(config.intake.allowed_servers, "anywhere.example")
     assert config.intake.consent_required is False
     (anne,) = config.volunteers.members
     assert anne.alias == "Anne"
@@ -178,7 +179,7 @@ def test_full_config_values_are_read(tmp_path: Path) -> None:
 
     assert config.encryption.trust is TrustPolicy.ALL_DEVICES
     assert config.intake.lobby_rooms == ("#snakk:helpline.test", "!abc123:helpline.test")
-    assert not config.intake.allows_server("elsewhere.test")
+    assert not server_allowed(config.intake.allowed_servers, "elsewhere.test")
     assert config.admins == ("@root:helpline.test",)
     assert config.routing.strategy == "broadcast"
     assert config.routing.waiting_reminder == timedelta(0)
