@@ -1,8 +1,9 @@
 """The conversation's data: sessions, offers, volunteers' duty state, timers, policy.
 
-Everything here is plain data. A `Session` is mutated only by `bot.core.machine`; every
-other module reads it. `to_dict`/`from_dict` give storage a lossless JSON form so that the
-whole state survives a restart; they are the only place that knows the field list.
+Everything here is plain data. A `Session` is mutated only by the helpline's rules
+(`bot.core.machine` and the modules it is made of); every other module reads it.
+`to_dict`/`from_dict` give storage a lossless JSON form so that the whole state survives
+a restart; they are the only place that knows the field list.
 Times are timezone-aware UTC datetimes, passed in by the caller; nothing here reads a clock.
 """
 

@@ -225,7 +225,7 @@ def test_refused_step_changes_nothing(step: Callable[[World, Session], None], st
         step(w, s)
     assert w.snapshot() == before
     assert w.h.take_changes().empty()
-    assert w.h._fx == []
+    assert w.h._effects == []
 
 
 def to_waiting_by_consent(w: World, s: Session) -> None:

@@ -31,7 +31,7 @@ from bot.core.machine import Helpline
 from bot.core.model import Outcome, Policy, TimerKind, VolunteerProfile
 from bot.messages import CATALOGUE, COMMON, PARAMS, Texts, fill, placeholders
 
-MACHINE = Path(__file__).resolve().parents[2] / "bot" / "core" / "machine.py"
+CORE = sorted((Path(__file__).resolve().parents[2] / "bot" / "core").glob("*.py"))
 OUTCOMES = [o.value for o in Outcome]
 
 # Keys the core builds with an f-string: the prefix, and every value it can take.
@@ -80,7 +80,7 @@ BRACE = re.compile(r"[{}]")
 def _core_keys() -> dict[str, set[str] | None]:
     """Every key machine.py can emit, with the keyword params passed for it (None when the
     params are spread with **, and so cannot be read from the source)."""
-    tree = ast.parse(MACHINE.read_text(encoding="utf-8"))
+    trees = [ast.parse(p.read_text(encoding="utf-8")) for p in CORE]
     found: dict[str, set[str] | None] = {}
 
     def add(key: str, params: set[str] | None) -> None:
@@ -102,7 +102,7 @@ def _core_keys() -> dict[str, set[str] | None]:
             return [prefix + v for v in DYNAMIC[prefix]]
         return []  # a variable: only `_say` itself passes one, to Text(key, params)
 
-    for node in ast.walk(tree):
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
