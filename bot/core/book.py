@@ -144,8 +144,16 @@ class Bookkeeping:
             if o.room:
                 self._rooms[o.room] = (s.id, o.id)
 
-    def _set_timer(self, kind: TimerKind, s: Session, due: datetime, ref: str = "") -> None:
-        t = Timer(kind, s.id, due, ref)
+    def _set_timer(
+        self,
+        kind: TimerKind,
+        s: Session,
+        due: datetime,
+        *,
+        offer: OfferID | None = None,
+        before: timedelta | None = None,
+    ) -> None:
+        t = Timer(kind, s.id, due, offer=offer, before=before)
         self.timers[t.key] = t
         self._changes.timers_set[t.key] = t
         self._changes.timers_cleared.discard(t.key)
@@ -163,7 +171,9 @@ class Bookkeeping:
         for before in self.policy.warn_before:
             due = deadline - before
             if due > now:
-                self._set_timer(TimerKind.WARN, s, due, str(int(before.total_seconds())))
+                # Whole seconds, as the stored form keeps it.
+                whole = timedelta(seconds=int(before.total_seconds()))
+                self._set_timer(TimerKind.WARN, s, due, before=whole)
         self._set_timer(TimerKind.MAX_DURATION, s, deadline)
 
     def _arm_idle(self, s: Session, now: datetime) -> None:
@@ -174,8 +184,8 @@ class Bookkeeping:
             self._set_timer(TimerKind.IDLE_WARN, s, now + warn)
         self._set_timer(TimerKind.IDLE_END, s, now + idle)
 
-    def _clear_timer(self, kind: TimerKind, s: Session, ref: str = "") -> None:
-        self._clear_key(timer_key(kind, s.id, ref))
+    def _clear_timer(self, kind: TimerKind, s: Session, *, offer: OfferID | None = None) -> None:
+        self._clear_key(timer_key(kind, s.id, offer=offer))
 
     def _clear_key(self, key: str) -> None:
         if self.timers.pop(key, None) is not None:

@@ -154,12 +154,12 @@ class Lifecycle(Bookkeeping):
         self._emit(
             CreateRoom(RoomRef(s.id, Role.VOLUNTEER, offer.id), volunteer, self._pseudonym(s))
         )
-        self._set_timer(TimerKind.OFFER_TIMEOUT, s, now + self.policy.offer_timeout, str(offer.id))
+        self._set_timer(TimerKind.OFFER_TIMEOUT, s, now + self.policy.offer_timeout, offer=offer.id)
 
     def _withdraw(self, s: Session, o: Offer, now: datetime, lapsed: bool = False) -> None:
         o.state = OfferState.WITHDRAWN
         self._touch(s)
-        self._clear_timer(TimerKind.OFFER_TIMEOUT, s, str(o.id))
+        self._clear_timer(TimerKind.OFFER_TIMEOUT, s, offer=o.id)
         self._emit(Withdraw(RoomRef(s.id, Role.VOLUNTEER, o.id), o.volunteer))
         if lapsed:
             v = self.duty.get(o.volunteer)
@@ -177,7 +177,7 @@ class Lifecycle(Bookkeeping):
     def _accept(self, s: Session, o: Offer, now: datetime) -> None:
         check(s, State.ACTIVE)
         o.state = OfferState.ACCEPTED
-        self._clear_timer(TimerKind.OFFER_TIMEOUT, s, str(o.id))
+        self._clear_timer(TimerKind.OFFER_TIMEOUT, s, offer=o.id)
         # ACTIVE first: withdrawing the last other offer must not send the session back
         # to WAITING (broadcast: the others lose).
         self._move(s, State.ACTIVE)
@@ -269,7 +269,7 @@ class Lifecycle(Bookkeeping):
     def _volunteer_gone(self, s: Session, offer: Offer, now: datetime) -> None:
         if offer.state is OfferState.PENDING:
             offer.state = OfferState.DECLINED
-            self._clear_timer(TimerKind.OFFER_TIMEOUT, s, str(offer.id))
+            self._clear_timer(TimerKind.OFFER_TIMEOUT, s, offer=offer.id)
             self._touch(s)
             self._emit(Withdraw(RoomRef(s.id, Role.VOLUNTEER, offer.id), offer.volunteer))
             if s.state is State.OFFERED and not s.pending_offers():

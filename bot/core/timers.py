@@ -7,13 +7,12 @@ ignored. The idle timers move themselves when the chatter wrote since they were 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot.core.book import whole_minutes
 from bot.core.events import (
     TimerFired,
 )
-from bot.core.ids import OfferID
 from bot.core.lifecycle import Lifecycle
 from bot.core.model import (
     QUEUED_STATES,
@@ -44,12 +43,12 @@ class TimerRules(Lifecycle):
         lang = s.language
         kind = timer.kind
         if kind is TimerKind.OFFER_TIMEOUT:
-            offer = s.offer(OfferID(int(timer.ref)))
+            offer = s.offer(timer.offer) if timer.offer is not None else None
             if offer is not None and offer.state is OfferState.PENDING:
                 self._withdraw(s, offer, now, lapsed=True)
                 self._dispatch(now)
-        elif kind is TimerKind.WARN and s.state is State.ACTIVE:
-            minutes = whole_minutes(timedelta(seconds=int(timer.ref)))
+        elif kind is TimerKind.WARN and s.state is State.ACTIVE and timer.before is not None:
+            minutes = whole_minutes(timer.before)
             self._say(self._chatter_ref(s), "warn.chatter", lang, minutes=minutes)
             if (vref := self._volunteer_ref(s)) is not None:
                 left = whole_minutes(self.policy.max_extension - s.extended)

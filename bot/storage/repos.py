@@ -98,12 +98,7 @@ class StateRepo:
                 for (data,) in await tx.fetchall("SELECT data FROM volunteers ORDER BY user_id")
             ]
             timers = [
-                Timer(
-                    kind=TimerKind(kind),
-                    session_id=SessionID(session_id),
-                    due=_from_epoch(due),
-                    ref=ref,
-                )
+                Timer.from_stored(TimerKind(kind), SessionID(session_id), _from_epoch(due), ref)
                 for kind, session_id, due, ref in await tx.fetchall(
                     "SELECT kind, session_id, due, ref FROM timers ORDER BY due, key"
                 )
@@ -166,7 +161,7 @@ class StateRepo:
                     "ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, "
                     "session_id = excluded.session_id, due = excluded.due, ref = excluded.ref",
                     [
-                        (tm.key, tm.kind.value, int(tm.session_id), epoch(tm.due), tm.ref)
+                        (tm.key, tm.kind.value, int(tm.session_id), epoch(tm.due), tm.stored_ref)
                         for tm in changes.timers_set.values()
                     ],
                 )

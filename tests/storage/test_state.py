@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.ids import EventID, RoomID, SessionID, UserID
+from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
 from bot.core.model import Changes, State, StatsRecord, Timer, TimerKind
 from bot.storage import OutboxItem, Storage
 
@@ -115,7 +115,9 @@ async def test_upsert_updates_without_cascading(storage: Storage) -> None:
 
 async def test_timers_cleared_and_replaced(storage: Storage) -> None:
     await storage.state.apply(_full_changes(), now=T0)
-    warn = Timer(TimerKind.WARN, SessionID(1), T0 + timedelta(minutes=50), ref="600")
+    warn = Timer(
+        TimerKind.WARN, SessionID(1), T0 + timedelta(minutes=50), before=timedelta(seconds=600)
+    )
     moved = Timer(TimerKind.MAX_DURATION, SessionID(1), T0 + timedelta(hours=2))
     await storage.state.apply(Changes(timers_cleared={warn.key}, timers_set={moved.key: moved}))
 
@@ -123,6 +125,28 @@ async def test_timers_cleared_and_replaced(storage: Storage) -> None:
     assert warn.key not in timers
     assert timers[moved.key].due == T0 + timedelta(hours=2)
     assert len(timers) == 5
+
+
+async def test_a_timer_for_an_offer_or_a_warning_is_stored_as_before(storage: Storage) -> None:
+    """Typed in the core (`offer`, `before`), the stored `ref` stays the text it always was:
+    the offer ID, or the seconds before the end. Rows written by an older bot load too."""
+    s = make_session(8, state=State.OFFERED)
+    lapse = Timer(TimerKind.OFFER_TIMEOUT, s.id, T0, offer=OfferID(12))
+    warn = Timer(TimerKind.WARN, s.id, T0, before=timedelta(minutes=2))
+    await storage.state.apply(
+        Changes(sessions={s.id: s}, timers_set={lapse.key: lapse, warn.key: warn}), now=T0
+    )
+    async with storage.db.read() as tx:
+        rows = await tx.fetchall("SELECT key, kind, ref FROM timers ORDER BY kind")
+    assert rows == [("offer_timeout:8:12", "offer_timeout", "12"), ("warn:8:120", "warn", "120")]
+    async with storage.db.transaction() as tx:
+        await tx.execute("DELETE FROM timers")
+        await tx.executemany(
+            "INSERT INTO timers (key, kind, session_id, due, ref) VALUES (?, ?, 8, ?, ?)",
+            [(k, kind, T0.timestamp(), ref) for k, kind, ref in rows],
+        )
+    loaded = {t.key: t for t in (await storage.state.load()).timers}
+    assert loaded == {lapse.key: lapse, warn.key: warn}
 
 
 async def test_timer_set_with_its_new_session_in_one_step(storage: Storage) -> None:

@@ -27,7 +27,7 @@ from bot.core.events import (
     Say,
     TimerFired,
 )
-from bot.core.ids import EventID, RoomID, UserID
+from bot.core.ids import EventID, OfferID, RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import (
     Changes,
@@ -239,12 +239,26 @@ class World:
         self.accept(s, volunteer)
         return s
 
-    def timer(self, kind: TimerKind, s: Session, ref: str = "") -> Timer:
-        return self.h.timers[timer_key(kind, s.id, ref)]
+    def timer(
+        self,
+        kind: TimerKind,
+        s: Session,
+        *,
+        offer: OfferID | None = None,
+        before: timedelta | None = None,
+    ) -> Timer:
+        return self.h.timers[timer_key(kind, s.id, offer=offer, before=before)]
 
-    def fire(self, kind: TimerKind, s: Session, ref: str = "") -> list[Effect]:
+    def fire(
+        self,
+        kind: TimerKind,
+        s: Session,
+        *,
+        offer: OfferID | None = None,
+        before: timedelta | None = None,
+    ) -> list[Effect]:
         """Let time run to the timer's due moment and fire it."""
-        t = self.timer(kind, s, ref)
+        t = self.timer(kind, s, offer=offer, before=before)
         self.now = max(self.now, t.due)
         return self.feed(TimerFired(t.key))
 
