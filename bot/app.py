@@ -266,7 +266,7 @@ async def _serve(
                 sessions=state.sessions,
                 volunteers=state.volunteers,
                 timers=state.timers,
-                meta=state.meta,
+                counters=state.counters,
                 blocked=state.blocked,
             )
 

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.core import routing
+from bot.core.counters import Counters
 from bot.core.events import (
     Effect,
     RoomRef,
@@ -59,7 +60,7 @@ class Bookkeeping:
         sessions: Iterable[Session] = (),
         volunteers: Iterable[VolunteerState] = (),
         timers: Iterable[Timer] = (),
-        meta: dict[str, Any] | None = None,
+        counters: Counters | None = None,
         blocked: Iterable[str] = (),
     ) -> None:
         self.policy = policy
@@ -69,14 +70,7 @@ class Bookkeeping:
         for profile in policy.volunteers:
             self.duty.setdefault(profile.user_id, VolunteerState(profile.user_id))
         self.timers: dict[str, Timer] = {t.key: t for t in timers}
-        meta = dict(meta or {})
-        self._next_session = int(meta.get("next_session_id", 1))
-        self._next_offer = int(meta.get("next_offer_id", 1))
-        last = meta.get("last_offered")
-        self._last_offered: UserID | None = UserID(last) if last else None
-        self._recent_durations: list[float] = list(meta.get("recent_durations", []))
-        self._day_counts: dict[str, int] = dict(meta.get("day_counts", {}))
-        self._day: str = str(meta.get("day", ""))
+        self.counters = counters.copy() if counters is not None else Counters()
         self.blocked: set[str] = set(blocked)
         self._rooms: dict[RoomID, tuple[SessionID, OfferID | None]] = {}
         for s in self.sessions.values():
@@ -87,6 +81,8 @@ class Bookkeeping:
 
     def take_changes(self) -> Changes:
         changes, self._changes = self._changes, Changes()
+        if changes.counters is not None:
+            changes.counters = changes.counters.copy()  # later steps change the live ones
         return changes
 
     def session_for_room(self, room: RoomID) -> tuple[Session, Offer | None] | None:
@@ -134,8 +130,9 @@ class Bookkeeping:
     def _touch_duty(self, v: VolunteerState) -> None:
         self._changes.volunteers[v.user_id] = v
 
-    def _meta(self, key: str, value: Any) -> None:
-        self._changes.meta[key] = value
+    def _counted(self) -> None:
+        """The counters changed: storage gets them with this step."""
+        self._changes.counters = self.counters
 
     def _index(self, s: Session) -> None:
         if s.chatter_room:

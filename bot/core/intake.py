@@ -58,7 +58,8 @@ class IntakeRules(Lifecycle):
             self._say(m.room, "intake.plaintext_refused", lang)
             return
         self._roll_day(now)
-        if self._day_counts.get(key, 0) >= self.policy.sessions_per_day:
+        counters = self.counters
+        if counters.day_counts.get(key, 0) >= self.policy.sessions_per_day:
             if source is Source.DIRECT:
                 self._say(m.room, "intake.daily_cap", lang)
             return
@@ -73,8 +74,8 @@ class IntakeRules(Lifecycle):
             self._stats_for_rejection(rejection, source, lang, now)
             return
         # Counted only now: a refusal in the DM is not a conversation.
-        self._day_counts[key] = self._day_counts.get(key, 0) + 1
-        self._meta("day_counts", dict(self._day_counts))
+        counters.day_counts[key] = counters.day_counts.get(key, 0) + 1
+        self._counted()
 
         # A conversation starts where it belongs: there is no move into CONSENT.
         first = (
@@ -119,9 +120,9 @@ class IntakeRules(Lifecycle):
         number = self._rng.randint(1000, 9999)
         while number in used:
             number = self._rng.randint(1000, 9999)
-        sid = SessionID(self._next_session)
-        self._next_session += 1
-        self._meta("next_session_id", self._next_session)
+        sid = SessionID(self.counters.next_session_id)
+        self.counters.next_session_id += 1
+        self._counted()
         s = Session(
             id=sid,
             number=number,
@@ -138,11 +139,10 @@ class IntakeRules(Lifecycle):
 
     def _roll_day(self, now: datetime) -> None:
         day = self._local_day(now).isoformat()
-        if day != self._day:
-            self._day = day
-            self._day_counts = {}
-            self._meta("day", day)
-            self._meta("day_counts", {})
+        if day != self.counters.day:
+            self.counters.day = day
+            self.counters.day_counts = {}
+            self._counted()
 
     def _stats_for_rejection(
         self, outcome: Outcome, source: Source, lang: str, now: datetime

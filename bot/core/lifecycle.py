@@ -101,7 +101,7 @@ class Lifecycle(Bookkeeping):
             self.policy,
             self.duty,
             list(self.sessions.values()),
-            self._recent_durations,
+            self.counters.recent_durations,
         )
         s.announced_position, s.announced_estimate = position, estimate
         self._touch(s)
@@ -135,7 +135,7 @@ class Lifecycle(Bookkeeping):
                 # Everyone suitable has had a go: start over rather than leave them waiting.
                 candidates = routing.available(self.policy, self.duty, sessions, exclude=retired)
             chosen = routing.choose(
-                self.policy, s, candidates, self.duty, sessions, self._last_offered
+                self.policy, s, candidates, self.duty, sessions, self.counters.last_offered
             )
             for profile in chosen:
                 self._offer(s, profile.user_id, now)
@@ -144,13 +144,12 @@ class Lifecycle(Bookkeeping):
     def _offer(self, s: Session, volunteer: UserID, now: datetime) -> None:
         if s.state is State.WAITING:
             self._move(s, State.OFFERED)
-        offer = Offer(OfferID(self._next_offer), volunteer, now)
-        self._next_offer += 1
-        self._meta("next_offer_id", self._next_offer)
+        offer = Offer(OfferID(self.counters.next_offer_id), volunteer, now)
+        self.counters.next_offer_id += 1
         s.offers.append(offer)
         self._touch(s)
-        self._last_offered = volunteer
-        self._meta("last_offered", volunteer)
+        self.counters.last_offered = volunteer
+        self._counted()
         self._emit(
             CreateRoom(RoomRef(s.id, Role.VOLUNTEER, offer.id), volunteer, self._pseudonym(s))
         )
@@ -251,7 +250,7 @@ class Lifecycle(Bookkeeping):
             if i >= s.announced_position:
                 continue
             estimate = routing.estimate_minutes(
-                i, self.policy, self.duty, sessions, self._recent_durations
+                i, self.policy, self.duty, sessions, self.counters.recent_durations
             )
             changed = (
                 estimate is not None
@@ -298,11 +297,11 @@ class Lifecycle(Bookkeeping):
         self._touch(s)
         self._rate.pop(s.id, None)
         if s.accepted_at is not None and was_active:
-            self._recent_durations = [
-                *self._recent_durations,
+            self.counters.recent_durations = [
+                *self.counters.recent_durations,
                 (now - s.accepted_at).total_seconds(),
             ][-RECENT:]
-            self._meta("recent_durations", self._recent_durations)
+            self._counted()
         if not quiet_chatter and s.chatter_joined:
             self._say(self._chatter_ref(s), f"end.chatter.{outcome.value}", s.language)
             if self.policy.ask_rating and was_active:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from bot.core.counters import Counters
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
 
 
@@ -464,7 +465,7 @@ class Changes:
     volunteers: dict[UserID, VolunteerState] = field(default_factory=dict)
     timers_set: dict[str, Timer] = field(default_factory=dict)
     timers_cleared: set[str] = field(default_factory=set)
-    meta: dict[str, Any] = field(default_factory=dict)  # JSON values by key
+    counters: Counters | None = None  # all of them, when the step changed any
     stats: list[StatsRecord] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)  # new block-list hashes
 
@@ -475,7 +476,7 @@ class Changes:
             or self.volunteers
             or self.timers_set
             or self.timers_cleared
-            or self.meta
+            or self.counters is not None
             or self.stats
             or self.blocked
         )

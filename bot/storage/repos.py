@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.core.counters import Counters
 from bot.core.ids import EventID, RoomID, SessionID, UserID
 from bot.core.model import Changes, Session, Timer, TimerKind, VolunteerState
 from bot.storage.db import Database, ScrubIncomplete, Tx, epoch, open_database
@@ -74,7 +75,7 @@ class LoadedState:
     sessions: list[Session] = field(default_factory=list)
     volunteers: list[VolunteerState] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)  # soonest first
-    meta: dict[str, Any] = field(default_factory=dict)
+    counters: Counters = field(default_factory=Counters)
     blocked: set[str] = field(default_factory=set)
 
 
@@ -104,8 +105,9 @@ class StateRepo:
                 )
             ]
             meta = {k: json.loads(v) for k, v in await tx.fetchall("SELECT key, value FROM meta")}
+            counters = Counters.from_meta(meta)
             blocked = {h for (h,) in await tx.fetchall("SELECT hash FROM blocklist")}
-        return LoadedState(sessions, volunteers, timers, meta, blocked)
+        return LoadedState(sessions, volunteers, timers, counters, blocked)
 
     async def apply(
         self,
@@ -165,11 +167,11 @@ class StateRepo:
                         for tm in changes.timers_set.values()
                     ],
                 )
-            if changes.meta:
+            if changes.counters is not None:
                 await t.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [(k, dumps(v)) for k, v in changes.meta.items()],
+                    [(k, dumps(v)) for k, v in changes.counters.to_meta().items()],
                 )
             if changes.stats:
                 await Stats(self._db).add(changes.stats, tx=t)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any, TypeVar
 
+from bot.core.counters import Counters
 from bot.core.events import (
     CreateRoom,
     Effect,
@@ -117,7 +118,8 @@ class Store:
             self.timers.pop(key, None)
         for key, t in c.timers_set.items():
             self.timers[key] = row(t.to_dict())
-        self.meta.update(row(c.meta))
+        if c.counters is not None:
+            self.meta.update(row(c.counters.to_meta()))
         self.stats.extend(c.stats)
         self.blocked |= c.blocked
 
@@ -161,7 +163,7 @@ class World:
             sessions=[Session.from_dict(d) for d in s.sessions.values()],
             volunteers=[VolunteerState.from_dict(d) for d in s.volunteers.values()],
             timers=[Timer.from_dict(d) for d in s.timers.values()],
-            meta=dict(s.meta),
+            counters=Counters.from_meta(s.meta),
             blocked=set(s.blocked),
         )
 

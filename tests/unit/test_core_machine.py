@@ -1606,14 +1606,15 @@ def test_take_changes_reports_what_a_step_touched() -> None:
         timer_key(TimerKind.QUEUE_MAX_WAIT, s.id),
         timer_key(TimerKind.WAIT_REMINDER, s.id),
     }
-    assert c.meta["next_session_id"] == s.id + 1
-    assert c.meta["day"] == "2026-03-02" and list(c.meta["day_counts"].values()) == [1]
-    assert C1 not in str(c.meta)  # the cap is kept by keyed hash, not ID
+    assert c.counters is not None and c.counters.next_session_id == s.id + 1
+    assert c.counters.day == "2026-03-02" and list(c.counters.day_counts.values()) == [1]
+    assert C1 not in str(c.counters)  # the cap is kept by keyed hash, not ID
 
     w.join_chatter(s)
     offer = w.offer_to(s, ANNA)
     c = w.changes
-    assert c.meta["next_offer_id"] == offer.id + 1 and c.meta["last_offered"] == ANNA
+    assert c.counters is not None
+    assert c.counters.next_offer_id == offer.id + 1 and c.counters.last_offered == ANNA
     assert timer_key(TimerKind.OFFER_TIMEOUT, s.id, offer=offer.id) in c.timers_set
 
     w.accept(s, ANNA)
@@ -1634,7 +1635,8 @@ def test_take_changes_reports_what_a_step_touched() -> None:
 
     w.advance(10 * MIN)
     w.chatter_says(s, "!slutt")
-    assert w.changes.meta["recent_durations"] == [600.0]
+    counters = w.changes.counters
+    assert counters is not None and counters.recent_durations == [600.0]
     assert w.h.take_changes().empty()  # taken once
 
 
@@ -1670,7 +1672,7 @@ def test_state_survives_a_round_trip_through_storage() -> None:
     before = w.snapshot()
     w.restart()
     assert w.snapshot() == before
-    assert w.h._next_session == 5 and w.h._last_offered is not None
+    assert w.h.counters.next_session_id == 5 and w.h.counters.last_offered is not None
     # and it carries on where it was: ids continue, rooms are known
     s = w.arrive(chatter(9))
     assert s.id == 5
