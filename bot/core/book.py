@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.core import routing
+from bot.core import routing, texts
 from bot.core.counters import Counters
 from bot.core.events import (
     Effect,
@@ -122,6 +122,7 @@ class Bookkeeping:
         self._effects.extend(effects)
 
     def _say(self, to: Target, key: str, lang: str, /, **params: Any) -> None:
+        texts.check(key, params)
         self._emit(Say(to, Text(key, params), lang))
 
     def _touch(self, s: Session) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.core import commands, routing
+from bot.core import commands, routing, texts
 from bot.core.book import whole_minutes
 from bot.core.commands import Audience, Command, Usage
 from bot.core.events import (
@@ -99,7 +99,7 @@ class CommandRules(Lifecycle):
                 self._say(vref, "canned.unknown", lang, names=list(self.policy.canned))
             else:
                 self._emit(
-                    Say(self._chatter_ref(s), Text(f"canned.{name}"), s.language, voice=True)
+                    Say(self._chatter_ref(s), Text(texts.canned_key(name)), s.language, voice=True)
                 )
         elif c.name == "handback":
             self._requeue(s, now, volunteer_left=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.core import commands, routing
+from bot.core import commands, routing, texts
 from bot.core.commands import Audience
 from bot.core.events import (
     CreateRoom,
@@ -70,7 +70,7 @@ class IntakeRules(Lifecycle):
             rejection = Outcome.QUEUE_FULL
         if rejection is not None and source is Source.DIRECT:
             # The DM itself is private: answer there, no room needed.
-            self._say(m.room, f"reject.{rejection.value}", lang)
+            self._say(m.room, texts.reject_key(rejection), lang)
             self._stats_for_rejection(rejection, source, lang, now)
             return
         # Counted only now: a refusal in the DM is not a conversation.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.core import routing
+from bot.core import routing, texts
 from bot.core.book import RECENT, Bookkeeping, whole_minutes
 from bot.core.events import (
     CreateRoom,
@@ -303,13 +303,13 @@ class Lifecycle(Bookkeeping):
             ][-RECENT:]
             self._counted()
         if not quiet_chatter and s.chatter_joined:
-            self._say(self._chatter_ref(s), f"end.chatter.{outcome.value}", s.language)
+            self._say(self._chatter_ref(s), texts.end_chatter_key(outcome), s.language)
             if self.policy.ask_rating and was_active:
                 self._say(self._chatter_ref(s), "rating.ask", s.language)
         if was_active and vref is not None:
             self._say(
                 vref,
-                f"end.volunteer.{outcome.value}",
+                texts.end_volunteer_key(outcome),
                 self._staff_language(),
                 number=s.number,
                 topics=list(self.policy.topics),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.core import texts
 from bot.core.events import (
     Joined,
     Left,
@@ -79,7 +80,7 @@ class MembershipRules(Lifecycle):
                 Outcome.CLOSED_HOURS,
                 Outcome.QUEUE_FULL,
             ):
-                self._say(self._chatter_ref(s), f"reject.{s.outcome.value}", s.language)
+                self._say(self._chatter_ref(s), texts.reject_key(s.outcome), s.language)
                 self._set_timer(
                     TimerKind.PURGE, s, now + max(self.policy.purge_after, timedelta(minutes=2))
                 )
