@@ -35,6 +35,9 @@ QUEUED_STATES = frozenset({State.WAITING, State.OFFERED})
 
 
 class Source(enum.Enum):
+    """Where a conversation came from, kept with it and in the statistics: the kind of
+    room its first message was written in (`events.Origin`), of the two that open one."""
+
     DIRECT = "direct"  # a direct message to the bot
     LOBBY = "lobby"  # a message in a configured public lobby room
 
@@ -119,10 +122,6 @@ class Session:
     unverified_device: bool = False  # the chatter reads on devices nobody cross-signed
 
     # -- derived -------------------------------------------------------------------------
-
-    @property
-    def pseudonym_number(self) -> str:
-        return f"#{self.number}"
 
     def pending_offers(self) -> list[Offer]:
         return [o for o in self.offers if o.state is OfferState.PENDING]

@@ -71,8 +71,6 @@ class RelayRules(CommandRules):
         if s.state not in OPEN_STATES:
             return
         if m.kind is Kind.MEDIA or m.kind is Kind.OTHER:
-            if m.kind is Kind.MEDIA and self.policy.relay_media:
-                pass  # relaying media is a later feature; refused until then
             self._say(ref, "media_refused", lang)
             return
         if len(m.body) > self.policy.message_max_chars:
