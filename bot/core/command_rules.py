@@ -65,42 +65,17 @@ class CommandRules(Lifecycle):
         elif c.name == "status":
             self._say(vref, "status", lang, **self.status(now))
         elif c.name == "tag":
-            unknown = [t for t in c.args if t not in self.policy.topics]
-            if unknown:
-                self._say(
-                    vref, "tag.unknown", lang, unknown=unknown, topics=list(self.policy.topics)
-                )
-                return
-            for t in c.args:
-                if t not in s.tags:
-                    s.tags.append(t)
-            self._touch(s)
-            self._say(vref, "tag.saved", lang, tags=list(s.tags))
+            self._tag(s, vref, c)
         elif not active:
             self._say(vref, "not_active", lang)
         elif c.name == "end":
             self._end(s, Outcome.COMPLETED, now, by=Role.VOLUNTEER)
         elif c.name == "time":
-            deadline = s.deadline(self.policy.max_duration)
-            assert deadline is not None and s.accepted_at is not None
-            self._say(
-                vref,
-                "time",
-                lang,
-                elapsed=whole_minutes(now - s.accepted_at),
-                left=whole_minutes(deadline - now),
-                extension_left=whole_minutes(self.policy.max_extension - s.extended),
-            )
+            self._time(s, vref, now)
         elif c.name == "extend":
             self._extend(s, vref, c, now)
         elif c.name == "say":
-            name = c.args[0].lower()
-            if name not in self.policy.canned:
-                self._say(vref, "canned.unknown", lang, names=list(self.policy.canned))
-            else:
-                self._emit(
-                    Say(self._chatter_ref(s), Text(texts.canned_key(name)), s.language, voice=True)
-                )
+            self._canned(s, vref, c)
         elif c.name == "handback":
             self._requeue(s, now, volunteer_left=False)
         elif c.name == "alert":
@@ -111,6 +86,40 @@ class CommandRules(Lifecycle):
                 minutes=whole_minutes(now - (s.accepted_at or now)),
             )
             self._say(vref, "alert.sent", lang)
+
+    def _tag(self, s: Session, vref: RoomRef, c: Command) -> None:
+        lang = self._staff_language()
+        unknown = [t for t in c.args if t not in self.policy.topics]
+        if unknown:
+            self._say(vref, "tag.unknown", lang, unknown=unknown, topics=list(self.policy.topics))
+            return
+        for t in c.args:
+            if t not in s.tags:
+                s.tags.append(t)
+        self._touch(s)
+        self._say(vref, "tag.saved", lang, tags=list(s.tags))
+
+    def _time(self, s: Session, vref: RoomRef, now: datetime) -> None:
+        deadline = s.deadline(self.policy.max_duration)
+        assert deadline is not None and s.accepted_at is not None
+        self._say(
+            vref,
+            "time",
+            self._staff_language(),
+            elapsed=whole_minutes(now - s.accepted_at),
+            left=whole_minutes(deadline - now),
+            extension_left=whole_minutes(self.policy.max_extension - s.extended),
+        )
+
+    def _canned(self, s: Session, vref: RoomRef, c: Command) -> None:
+        """A canned reply, sent as the volunteer's words (`voice`), in the chatter's language."""
+        name = c.args[0].lower()
+        if name not in self.policy.canned:
+            names = list(self.policy.canned)
+            self._say(vref, "canned.unknown", self._staff_language(), names=names)
+        else:
+            text = Text(texts.canned_key(name))
+            self._emit(Say(self._chatter_ref(s), text, s.language, voice=True))
 
     def _extend(self, s: Session, vref: RoomRef, c: Command, now: datetime) -> None:
         lang = self._staff_language()
@@ -151,38 +160,50 @@ class CommandRules(Lifecycle):
             self._say(m.room, "help", lang, lines=commands.help_lines(Audience.STAFF, lang))
         elif parsed.name == "status":
             self._say(m.room, "status", lang, **self.status(now))
-        elif parsed.name in ("on", "off"):
-            profile = self.policy.profile(m.sender)
-            if profile is None:
-                self._say(m.room, "duty.not_volunteer", lang)
-                return
-            v = self.duty[m.sender]
-            if parsed.name == "on":
-                if not v.on_duty:
-                    v.on_duty, v.duty_since, v.lapses = True, now, 0
-                    self._touch_duty(v)
-                self._say(
-                    m.room,
-                    "duty.on",
-                    lang,
-                    alias=profile.alias,
-                    waiting=len(routing.queue_order(self.sessions.values())),
-                )
-                self._dispatch(now)
-            else:
-                v.on_duty = False
-                self._touch_duty(v)
-                for s in list(self.sessions.values()):
-                    for o in s.pending_offers():
-                        if o.volunteer == m.sender:
-                            self._withdraw(s, o, now)
-                active, _ = routing.load(m.sender, self.sessions.values())
-                self._say(m.room, "duty.off", lang, alias=profile.alias, active=active)
-                # Going off duty ends nothing by itself: ask, in each conversation, whether
-                # to end it or hand it back (the chatter would go first in the queue).
-                for s in self.sessions.values():
-                    if s.state is State.ACTIVE and s.volunteer == m.sender:
-                        vref = self._volunteer_ref(s)
-                        if vref is not None:
-                            self._say(vref, "duty.off_ask", lang, number=s.number)
-                self._dispatch(now)
+        elif parsed.name == "on":
+            self._on_duty(m, now)
+        elif parsed.name == "off":
+            self._off_duty(m, now)
+
+    def _on_duty(self, m: Message, now: datetime) -> None:
+        lang = self._staff_language()
+        profile = self.policy.profile(m.sender)
+        if profile is None:
+            self._say(m.room, "duty.not_volunteer", lang)
+            return
+        v = self.duty[m.sender]
+        if not v.on_duty:
+            v.on_duty, v.duty_since, v.lapses = True, now, 0
+            self._touch_duty(v)
+        self._say(
+            m.room,
+            "duty.on",
+            lang,
+            alias=profile.alias,
+            waiting=len(routing.queue_order(self.sessions.values())),
+        )
+        self._dispatch(now)
+
+    def _off_duty(self, m: Message, now: datetime) -> None:
+        lang = self._staff_language()
+        profile = self.policy.profile(m.sender)
+        if profile is None:
+            self._say(m.room, "duty.not_volunteer", lang)
+            return
+        v = self.duty[m.sender]
+        v.on_duty = False
+        self._touch_duty(v)
+        for s in list(self.sessions.values()):
+            for o in s.pending_offers():
+                if o.volunteer == m.sender:
+                    self._withdraw(s, o, now)
+        active, _ = routing.load(m.sender, self.sessions.values())
+        self._say(m.room, "duty.off", lang, alias=profile.alias, active=active)
+        # Going off duty ends nothing by itself: ask, in each conversation, whether
+        # to end it or hand it back (the chatter would go first in the queue).
+        for s in self.sessions.values():
+            if s.state is State.ACTIVE and s.volunteer == m.sender:
+                vref = self._volunteer_ref(s)
+                if vref is not None:
+                    self._say(vref, "duty.off_ask", lang, number=s.number)
+        self._dispatch(now)

@@ -42,27 +42,10 @@ class IntakeRules(Lifecycle):
         if key in self.blocked:
             return
         lang = self.policy.default_language
-        existing = next(
-            (s for s in self.sessions.values() if s.chatter == m.sender and s.state in OPEN_STATES),
-            None,
-        )
-        if existing is not None:
-            # Never a second conversation; point them to the one they have.
-            if existing.chatter_joined:
-                self._say(self._chatter_ref(existing), "intake.already_open", existing.language)
-            elif source is Source.DIRECT:
-                self._say(m.room, "intake.already_invited", existing.language)
+        if self._turned_away(m, source, key, now):
             return
         plaintext = source is Source.DIRECT and not m.encrypted
-        if plaintext and self.policy.plaintext_direct is PlaintextDirect.REFUSE:
-            self._say(m.room, "intake.plaintext_refused", lang)
-            return
-        self._roll_day(now)
         counters = self.counters
-        if counters.day_counts.get(key, 0) >= self.policy.sessions_per_day:
-            if source is Source.DIRECT:
-                self._say(m.room, "intake.daily_cap", lang)
-            return
         rejection: Outcome | None = None
         if not is_open(self.policy.hours, now):
             rejection = Outcome.CLOSED_HOURS
@@ -82,17 +65,7 @@ class IntakeRules(Lifecycle):
             State.CONSENT if self.policy.consent_required and rejection is None else State.WAITING
         )
         s = self._new_session(m.sender, source, m.room, lang, now, first)
-        # The first words of a chat that is not encrypted are held and relayed like any
-        # others: they are on the server in the clear already, and asking someone to say
-        # again what was hard to say at all is unkind. Only what comes later, in the new
-        # encrypted room, is private; the answer in the DM says so.
-        if (
-            m.kind is Kind.TEXT
-            and m.body.strip()
-            and commands.parse(m.body, Audience.CHATTER) is None
-            and not commands.is_command_like(m.body)
-        ):
-            s.held.append(HeldMessage(m.event_id, m.body[: self.policy.message_max_chars]))
+        self._hold_first_words(s, m)
         self._emit(CreateRoom(self._chatter_ref(s), m.sender, self.policy.bot_name))
         if source is Source.DIRECT:
             self._say(m.room, "intake.invited_plaintext" if plaintext else "intake.invited", lang)
@@ -106,6 +79,46 @@ class IntakeRules(Lifecycle):
             self._set_timer(TimerKind.QUEUE_MAX_WAIT, s, now + self.policy.queue_max_wait)
         else:
             self._enqueue(s, now)
+
+    def _turned_away(self, m: Message, source: Source, key: str, now: datetime) -> bool:
+        """Whether this chatter gets no new conversation now, whatever the hours and the
+        queue: they have one open, wrote in the clear where that is refused, or reached
+        the cap for the day. Told why where they wrote (in a DM; a lobby is public)."""
+        lang = self.policy.default_language
+        existing = next(
+            (s for s in self.sessions.values() if s.chatter == m.sender and s.state in OPEN_STATES),
+            None,
+        )
+        if existing is not None:
+            # Never a second conversation; point them to the one they have.
+            if existing.chatter_joined:
+                self._say(self._chatter_ref(existing), "intake.already_open", existing.language)
+            elif source is Source.DIRECT:
+                self._say(m.room, "intake.already_invited", existing.language)
+            return True
+        plaintext = source is Source.DIRECT and not m.encrypted
+        if plaintext and self.policy.plaintext_direct is PlaintextDirect.REFUSE:
+            self._say(m.room, "intake.plaintext_refused", lang)
+            return True
+        self._roll_day(now)
+        if self.counters.day_counts.get(key, 0) >= self.policy.sessions_per_day:
+            if source is Source.DIRECT:
+                self._say(m.room, "intake.daily_cap", lang)
+            return True
+        return False
+
+    def _hold_first_words(self, s: Session, m: Message) -> None:
+        """The first words of a chat that is not encrypted are held and relayed like any
+        others: they are on the server in the clear already, and asking someone to say
+        again what was hard to say at all is unkind. Only what comes later, in the new
+        encrypted room, is private; the answer in the DM says so."""
+        if (
+            m.kind is Kind.TEXT
+            and m.body.strip()
+            and commands.parse(m.body, Audience.CHATTER) is None
+            and not commands.is_command_like(m.body)
+        ):
+            s.held.append(HeldMessage(m.event_id, m.body[: self.policy.message_max_chars]))
 
     def _new_session(
         self,
