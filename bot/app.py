@@ -215,7 +215,7 @@ async def _serve(
                 sessions=state.sessions,
                 volunteers=state.volunteers,
                 timers=state.timers,
-                meta=state.meta,
+                counters=state.counters,
                 blocked=state.blocked,
             )
 

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.events import Input, Origin
+from bot.core.events import Effect, Input, Origin
 from bot.outcomes import Outcome
 
 
@@ -52,7 +52,7 @@ class EffectDone:
     need what this one made: a room)."""
 
     row: Any  # storage's OutboxRow; typed loosely so the inbox does not import storage
-    effect: Any
+    effect: Effect | None  # None: the row could not be read
     outcome: Outcome | Parked
     recorded: asyncio.Future[None] = field(compare=False)
 

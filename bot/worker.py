@@ -125,14 +125,14 @@ class Observer(Protocol):
         self,
         inp: Input,
         event_id: str | None,
-        effects: Sequence[Any],
+        effects: Sequence[Effect],
         changes: Changes,
         now: datetime,
     ) -> None: ...
 
     def received(self, event_id: str | None) -> None: ...
 
-    def carried_out(self, effect: Any) -> None: ...
+    def carried_out(self, effect: Effect) -> None: ...
 
 
 def backoff(tries: int) -> float:
@@ -158,7 +158,7 @@ class PurgeBackoff:
 LaneKey = tuple[str, object]
 
 
-def lane_of(effect: Any, row: OutboxRow) -> LaneKey:
+def lane_of(effect: Effect, row: OutboxRow) -> LaneKey:
     """Effects of one conversation share a lane; so do effects addressed to one room."""
     if row.session_id is not None:
         return ("session", row.session_id)
@@ -537,7 +537,7 @@ class Worker:
     async def _carry_out(self, row: OutboxRow) -> None:
         """Carry out one row until its outcome is recorded (or it is parked)."""
         try:
-            effect: Any = codec.decode_effect(row.payload)
+            effect: Effect = codec.decode_effect(row.payload)
         except Exception as exc:
             await self._until_recorded(row, None, type(exc).__name__)  # parked at once
             return
@@ -552,7 +552,7 @@ class Worker:
             if creating:
                 self._creating.discard(row.id)
 
-    async def _until_recorded(self, row: OutboxRow, effect: Any, error: str) -> None:
+    async def _until_recorded(self, row: OutboxRow, effect: Effect | None, error: str) -> None:
         """`effect` None: the row cannot be read (`error` says why) and is parked."""
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -605,7 +605,7 @@ class Worker:
                 error = type(exc).__name__
                 await asyncio.sleep(self.backoff(unexpected))
 
-    def _retry_in(self, effect: Any, failures: int) -> float:
+    def _retry_in(self, effect: Effect, failures: int) -> float:
         """Seconds before the next try. A purge waits for the admin API with a backoff of
         its own (growing to an hour), and after a few failures the supervisors hear that
         it is still being tried."""
@@ -615,7 +615,7 @@ class Worker:
             self.put(Inbound(PurgeStalled(effect.session_id)))
         return self.purge_backoff.delay(failures)
 
-    async def _attempt(self, effect: Any, row: OutboxRow) -> Outcome:
+    async def _attempt(self, effect: Effect, row: OutboxRow) -> Outcome:
         known = await self._known(effect, row)
         if self._slots.locked():
             log.debug("effect waits for a slot", extra={"effect": _name(effect)})
@@ -627,7 +627,7 @@ class Worker:
             except TimeoutError as exc:
                 raise Transient("no answer in time") from exc
 
-    async def _known(self, effect: Any, row: OutboxRow) -> Known:
+    async def _known(self, effect: Effect, row: OutboxRow) -> Known:
         """What an effect needs from the database before it runs."""
         if isinstance(effect, CreateRoom):
             return Known(retry=await self.attempts.begin(row.txn_id))
@@ -660,6 +660,7 @@ class Worker:
             log.error("effect parked after repeated failures", extra={"error": outcome.error})
             await self.outbox.park(done.row.id, outcome.error)
             return
+        assert effect is not None  # only a row that could not be read has none, and is parked
         if self.observer is not None:
             self.observer.carried_out(effect)
         follow: Input | None = None
@@ -670,7 +671,7 @@ class Worker:
             elif isinstance(outcome, Refused):
                 log.error("room creation refused", extra={"code": outcome.code})
                 follow = RoomFailed(ref.session_id, ref.offer_id)
-        elif isinstance(outcome, Purged):
+        elif isinstance(outcome, Purged) and isinstance(effect, Purge):
             follow = PurgeFinished(effect.session_id, outcome.result)
         elif isinstance(outcome, Lost):
             log.warning(
@@ -717,5 +718,5 @@ class Worker:
         return reasons
 
 
-def _name(effect: Any) -> str:
+def _name(effect: Effect | None) -> str:
     return type(effect).__name__

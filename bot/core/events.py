@@ -24,7 +24,9 @@ from bot.core.model import Role
 
 
 class Origin(enum.Enum):
-    """Where a message was written, for rooms that are not conversation rooms."""
+    """The kind of room a message was written in, for rooms that are not a conversation's,
+    as the adapter knows it from the config. Of these, a DM and a lobby can open a
+    conversation: it then keeps where it came from as a `model.Source`."""
 
     DIRECT = "direct"  # a DM room between someone and the bot
     LOBBY = "lobby"  # a configured public lobby room

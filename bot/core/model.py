@@ -1,8 +1,9 @@
 """The conversation's data: sessions, offers, volunteers' duty state, timers, policy.
 
-Everything here is plain data. A `Session` is mutated only by `bot.core.machine`; every
-other module reads it. `to_dict`/`from_dict` give storage a lossless JSON form so that the
-whole state survives a restart; they are the only place that knows the field list.
+Everything here is plain data. A `Session` is mutated only by the helpline's rules
+(`bot.core.machine` and the modules it is made of); every other module reads it.
+`to_dict`/`from_dict` give storage a lossless JSON form so that the whole state survives
+a restart; they are the only place that knows the field list.
 Times are timezone-aware UTC datetimes, passed in by the caller; nothing here reads a clock.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from bot.core.counters import Counters
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
 
 
@@ -34,6 +36,9 @@ QUEUED_STATES = frozenset({State.WAITING, State.OFFERED})
 
 
 class Source(enum.Enum):
+    """Where a conversation came from, kept with it and in the statistics: the kind of
+    room its first message was written in (`events.Origin`), of the two that open one."""
+
     DIRECT = "direct"  # a direct message to the bot
     LOBBY = "lobby"  # a message in a configured public lobby room
 
@@ -118,10 +123,6 @@ class Session:
     unverified_device: bool = False  # the chatter reads on devices nobody cross-signed
 
     # -- derived -------------------------------------------------------------------------
-
-    @property
-    def pseudonym_number(self) -> str:
-        return f"#{self.number}"
 
     def pending_offers(self) -> list[Offer]:
         return [o for o in self.offers if o.state is OfferState.PENDING]
@@ -266,8 +267,8 @@ class VolunteerState:
 
 
 class TimerKind(enum.Enum):
-    OFFER_TIMEOUT = "offer_timeout"  # ref: offer id
-    WARN = "warn"  # ref: seconds before the end
+    OFFER_TIMEOUT = "offer_timeout"  # one per offer: `Timer.offer`
+    WARN = "warn"  # one per `warn_before`: `Timer.before`
     MAX_DURATION = "max_duration"
     IDLE_WARN = "idle_warn"
     IDLE_END = "idle_end"
@@ -278,37 +279,76 @@ class TimerKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A deadline as data. Stored before it is armed; re-armed from storage on start."""
+    """A deadline as data. Stored before it is armed; re-armed from storage on start.
+
+    A conversation has at most one timer of each kind, except two: an `OFFER_TIMEOUT` per
+    offer (`offer`) and a `WARN` per warning before the end (`before`, whole seconds).
+    Storage keeps either as the text `ref` (`stored_ref`: the offer ID, the seconds, or
+    ""), which is also the last part of the key.
+    """
 
     kind: TimerKind
     session_id: SessionID
     due: datetime
-    ref: str = ""
+    offer: OfferID | None = None  # OFFER_TIMEOUT: the offer that lapses
+    before: timedelta | None = None  # WARN: how long before the end it warns
+
+    def __post_init__(self) -> None:
+        if self.offer is not None and self.kind is not TimerKind.OFFER_TIMEOUT:
+            raise ValueError(f"a {self.kind.value} timer is not for an offer")
+        if self.before is not None and self.kind is not TimerKind.WARN:
+            raise ValueError(f"a {self.kind.value} timer is not a warning")
 
     @property
     def key(self) -> str:
-        return timer_key(self.kind, self.session_id, self.ref)
+        return timer_key(self.kind, self.session_id, offer=self.offer, before=self.before)
+
+    @property
+    def stored_ref(self) -> str:
+        return _timer_ref(self.offer, self.before)
+
+    @classmethod
+    def from_stored(cls, kind: TimerKind, session_id: SessionID, due: datetime, ref: str) -> Timer:
+        """A timer from its stored form, where `ref` is the text `stored_ref` gave."""
+        return cls(
+            kind,
+            session_id,
+            due,
+            offer=OfferID(int(ref)) if kind is TimerKind.OFFER_TIMEOUT and ref else None,
+            before=timedelta(seconds=int(ref)) if kind is TimerKind.WARN and ref else None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value,
             "session_id": self.session_id,
             "due": _t(self.due),
-            "ref": self.ref,
+            "ref": self.stored_ref,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Timer:
-        return cls(
-            kind=TimerKind(d["kind"]),
-            session_id=SessionID(d["session_id"]),
-            due=_dt_req(d["due"]),
-            ref=d["ref"],
+        return cls.from_stored(
+            TimerKind(d["kind"]), SessionID(d["session_id"]), _dt_req(d["due"]), d["ref"]
         )
 
 
-def timer_key(kind: TimerKind, session_id: SessionID, ref: str = "") -> str:
-    return f"{kind.value}:{session_id}:{ref}"
+def timer_key(
+    kind: TimerKind,
+    session_id: SessionID,
+    *,
+    offer: OfferID | None = None,
+    before: timedelta | None = None,
+) -> str:
+    return f"{kind.value}:{session_id}:{_timer_ref(offer, before)}"
+
+
+def _timer_ref(offer: OfferID | None, before: timedelta | None) -> str:
+    if offer is not None:
+        return str(offer)
+    if before is not None:
+        return str(int(before.total_seconds()))
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +487,7 @@ class Changes:
     volunteers: dict[UserID, VolunteerState] = field(default_factory=dict)
     timers_set: dict[str, Timer] = field(default_factory=dict)
     timers_cleared: set[str] = field(default_factory=set)
-    meta: dict[str, Any] = field(default_factory=dict)  # JSON values by key
+    counters: Counters | None = None  # all of them, when the step changed any
     stats: list[StatsRecord] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)  # new block-list hashes
 
@@ -458,7 +498,7 @@ class Changes:
             or self.volunteers
             or self.timers_set
             or self.timers_cleared
-            or self.meta
+            or self.counters is not None
             or self.stats
             or self.blocked
         )

@@ -78,7 +78,7 @@ class Executor:
         trust: TrustPolicy,
         retention: timedelta,
         bot_user: str,
-        purge: Callable[[Purge], Awaitable[str]] | None = None,
+        purge: Callable[[Purge], Awaitable[str]],
         redact_room: Callable[[RoomID], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
@@ -165,9 +165,7 @@ class Executor:
                     await check(self.client.room_kick(retired, effect.volunteer), quiet=True)
                     self.kicked(retired, effect.volunteer)
             case Purge():
-                if self.purge is not None:
-                    return Purged(await self.purge(effect))
-                return Purged(await self._leave_all(effect))
+                return Purged(await self.purge(effect))
             case _:
                 raise TypeError(f"not an effect the executor knows: {type(effect).__name__}")
         return Done()
@@ -363,12 +361,3 @@ class Executor:
         nio_room = self.client.rooms.get(room)
         if nio_room is not None and nio_room.remove_member(user):
             self.client.invalidate_outbound_session(room)
-
-    async def _leave_all(self, effect: Purge) -> str:
-        """The minimum until the purge pipeline runs: nobody stays in the rooms."""
-        for room in effect.rooms:
-            for user in effect.participants:
-                await check(self.client.room_kick(room, user), quiet=True)
-            await check(self.client.room_leave(room), quiet=True)
-            await check(self.client.room_forget(room), quiet=True)
-        return "left"

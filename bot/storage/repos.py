@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.core.counters import Counters
 from bot.core.ids import EventID, RoomID, SessionID, UserID
 from bot.core.model import Changes, Session, Timer, TimerKind, VolunteerState
 from bot.storage.db import Database, ScrubIncomplete, Tx, epoch, open_database
@@ -74,7 +75,7 @@ class LoadedState:
     sessions: list[Session] = field(default_factory=list)
     volunteers: list[VolunteerState] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)  # soonest first
-    meta: dict[str, Any] = field(default_factory=dict)
+    counters: Counters = field(default_factory=Counters)
     blocked: set[str] = field(default_factory=set)
 
 
@@ -98,19 +99,15 @@ class StateRepo:
                 for (data,) in await tx.fetchall("SELECT data FROM volunteers ORDER BY user_id")
             ]
             timers = [
-                Timer(
-                    kind=TimerKind(kind),
-                    session_id=SessionID(session_id),
-                    due=_from_epoch(due),
-                    ref=ref,
-                )
+                Timer.from_stored(TimerKind(kind), SessionID(session_id), _from_epoch(due), ref)
                 for kind, session_id, due, ref in await tx.fetchall(
                     "SELECT kind, session_id, due, ref FROM timers ORDER BY due, key"
                 )
             ]
             meta = {k: json.loads(v) for k, v in await tx.fetchall("SELECT key, value FROM meta")}
+            counters = Counters.from_meta(meta)
             blocked = {h for (h,) in await tx.fetchall("SELECT hash FROM blocklist")}
-        return LoadedState(sessions, volunteers, timers, meta, blocked)
+        return LoadedState(sessions, volunteers, timers, counters, blocked)
 
     async def apply(
         self,
@@ -166,15 +163,15 @@ class StateRepo:
                     "ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, "
                     "session_id = excluded.session_id, due = excluded.due, ref = excluded.ref",
                     [
-                        (tm.key, tm.kind.value, int(tm.session_id), epoch(tm.due), tm.ref)
+                        (tm.key, tm.kind.value, int(tm.session_id), epoch(tm.due), tm.stored_ref)
                         for tm in changes.timers_set.values()
                     ],
                 )
-            if changes.meta:
+            if changes.counters is not None:
                 await t.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [(k, dumps(v)) for k, v in changes.meta.items()],
+                    [(k, dumps(v)) for k, v in changes.counters.to_meta().items()],
                 )
             if changes.stats:
                 await Stats(self._db).add(changes.stats, tx=t)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from nio import RoomCreateResponse, RoomVisibility
 
-from bot.core.events import CreateRoom, Retire, RoomRef, Say, Text
+from bot.core.events import CreateRoom, Purge, Retire, RoomRef, Say, Text
 from bot.core.ids import OfferID, RoomID, SessionID, UserID
 from bot.core.model import Role
 from bot.matrix.executor import Executor
@@ -29,6 +29,10 @@ class Rooms:
         return room in self.refs.values()
 
 
+async def _no_purge(effect: Purge) -> str:
+    raise AssertionError("these tests carry out no purge")
+
+
 def executor_for(bot, rooms: Rooms | None = None) -> Executor:
     return Executor(
         bot.client,
@@ -37,6 +41,7 @@ def executor_for(bot, rooms: Rooms | None = None) -> Executor:
         trust=AllDevices(),
         retention=timedelta(days=1),
         bot_user=bot.user_id,
+        purge=_no_purge,
     )
 
 

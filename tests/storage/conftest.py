@@ -102,7 +102,12 @@ def make_session(
 def make_timers(sid: int) -> list[Timer]:
     return [
         Timer(TimerKind.MAX_DURATION, SessionID(sid), T0 + timedelta(hours=1)),
-        Timer(TimerKind.WARN, SessionID(sid), T0 + timedelta(minutes=50), ref="600"),
+        Timer(
+            TimerKind.WARN,
+            SessionID(sid),
+            T0 + timedelta(minutes=50),
+            before=timedelta(seconds=600),
+        ),
         Timer(TimerKind.IDLE_WARN, SessionID(sid), T0 + timedelta(minutes=12, microseconds=3)),
     ]
 

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from bot.core.counters import Counters
 from bot.core.ids import SessionID
 from bot.core.model import Changes
 from bot.storage import Storage
@@ -76,7 +77,7 @@ async def test_reopen_after_sigkill(db_path: Path) -> None:
         loaded = await st.state.load()
         assert loaded.sessions == [make_session(1)]
         assert loaded.timers == sorted(make_timers(1), key=lambda t: (t.due, t.key))
-        assert loaded.meta == {}
+        assert loaded.counters == Counters()
         assert await st.checkpoint.get() == "token-1"
         assert await st.events.seen("$committed")
     finally:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.ids import EventID, RoomID, SessionID, UserID
+from bot.core.counters import Counters
+from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
 from bot.core.model import Changes, State, StatsRecord, Timer, TimerKind
 from bot.storage import OutboxItem, Storage
 
@@ -40,7 +41,14 @@ def _full_changes() -> Changes:
             UserID("@vol-b:localhost"): make_volunteer("@vol-b:localhost", on_duty=False),
         },
         timers_set={t.key: t for t in timers},
-        meta={"next_number": 103, "counters": {"day": "2026-03-14", "n": [1, 2]}},
+        counters=Counters(
+            next_session_id=103,
+            next_offer_id=7,
+            last_offered=UserID("@vol-a:localhost"),
+            recent_durations=[600.0, 1250.5],
+            day="2026-03-14",
+            day_counts={"hmac-abc": 2},
+        ),
         stats=[_stats()],
         blocked={"hmac-abc", "hmac-def"},
     )
@@ -56,7 +64,7 @@ async def test_empty_load(storage: Storage) -> None:
     assert loaded.sessions == []
     assert loaded.volunteers == []
     assert loaded.timers == []
-    assert loaded.meta == {}
+    assert loaded.counters == Counters()
     assert loaded.blocked == set()
 
 
@@ -73,7 +81,7 @@ async def test_round_trip(storage: Storage) -> None:
     )
     assert loaded.timers == sorted(changes.timers_set.values(), key=lambda t: (t.due, t.key))
     assert {t.key for t in loaded.timers} == set(changes.timers_set)
-    assert loaded.meta == changes.meta
+    assert loaded.counters == changes.counters
     assert loaded.blocked == changes.blocked
     assert await storage.stats.query() == changes.stats
 
@@ -115,7 +123,9 @@ async def test_upsert_updates_without_cascading(storage: Storage) -> None:
 
 async def test_timers_cleared_and_replaced(storage: Storage) -> None:
     await storage.state.apply(_full_changes(), now=T0)
-    warn = Timer(TimerKind.WARN, SessionID(1), T0 + timedelta(minutes=50), ref="600")
+    warn = Timer(
+        TimerKind.WARN, SessionID(1), T0 + timedelta(minutes=50), before=timedelta(seconds=600)
+    )
     moved = Timer(TimerKind.MAX_DURATION, SessionID(1), T0 + timedelta(hours=2))
     await storage.state.apply(Changes(timers_cleared={warn.key}, timers_set={moved.key: moved}))
 
@@ -123,6 +133,53 @@ async def test_timers_cleared_and_replaced(storage: Storage) -> None:
     assert warn.key not in timers
     assert timers[moved.key].due == T0 + timedelta(hours=2)
     assert len(timers) == 5
+
+
+async def test_a_timer_for_an_offer_or_a_warning_is_stored_as_before(storage: Storage) -> None:
+    """Typed in the core (`offer`, `before`), the stored `ref` stays the text it always was:
+    the offer ID, or the seconds before the end. Rows written by an older bot load too."""
+    s = make_session(8, state=State.OFFERED)
+    lapse = Timer(TimerKind.OFFER_TIMEOUT, s.id, T0, offer=OfferID(12))
+    warn = Timer(TimerKind.WARN, s.id, T0, before=timedelta(minutes=2))
+    await storage.state.apply(
+        Changes(sessions={s.id: s}, timers_set={lapse.key: lapse, warn.key: warn}), now=T0
+    )
+    async with storage.db.read() as tx:
+        rows = await tx.fetchall("SELECT key, kind, ref FROM timers ORDER BY kind")
+    assert rows == [("offer_timeout:8:12", "offer_timeout", "12"), ("warn:8:120", "warn", "120")]
+    async with storage.db.transaction() as tx:
+        await tx.execute("DELETE FROM timers")
+        await tx.executemany(
+            "INSERT INTO timers (key, kind, session_id, due, ref) VALUES (?, ?, 8, ?, ?)",
+            [(k, kind, T0.timestamp(), ref) for k, kind, ref in rows],
+        )
+    loaded = {t.key: t for t in (await storage.state.load()).timers}
+    assert loaded == {lapse.key: lapse, warn.key: warn}
+
+
+async def test_counters_are_stored_as_before(storage: Storage) -> None:
+    """Typed in the core, the counters keep their rows in `meta`: one key per counter, its
+    value as JSON, as an older bot wrote them (and loads them back from such rows)."""
+    old = {
+        "next_session_id": "12",
+        "next_offer_id": "30",
+        "last_offered": '"@vol-a:localhost"',
+        "recent_durations": "[600.0,90.5]",
+        "day": '"2026-03-14"',
+        "day_counts": '{"hmac-abc":2}',
+        "attempt:hb1": "1",  # another part of the bot's row: not a counter
+    }
+    async with storage.db.transaction() as tx:
+        await tx.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(old.items()))
+    counters = (await storage.state.load()).counters
+    assert counters == Counters(
+        12, 30, UserID("@vol-a:localhost"), [600.0, 90.5], "2026-03-14", {"hmac-abc": 2}
+    )
+    counters.next_session_id = 13
+    await storage.state.apply(Changes(counters=counters), now=T0)
+    async with storage.db.read() as tx:
+        rows = dict(await tx.fetchall("SELECT key, value FROM meta"))
+    assert rows == {**old, "next_session_id": "13"}
 
 
 async def test_timer_set_with_its_new_session_in_one_step(storage: Storage) -> None:
@@ -145,7 +202,7 @@ async def test_failing_apply_writes_nothing(storage: Storage) -> None:
     """A timer for a session that does not exist fails the foreign key: the sessions,
     volunteers, meta, stats, blocks, outbox and processed IDs of the same step, written
     before it, are all rolled back."""
-    await storage.state.apply(Changes(meta={"kept": 1}), now=T0)
+    await storage.state.apply(Changes(counters=Counters(next_session_id=2)), now=T0)
     bad = _full_changes()
     orphan = Timer(TimerKind.PURGE, SessionID(999), T0)
     bad.timers_set[orphan.key] = orphan
@@ -160,7 +217,7 @@ async def test_failing_apply_writes_nothing(storage: Storage) -> None:
     assert loaded.sessions == []
     assert loaded.volunteers == []
     assert loaded.timers == []
-    assert loaded.meta == {"kept": 1}
+    assert loaded.counters == Counters(next_session_id=2)
     assert loaded.blocked == set()
     for table in ("stats", "outbox", "processed_events", "timers", "sessions"):
         assert await _count(storage, table) == 0, table
@@ -211,7 +268,7 @@ async def test_delete_cascades(storage: Storage) -> None:
     assert await storage.events.seen("$c")
     # Unrelated state stays.
     assert len(loaded.volunteers) == 2
-    assert loaded.meta["next_number"] == 103
+    assert loaded.counters.next_session_id == 103
 
 
 async def test_session_upserted_and_deleted_in_one_step_is_gone(storage: Storage) -> None:

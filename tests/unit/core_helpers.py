@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any, TypeVar
 
+from bot.core.counters import Counters
 from bot.core.events import (
     CreateRoom,
     Effect,
@@ -27,7 +28,7 @@ from bot.core.events import (
     Say,
     TimerFired,
 )
-from bot.core.ids import EventID, RoomID, UserID
+from bot.core.ids import EventID, OfferID, RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import (
     Changes,
@@ -117,7 +118,8 @@ class Store:
             self.timers.pop(key, None)
         for key, t in c.timers_set.items():
             self.timers[key] = row(t.to_dict())
-        self.meta.update(row(c.meta))
+        if c.counters is not None:
+            self.meta.update(row(c.counters.to_meta()))
         self.stats.extend(c.stats)
         self.blocked |= c.blocked
 
@@ -161,7 +163,7 @@ class World:
             sessions=[Session.from_dict(d) for d in s.sessions.values()],
             volunteers=[VolunteerState.from_dict(d) for d in s.volunteers.values()],
             timers=[Timer.from_dict(d) for d in s.timers.values()],
-            meta=dict(s.meta),
+            counters=Counters.from_meta(s.meta),
             blocked=set(s.blocked),
         )
 
@@ -239,12 +241,26 @@ class World:
         self.accept(s, volunteer)
         return s
 
-    def timer(self, kind: TimerKind, s: Session, ref: str = "") -> Timer:
-        return self.h.timers[timer_key(kind, s.id, ref)]
+    def timer(
+        self,
+        kind: TimerKind,
+        s: Session,
+        *,
+        offer: OfferID | None = None,
+        before: timedelta | None = None,
+    ) -> Timer:
+        return self.h.timers[timer_key(kind, s.id, offer=offer, before=before)]
 
-    def fire(self, kind: TimerKind, s: Session, ref: str = "") -> list[Effect]:
+    def fire(
+        self,
+        kind: TimerKind,
+        s: Session,
+        *,
+        offer: OfferID | None = None,
+        before: timedelta | None = None,
+    ) -> list[Effect]:
         """Let time run to the timer's due moment and fire it."""
-        t = self.timer(kind, s, ref)
+        t = self.timer(kind, s, offer=offer, before=before)
         self.now = max(self.now, t.due)
         return self.feed(TimerFired(t.key))
 

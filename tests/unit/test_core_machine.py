@@ -225,7 +225,7 @@ def test_refused_step_changes_nothing(step: Callable[[World, Session], None], st
         step(w, s)
     assert w.snapshot() == before
     assert w.h.take_changes().empty()
-    assert w.h._fx == []
+    assert w.h._effects == []
 
 
 def to_waiting_by_consent(w: World, s: Session) -> None:
@@ -584,8 +584,8 @@ def test_offer_timeout_withdraws_counts_a_lapse_and_offers_to_the_next() -> None
     w.on_duty(ANNA, BJORN)
     s = w.arrive(C1)
     offer = w.offer_to(s, ANNA)
-    assert w.timer(TimerKind.OFFER_TIMEOUT, s, str(offer.id)).due == w.now + timedelta(seconds=90)
-    fx = w.fire(TimerKind.OFFER_TIMEOUT, s, str(offer.id))
+    assert w.timer(TimerKind.OFFER_TIMEOUT, s, offer=offer.id).due == w.now + timedelta(seconds=90)
+    fx = w.fire(TimerKind.OFFER_TIMEOUT, s, offer=offer.id)
     assert of(fx, Withdraw) == [Withdraw(RoomRef(s.id, Role.VOLUNTEER, offer.id), ANNA)]
     assert offer.state is OfferState.WITHDRAWN
     assert w.h.duty[ANNA].lapses == 1 and w.h.duty[ANNA].on_duty
@@ -597,9 +597,9 @@ def test_lapses_put_a_volunteer_off_duty_and_tell_the_staff() -> None:
     w = World(policy(lapses_before_off_duty=2))
     w.on_duty(ANNA)
     s = w.arrive(C1)
-    w.fire(TimerKind.OFFER_TIMEOUT, s, str(w.offer_to(s, ANNA).id))
+    w.fire(TimerKind.OFFER_TIMEOUT, s, offer=w.offer_to(s, ANNA).id)
     assert w.pending_to(s) == [ANNA]  # nobody else: she gets another chance
-    fx = w.fire(TimerKind.OFFER_TIMEOUT, s, str(w.offer_to(s, ANNA).id))
+    fx = w.fire(TimerKind.OFFER_TIMEOUT, s, offer=w.offer_to(s, ANNA).id)
     notice = said(fx, "staff.lapsed_off_duty")
     assert notice.to == STAFF_ROOM and notice.text.params == {"alias": "Anna", "lapses": 2}
     assert not w.h.duty[ANNA].on_duty
@@ -611,7 +611,7 @@ def test_accepting_resets_lapses() -> None:
     w = World()
     w.on_duty(ANNA)
     s = w.arrive(C1)
-    w.fire(TimerKind.OFFER_TIMEOUT, s, str(w.offer_to(s, ANNA).id))
+    w.fire(TimerKind.OFFER_TIMEOUT, s, offer=w.offer_to(s, ANNA).id)
     w.accept(s, ANNA)
     assert w.h.duty[ANNA].lapses == 0
 
@@ -627,7 +627,7 @@ def test_decline_reoffers_without_a_lapse() -> None:
     assert of(fx, Withdraw) == [Withdraw(RoomRef(s.id, Role.VOLUNTEER, offer.id), ANNA)]
     assert [c.invite for c in of(fx, CreateRoom)] == [BJORN]
     assert w.h.duty[ANNA].lapses == 0
-    assert timer_key(TimerKind.OFFER_TIMEOUT, s.id, str(offer.id)) not in w.h.timers
+    assert timer_key(TimerKind.OFFER_TIMEOUT, s.id, offer=offer.id) not in w.h.timers
 
 
 def test_broadcast_first_join_wins_the_others_are_withdrawn() -> None:
@@ -653,7 +653,7 @@ def test_late_join_to_a_lapsed_offer_does_nothing() -> None:
     w.on_duty(ANNA, BJORN)
     s = w.arrive(C1)
     offer = w.offer_to(s, ANNA)
-    w.fire(TimerKind.OFFER_TIMEOUT, s, str(offer.id))
+    w.fire(TimerKind.OFFER_TIMEOUT, s, offer=offer.id)
     assert offer.room is not None
     before = w.snapshot()
     assert w.feed(Joined(offer.room, ANNA)) == []
@@ -900,12 +900,12 @@ def test_warnings_before_max_duration_to_both_sides() -> None:
     w = World()
     s = w.active(C1)
     start = w.now
-    assert w.timer(TimerKind.WARN, s, "600").due == start + 50 * MIN
-    assert w.timer(TimerKind.WARN, s, "120").due == start + 58 * MIN
+    assert w.timer(TimerKind.WARN, s, before=timedelta(seconds=600)).due == start + 50 * MIN
+    assert w.timer(TimerKind.WARN, s, before=timedelta(seconds=120)).due == start + 58 * MIN
     assert w.timer(TimerKind.MAX_DURATION, s).due == start + 60 * MIN
     w.advance(40 * MIN)
     w.chatter_says(s, "fortsatt her")  # keeps it from idling out
-    fx = w.fire(TimerKind.WARN, s, "600")
+    fx = w.fire(TimerKind.WARN, s, before=timedelta(seconds=600))
     assert said(fx, "warn.chatter").to == chatter_ref(s)
     assert said(fx, "warn.chatter").text.params == {"minutes": 10}
     assert said(fx, "warn.volunteer").to == volunteer_ref(s)
@@ -939,7 +939,7 @@ def test_extend_up_to_the_cap(requests: list[str], granted: list[int], replies: 
     total = sum(granted) * MIN
     assert s.extended == total
     assert w.timer(TimerKind.MAX_DURATION, s).due == start + 60 * MIN + total
-    assert w.timer(TimerKind.WARN, s, "600").due == start + 50 * MIN + total
+    assert w.timer(TimerKind.WARN, s, before=timedelta(seconds=600)).due == start + 50 * MIN + total
 
 
 def test_time_command() -> None:
@@ -1083,7 +1083,7 @@ def test_offer_timeout_after_a_restart_reoffers() -> None:
     w.on_duty(ANNA, BJORN)
     s = w.arrive(C1)
     offer = w.offer_to(s, ANNA)
-    key = w.timer(TimerKind.OFFER_TIMEOUT, s, str(offer.id)).key
+    key = w.timer(TimerKind.OFFER_TIMEOUT, s, offer=offer.id).key
     w.restart()
     w.advance(10 * MIN)
     fx = w.feed(TimerFired(key))
@@ -1304,7 +1304,7 @@ def test_purge_timer_after_purge_after() -> None:
     w.on_duty(ANNA, BJORN)
     s = w.arrive(C1)
     lapsed = w.offer_to(s, ANNA)
-    w.fire(TimerKind.OFFER_TIMEOUT, s, str(lapsed.id))
+    w.fire(TimerKind.OFFER_TIMEOUT, s, offer=lapsed.id)
     w.accept(s, BJORN)
     w.chatter_says(s, "!slutt")
     assert w.timer(TimerKind.PURGE, s).due == w.now + timedelta(seconds=45)
@@ -1611,21 +1611,22 @@ def test_take_changes_reports_what_a_step_touched() -> None:
         timer_key(TimerKind.QUEUE_MAX_WAIT, s.id),
         timer_key(TimerKind.WAIT_REMINDER, s.id),
     }
-    assert c.meta["next_session_id"] == s.id + 1
-    assert c.meta["day"] == "2026-03-02" and list(c.meta["day_counts"].values()) == [1]
-    assert C1 not in str(c.meta)  # the cap is kept by keyed hash, not ID
+    assert c.counters is not None and c.counters.next_session_id == s.id + 1
+    assert c.counters.day == "2026-03-02" and list(c.counters.day_counts.values()) == [1]
+    assert C1 not in str(c.counters)  # the cap is kept by keyed hash, not ID
 
     w.join_chatter(s)
     offer = w.offer_to(s, ANNA)
     c = w.changes
-    assert c.meta["next_offer_id"] == offer.id + 1 and c.meta["last_offered"] == ANNA
-    assert timer_key(TimerKind.OFFER_TIMEOUT, s.id, str(offer.id)) in c.timers_set
+    assert c.counters is not None
+    assert c.counters.next_offer_id == offer.id + 1 and c.counters.last_offered == ANNA
+    assert timer_key(TimerKind.OFFER_TIMEOUT, s.id, offer=offer.id) in c.timers_set
 
     w.accept(s, ANNA)
     c = w.changes
     assert set(c.sessions) == {s.id} and set(c.volunteers) == {ANNA}
     assert {
-        timer_key(TimerKind.OFFER_TIMEOUT, s.id, str(offer.id)),
+        timer_key(TimerKind.OFFER_TIMEOUT, s.id, offer=offer.id),
         timer_key(TimerKind.QUEUE_MAX_WAIT, s.id),
         timer_key(TimerKind.WAIT_REMINDER, s.id),
     } == c.timers_cleared
@@ -1639,7 +1640,8 @@ def test_take_changes_reports_what_a_step_touched() -> None:
 
     w.advance(10 * MIN)
     w.chatter_says(s, "!slutt")
-    assert w.changes.meta["recent_durations"] == [600.0]
+    counters = w.changes.counters
+    assert counters is not None and counters.recent_durations == [600.0]
     assert w.h.take_changes().empty()  # taken once
 
 
@@ -1675,7 +1677,7 @@ def test_state_survives_a_round_trip_through_storage() -> None:
     before = w.snapshot()
     w.restart()
     assert w.snapshot() == before
-    assert w.h._next_session == 5 and w.h._last_offered is not None
+    assert w.h.counters.next_session_id == 5 and w.h.counters.last_offered is not None
     # and it carries on where it was: ids continue, rooms are known
     s = w.arrive(chatter(9))
     assert s.id == 5
@@ -1703,7 +1705,7 @@ def test_storage_sees_every_change_at_every_step() -> None:
         lambda: w.accept(s1, BJORN),
         lambda: w.chatter_says(s1, "hallo"),
         lambda: w.staff(CARL, "!on"),
-        lambda: w.fire(TimerKind.OFFER_TIMEOUT, s2, str(s2.pending_offers()[0].id)),
+        lambda: w.fire(TimerKind.OFFER_TIMEOUT, s2, offer=s2.pending_offers()[0].id),
         lambda: w.volunteer_says(s1, "!extend"),
         lambda: w.feed(Left(RoomID(str(s1.volunteer_room)), BJORN)),
         lambda: w.fire(TimerKind.WAIT_REMINDER, s2),
@@ -1757,8 +1759,18 @@ def test_session_round_trip_is_lossless() -> None:
     assert Session.from_dict(s.to_dict()) == s
     v = VolunteerState(ANNA, True, at, at + MIN, 1)
     assert VolunteerState.from_dict(v.to_dict()) == v
-    t = Timer(TimerKind.WARN, SessionID(3), at, "600")
+    t = Timer(TimerKind.WARN, SessionID(3), at, before=timedelta(seconds=600))
     assert Timer.from_dict(t.to_dict()) == t
+
+
+def test_a_timer_holds_only_what_its_kind_needs() -> None:
+    at = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+    lapse = Timer(TimerKind.OFFER_TIMEOUT, SessionID(3), at, offer=OfferID(9))
+    assert lapse.key == "offer_timeout:3:9" and Timer.from_dict(lapse.to_dict()) == lapse
+    with pytest.raises(ValueError):
+        Timer(TimerKind.PURGE, SessionID(3), at, offer=OfferID(9))
+    with pytest.raises(ValueError):
+        Timer(TimerKind.OFFER_TIMEOUT, SessionID(3), at, before=timedelta(minutes=2))
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def test_refuse_opens_nothing_and_says_how_to_write_encrypted() -> None:
     assert said(fx, "intake.plaintext_refused").to == dm_room(C1)
     assert not w.h.sessions
     # Refused is not a conversation: nothing counts against the day's cap.
-    assert not w.h._day_counts
+    assert not w.h.counters.day_counts
 
 
 def test_refuse_still_lets_an_encrypted_dm_in() -> None:

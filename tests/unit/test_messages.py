@@ -4,16 +4,15 @@ rendering nor reach into Python objects."""
 
 from __future__ import annotations
 
-import ast
 import random
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.core import commands
+from bot.core import texts as core_texts
 from bot.core.commands import Audience, Command
 from bot.core.events import (
     CreateRoom,
@@ -31,15 +30,14 @@ from bot.core.machine import Helpline
 from bot.core.model import Outcome, Policy, TimerKind, VolunteerProfile
 from bot.messages import CATALOGUE, COMMON, PARAMS, Texts, fill, placeholders
 
-MACHINE = Path(__file__).resolve().parents[2] / "bot" / "core" / "machine.py"
 OUTCOMES = [o.value for o in Outcome]
+SHIPPED_CANNED = ["confidentiality", "emergency", "welcome"]  # the canned replies we ship
 
-# Keys the core builds with an f-string: the prefix, and every value it can take.
-DYNAMIC: dict[str, list[str]] = {
-    "end.chatter.": OUTCOMES,
-    "end.volunteer.": OUTCOMES,
-    "reject.": [Outcome.CLOSED_HOURS.value, Outcome.QUEUE_FULL.value],  # the only rejections
-    "canned.": ["confidentiality", "emergency", "welcome"],  # the canned replies we ship
+# Every key the core can emit, with the params it passes: the core's own table (its `_say`
+# refuses anything else), and the canned replies a volunteer can send with !say.
+CORE_KEYS: dict[str, frozenset[str]] = {
+    **core_texts.SAYS,
+    **{core_texts.canned_key(name): frozenset() for name in SHIPPED_CANNED},
 }
 
 # A value for every param name, as the core would pass it.
@@ -77,59 +75,6 @@ SAMPLE: dict[str, Any] = {
 BRACE = re.compile(r"[{}]")
 
 
-def _core_keys() -> dict[str, set[str] | None]:
-    """Every key machine.py can emit, with the keyword params passed for it (None when the
-    params are spread with **, and so cannot be read from the source)."""
-    tree = ast.parse(MACHINE.read_text(encoding="utf-8"))
-    found: dict[str, set[str] | None] = {}
-
-    def add(key: str, params: set[str] | None) -> None:
-        if key in found and found[key] is not None and params is not None:
-            found[key] = found[key] | params  # type: ignore[operator]
-        else:
-            found[key] = params
-
-    def keys_of(node: ast.expr) -> list[str]:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return [node.value]
-        if isinstance(node, ast.IfExp):
-            return keys_of(node.body) + keys_of(node.orelse)
-        if isinstance(node, ast.JoinedStr):
-            first = node.values[0]
-            assert isinstance(first, ast.Constant), ast.unparse(node)
-            prefix = str(first.value)
-            assert prefix in DYNAMIC, f"a new dynamic key in machine.py: {ast.unparse(node)}"
-            return [prefix + v for v in DYNAMIC[prefix]]
-        return []  # a variable: only `_say` itself passes one, to Text(key, params)
-
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        name = (
-            func.attr
-            if isinstance(func, ast.Attribute)
-            else func.id
-            if isinstance(func, ast.Name)
-            else None
-        )
-        index = {"_say": 1, "_say_staff": 0, "Text": 0}.get(name or "")
-        if index is None or len(node.args) <= index:
-            continue
-        spread = any(k.arg is None for k in node.keywords)
-        params = None if spread else {k.arg for k in node.keywords if k.arg}
-        if name == "Text" and len(node.args) > 1:
-            continue  # Text(key, params) inside `_say`
-        for key in keys_of(node.args[index]):
-            if key.startswith("end.volunteer."):
-                params = {"number", "topics", "by"}  # passed by name in _end
-            add(key, params)
-    return found
-
-
-CORE_KEYS = _core_keys()
-
-
 def _render_all(texts: Texts, lang: str, key: str) -> str:
     return texts.render(Text(key, {n: SAMPLE[n] for n in PARAMS[key]}), lang)
 
@@ -142,11 +87,29 @@ def test_nb_and_en_have_the_same_keys_and_those_are_documented() -> None:
     assert set(CATALOGUE["nb"]) == set(CATALOGUE["en"]) == set(PARAMS)
 
 
-def test_the_scan_of_the_core_found_its_keys() -> None:
-    # Guards the scanner itself: it must see the plain, the conditional and the f-string keys.
+def test_the_core_declares_its_keys() -> None:
     for key in ("welcome", "welcome.nobody_on_duty", "staff.alert", "end.chatter.deleted"):
         assert key in CORE_KEYS
+    for outcome in Outcome:
+        assert core_texts.end_chatter_key(outcome) in CORE_KEYS
+        assert core_texts.end_volunteer_key(outcome) in CORE_KEYS
+    assert {core_texts.reject_key(o) for o in core_texts.REJECTIONS} == {
+        "reject.closed_hours",
+        "reject.queue_full",
+    }
+    with pytest.raises(ValueError):
+        core_texts.reject_key(Outcome.COMPLETED)  # not a way to refuse a conversation
     assert len(CORE_KEYS) > 60
+
+
+def test_the_core_says_nothing_it_has_not_declared() -> None:
+    with pytest.raises(core_texts.UndeclaredText):
+        core_texts.check("no.such.key", {})
+    with pytest.raises(core_texts.UndeclaredText):
+        core_texts.check("welcome", {"position": 1})  # "minutes" missing
+    with pytest.raises(core_texts.UndeclaredText):
+        core_texts.check("held", {"extra": 1})
+    core_texts.check("welcome", {"position": 1, "minutes": None})
 
 
 def test_every_key_the_core_can_emit_has_a_text() -> None:
@@ -171,9 +134,9 @@ def test_every_closing_text_exists_for_every_outcome() -> None:
 
 def test_the_core_passes_every_documented_param() -> None:
     status_fields = set(Helpline(Policy(volunteers=()), random.Random(0)).status(_T0))
+    assert core_texts.SAYS["status"] == status_fields  # !status passes what status() says
     for key, passed in CORE_KEYS.items():
-        given = status_fields if passed is None else passed
-        assert set(PARAMS[key]) <= given, f"{key}: the core does not pass {PARAMS[key]}"
+        assert set(PARAMS[key]) <= passed, f"{key}: the core does not pass {PARAMS[key]}"
 
 
 @pytest.mark.parametrize("lang", ["nb", "en"])
@@ -492,6 +455,7 @@ def test_everything_the_core_says_in_a_conversation_renders(default_language: st
     assert expected <= keys, expected - keys
     fallback = texts.render(Text("no.such.key"), default_language)
     for s in says:
+        assert set(s.text.params) == CORE_KEYS[s.text.key], s.text.key  # as declared
         out = texts.render(s.text, s.language)
         assert out != fallback, s.text.key
         assert not BRACE.search(out), (s.text.key, out)

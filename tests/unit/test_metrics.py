@@ -101,7 +101,7 @@ def test_lapse_counts_and_reoffer_counts_as_an_offer() -> None:
     w.on_duty(ANNA, BJORN)
     s = w.arrive(chatter(1))
     offer = w.offer_to(s, ANNA)
-    w.fire(TimerKind.OFFER_TIMEOUT, s, str(offer.id))
+    w.fire(TimerKind.OFFER_TIMEOUT, s, offer=offer.id)
     assert w.value("helpline_offer_lapses_total") == 1
     assert w.value("helpline_offers_total") == 2  # then offered to Bjørn
     w.accept(s, BJORN)
