@@ -29,10 +29,11 @@ from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import Policy, VolunteerProfile
 from bot.core.rooms import RoomIndex
+from bot.exits import EXIT_CONFIG, EXIT_LOCKED, EXIT_UNEXPECTED, StartupError
 from bot.http import Health, HttpEndpoint, HttpStartError
 from bot.inbox import Inbound
 from bot.logs import setup as setup_logging
-from bot.matrix.connection import Connection, StartupError
+from bot.matrix.connection import Connection
 from bot.matrix.executor import Executor
 from bot.matrix.invites import InviteGate
 from bot.matrix.purge import Purger
@@ -49,10 +50,6 @@ from bot.storage.repos import Checkpoint, EventLog, MediaSeen, OutboxRepo, Purge
 from bot.worker import PurgeBackoff, Worker
 
 log = logging.getLogger("bot")
-
-EXIT_LOCKED = 6
-EXIT_CONFIG = 2
-EXIT_UNEXPECTED = 1
 
 
 def build_policy(config: Config, staff_room: RoomID | None) -> Policy:

@@ -67,6 +67,7 @@ from nio.events.ephemeral import TypingNoticeEvent
 from bot.core.events import Input, Origin, Removed, Typing, Unreadable
 from bot.core.ids import EventID, RoomID, UserID
 from bot.core.rooms import RoomIndex, Rooms
+from bot.exits import EXIT_CROSS_SIGNING, EXIT_IDENTITY, EXIT_LOGIN, EXIT_TOKEN, StartupError
 from bot.inbox import BatchEnd, Inbound
 from bot.matrix import schemas
 from bot.matrix.crosssigning import (
@@ -190,20 +191,6 @@ class _Client(AsyncClient):
         except Exception as exc:
             log.warning("nio could not handle an event", extra={"error": type(exc).__name__})
             return None
-
-
-class StartupError(Exception):
-    """A problem that stops the bot before it serves; carries its own exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-EXIT_LOGIN = 3
-EXIT_IDENTITY = 4
-EXIT_TOKEN = 5
-EXIT_CROSS_SIGNING = 7
 
 
 GAP_PAGES = 50
