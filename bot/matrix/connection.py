@@ -1,7 +1,7 @@
 """The bot's Matrix connection: login, identity checks, the sync loop, and translation.
 
 Rules:
-- Nothing outside `bot/matrix/` imports nio.
+- Nothing outside `bot/matrix/` imports nio. What it changes in nio is in `bot.matrix.patches`.
 - The sync loop never handles events itself. It translates each batch into core inputs,
   puts them on the worker's inbox in timeline order, and then a `BatchEnd` marker: the
   worker saves the sync token only when it reaches the marker, i.e. after the whole batch
@@ -47,7 +47,6 @@ from typing import Any
 
 import aiohttp
 from nio import (
-    AsyncClient,
     AsyncClientConfig,
     EncryptionError,
     InviteMemberEvent,
@@ -69,7 +68,6 @@ from bot.core.ids import EventID, RoomID, UserID
 from bot.core.rooms import RoomIndex, Rooms
 from bot.exits import EXIT_CROSS_SIGNING, EXIT_IDENTITY, EXIT_LOGIN, EXIT_TOKEN, StartupError
 from bot.inbox import BatchEnd, Inbound
-from bot.matrix import schemas
 from bot.matrix.crosssigning import (
     CrossSigningError,
     CrossSigningKeys,
@@ -80,118 +78,12 @@ from bot.matrix.crosssigning import (
 from bot.matrix.cryptostore import BotStore
 from bot.matrix.errors import TRANSPORT_ERRORS, check
 from bot.matrix.fallback import needs_fallback_key, publish_fallback_key
+from bot.matrix.patches import PatchedClient, skip_empty_room_saves, use_compiled_schemas
+from bot.matrix.syncfilter import SYNC_FILTER, before_join, spec_version
 from bot.matrix.translate import Skip, SkipCounts, event_id, read, user_id
 from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
-
-# What the bot's sync asks for. Everything else would only wake the long-poll: a read
-# receipt for every message read, presence, account data nobody here uses.
-SYNC_FILTER: dict[str, Any] = {
-    "presence": {"not_types": ["*"]},
-    "account_data": {"not_types": ["*"]},
-    "room": {
-        "ephemeral": {"types": ["m.typing"]},
-        "account_data": {"not_types": ["*"]},
-    },
-}
-
-
-def prepare_sync(body: dict[str, Any], own: str) -> int:
-    """Drop, from the joined rooms' timelines of a parsed sync response, the non-state
-    events the bot must never act on, before nio parses, checks and decrypts them:
-
-    - its own (the echo of every message it sends; with the server-side filter they do
-      not come at all),
-    - those from before it joined the room, which the server marks with the bot's
-      membership at the time of the event (`unsigned.membership`, Matrix 1.11).
-
-    State events stay (they have a `state_key`, even an empty one): nio builds each room's
-    state from them. Events nio's parser would raise on (`_unparseable`) go too, state or
-    not, from the timeline and the state: one of them would fail the whole sync on every
-    retry, and the bot would never get past it. Returns how many events were dropped."""
-    dropped = 0
-    rooms = body.get("rooms")
-    joined = rooms.get("join") if isinstance(rooms, dict) else None
-    if not isinstance(joined, dict):
-        return 0
-    for info in joined.values():
-        if not isinstance(info, dict):
-            continue
-        for section in ("timeline", "state"):
-            part = info.get(section)
-            events = part.get("events") if isinstance(part, dict) else None
-            if not isinstance(events, list):
-                continue
-            kept = [
-                e
-                for e in events
-                if not (_unparseable(e) or (section == "timeline" and _droppable(e, own)))
-            ]
-            dropped += len(events) - len(kept)
-            part["events"] = kept
-    return dropped
-
-
-def _unparseable(event: Any) -> bool:
-    """nio raises (instead of making a BadEvent) on an event that is not an object or
-    whose timestamp is not a number."""
-    if not isinstance(event, dict):
-        return True
-    stamp = event.get("origin_server_ts", 0)
-    return not isinstance(stamp, (int, float))
-
-
-def _droppable(event: dict[str, Any], own: str) -> bool:
-    if "state_key" in event:
-        return False
-    return event.get("sender") == own or before_join(event)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    """'v1.11' -> (1, 11); 'r0.6.1' and anything else -> (0,)."""
-    if not text.startswith("v"):
-        return (0,)
-    try:
-        return tuple(int(part) for part in text[1:].split("."))
-    except ValueError:
-        return (0,)
-
-
-def before_join(event: dict[str, Any]) -> bool:
-    """The server says the bot was not in the room when this event was sent."""
-    unsigned = event.get("unsigned")
-    membership = unsigned.get("membership") if isinstance(unsigned, dict) else None
-    return membership is not None and membership != "join"
-
-
-class _Client(AsyncClient):
-    """nio's client; sync responses go through `prepare_sync` before nio sees them."""
-
-    # From the last sync: which fallback keys the server still holds unused (see
-    # bot/matrix/fallback.py); None when there is nothing to do until the next sync.
-    unused_fallback_keys: Any = None
-
-    async def parse_body(self, transport_response: Any) -> dict[Any, Any]:
-        body: dict[Any, Any] = await super().parse_body(transport_response)
-        if transport_response.url.path.endswith("/sync") and isinstance(body, dict):
-            prepare_sync(body, self.user_id)
-            self.unused_fallback_keys = body.get("device_unused_fallback_key_types")
-        return body
-
-    def _handle_timeline_event(
-        self, event: Any, room_id: str, room: Any, encrypted_rooms: set[str]
-    ) -> Any:
-        """nio's, except that an event nio raises on is left as it came: nio parses a
-        decrypted payload without checking it (`"unsigned": null` raises), and the
-        exception would fail the whole sync on every retry. The event stays encrypted;
-        the connection retries it and skips it when decrypting raises again."""
-        try:
-            return super()._handle_timeline_event(event, room_id, room, encrypted_rooms)
-        except Exception as exc:
-            log.warning("nio could not handle an event", extra={"error": type(exc).__name__})
-            return None
-
 
 GAP_PAGES = 50
 """Pages of 100 events the bot reads back to fill one room's timeline gap (5,000 events:
@@ -239,8 +131,8 @@ class Connection:
         self._new_device = False
         store = data_dir / "crypto"
         store.mkdir(mode=0o700, parents=True, exist_ok=True)
-        schemas.install()
-        self.client = _Client(
+        use_compiled_schemas()
+        self.client = PatchedClient(
             homeserver,
             user_id,
             store_path=str(store),
@@ -328,7 +220,7 @@ class Connection:
             )
         if self.client.olm is None:
             self.client.load_store()
-        _skip_empty_room_saves(self.client)  # login/restore_login load the store too
+        skip_empty_room_saves(self.client)  # login/restore_login load the store too
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         await self._cross_sign()
@@ -559,7 +451,7 @@ class Connection:
         except (Transient, *TRANSPORT_ERRORS):
             return False
         versions = body.get("versions", []) if status == 200 and isinstance(body, dict) else []
-        return any(_version(v) >= (1, 11) for v in versions if isinstance(v, str))
+        return any(spec_version(v) >= (1, 11) for v in versions if isinstance(v, str))
 
     async def _housekeeping(self) -> None:
         c = self.client
@@ -826,23 +718,6 @@ def _quiet(resp: SyncResponse, since_ms: int) -> bool:
             if getattr(event, "server_timestamp", 0) < since_ms:
                 return False
     return True
-
-
-def _skip_empty_room_saves(client: AsyncClient) -> None:
-    """nio saves the set of newly encrypted rooms after every sync, even an empty set: a
-    store transaction plus an account lookup on the event loop, twice per relayed message
-    (measured: 2.5-5 ms of the bot's CPU per message). Saving nothing is skipped."""
-    store = client.store
-    if store is None or getattr(store, "_skips_empty_saves", False):
-        return
-    save = store.save_encrypted_rooms
-    store._skips_empty_saves = True  # type: ignore[attr-defined]
-
-    def save_if_any(rooms: Any) -> None:
-        if rooms:
-            save(rooms)
-
-    store.save_encrypted_rooms = save_if_any  # type: ignore[method-assign]
 
 
 def _sender_key(event: Any) -> str | None:

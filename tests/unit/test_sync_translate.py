@@ -17,7 +17,8 @@ from bot.core.events import Joined, Message, Origin, Removed, Typing
 from bot.core.ids import EventID, RoomID, UserID
 from bot.inbox import BatchEnd, Inbound
 from bot.matrix import connection
-from bot.matrix.connection import Connection, prepare_sync
+from bot.matrix.connection import Connection
+from bot.matrix.syncfilter import prepare_sync
 from bot.matrix.translate import Skip
 
 BOT = "@bot:hs"

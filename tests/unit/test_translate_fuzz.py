@@ -24,7 +24,8 @@ from nio import Event, RoomMessage, SyncResponse
 
 from bot.core.events import Edit, Joined, Left, Message, Origin, Redaction
 from bot.core.ids import RoomID
-from bot.matrix.connection import Connection, prepare_sync
+from bot.matrix.connection import Connection
+from bot.matrix.syncfilter import prepare_sync
 from bot.matrix.translate import Skip, event_id, read, room_id, translate, user_id
 
 ROOM = RoomID("!room:hs")
