@@ -55,7 +55,7 @@ class PatchedClient(AsyncClient):
         """nio's, except that an event nio raises on is left as it came: nio parses a
         decrypted payload without checking it (`"unsigned": null` raises), and the
         exception would fail the whole sync on every retry. The event stays encrypted;
-        the connection retries it and skips it when decrypting raises again."""
+        the held-event buffer retries it, and skips it when decrypting raises again."""
         try:
             return super()._handle_timeline_event(event, room_id, room, encrypted_rooms)
         except Exception as exc:
