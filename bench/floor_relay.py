@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from bot.core.events import Message
-from bot.matrix.connection import Connection, Inbound
+from bot.inbox import Inbound
+from bot.matrix.connection import Connection
 
 
 async def relay(

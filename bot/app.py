@@ -28,10 +28,11 @@ from bot.core.events import ChatterUnverified, IdentityChanged
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.rooms import RoomIndex
+from bot.exits import EXIT_CONFIG, EXIT_LOCKED, EXIT_UNEXPECTED, StartupError
 from bot.http import Health, HttpEndpoint, HttpStartError
 from bot.inbox import Inbound
 from bot.logs import setup as setup_logging
-from bot.matrix.connection import Connection, StartupError
+from bot.matrix.connection import Connection
 from bot.matrix.executor import Executor
 from bot.matrix.invites import InviteGate
 from bot.matrix.purge import Purger
@@ -48,10 +49,6 @@ from bot.storage.repos import Checkpoint, EventLog, MediaSeen, OutboxRepo, Purge
 from bot.worker import PurgeBackoff, Worker
 
 log = logging.getLogger("bot")
-
-EXIT_LOCKED = 6
-EXIT_CONFIG = 2
-EXIT_UNEXPECTED = 1
 
 
 class DataDirLock:
@@ -80,11 +77,18 @@ class DataDirLock:
             self._fd = None
 
 
-def run(config: Config, args: argparse.Namespace | None = None) -> int:
+def run(
+    config: Config,
+    args: argparse.Namespace | None = None,
+    *,
+    purge_pause_after: str | None = None,
+) -> int:
+    """`helpline-bot run`. `purge_pause_after`: a test's hook (see `Purger`), passed by
+    `bot.devtools.child` only; the command line has no way to set it."""
     level = getattr(args, "log_level", None) or config.logging.level
     setup_logging(level, config.logging.json)
     try:
-        return asyncio.run(serve(config))
+        return asyncio.run(serve(config, purge_pause_after=purge_pause_after))
     except StartupError as exc:
         print(f"helpline-bot: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -116,8 +120,11 @@ async def serve(
     ready: asyncio.Event | None = None,
     *,
     purge_backoff: PurgeBackoff | None = None,
+    purge_pause_after: str | None = None,
 ) -> int:
-    """The service. `purge_backoff`: how a failing purge is retried (tests shorten it)."""
+    """The service. `purge_backoff`: how a failing purge is retried (tests shorten it);
+    `purge_pause_after`: a step after which a purge stops and waits (tests kill the bot
+    there)."""
     trust = trust_policy(str(config.encryption.trust))
     data_dir = Path(config.storage.data_dir)
     # Everything the bot writes is its own only: the database and its -wal/-shm, nio's
@@ -137,7 +144,7 @@ async def serve(
         db = await open_database(data_dir / "helpline.db")
         try:
             await upgrade(db)
-            return await _serve(config, db, trust, ready, purge_backoff)
+            return await _serve(config, db, trust, ready, purge_backoff, purge_pause_after)
         finally:
             await db.close()
             lock.release()
@@ -172,6 +179,7 @@ async def _serve(
     trust: Any,
     ready: asyncio.Event | None,
     purge_backoff: PurgeBackoff | None = None,
+    purge_pause_after: str | None = None,
 ) -> int:
     stored = await StateRepo(db).load()
     texts = Texts(
@@ -202,6 +210,7 @@ async def _serve(
         homeserver=config.homeserver.url,
         admin_token=config.homeserver.admin_token,
         clock=_now,
+        pause_after=purge_pause_after,
     )
     try:
         await conn.login()

@@ -110,11 +110,16 @@ class SubprocessBot:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_start = 0
 
-    def start(self) -> None:
+    def start(self, *, purge_pause_after: str | None = None) -> None:
+        """`purge_pause_after`: this run's purges stop after that step and wait (to be
+        killed there); the child then runs through `bot.devtools.child`, which passes it."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self._log_start = log.tell()  # readiness is judged on this run's lines only
+        command = ["-m", "bot", "run"]
+        if purge_pause_after is not None:
+            command = ["-m", "bot.devtools.child", "--purge-pause-after", purge_pause_after]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--config", str(self.config_path), *self.args],
+            [sys.executable, *command, "--config", str(self.config_path), *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -346,7 +346,7 @@ class Executor:
         return RoomMade(room)
 
     # What nio would learn from the bot's own state events, which the sync filter keeps
-    # from it (Connection._upload_filter). Harmless when nio sees them anyway.
+    # from it (bot.matrix.sync, `_upload_filter`). Harmless when nio sees them anyway.
 
     def created(self, room: RoomID) -> None:
         """The bot made `room` with encryption on: nio must encrypt everything sent there

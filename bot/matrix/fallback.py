@@ -22,6 +22,7 @@ from typing import Any
 from nio import AsyncClient
 
 from bot.matrix.crosssigning import NioHttp
+from bot.matrix.patches import olm_account
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ async def publish_fallback_key(client: AsyncClient) -> bool:
     olm = client.olm
     if olm is None:
         return False
-    account = olm.account._account  # vodozemac.Account: nio has no call for this
+    account = olm_account(olm)
     account.generate_fallback_key()
     ((key_id, key),) = account.fallback_key.items()
     signed: dict[str, Any] = {"key": key.to_base64(), "fallback": True}

@@ -56,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -92,10 +91,6 @@ PAGE = 200
 DELETE_TRIES = 3
 DELETE_TIMEOUT_S = 120.0
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-# Test hook: the name of a step after which the purge stops and waits, so that a test
-# can kill the bot between two steps. Never set in production.
-PAUSE_ENV = "HELPLINE_TEST_PURGE_PAUSE_AFTER"
 
 
 class AdminUnusable(Exception):
@@ -218,7 +213,9 @@ class Purger:
         self.media = media
         self.admin = AdminAPI(homeserver, admin_token) if admin_token else None
         self.clock = clock
-        self.pause_after = pause_after if pause_after is not None else os.environ.get(PAUSE_ENV)
+        # A test's hook: the name of a step after which the purge stops and waits, so
+        # that the test can kill the bot between two steps. None in production.
+        self.pause_after = pause_after
 
     async def close(self) -> None:
         if self.admin is not None:

@@ -11,7 +11,8 @@ defaults like nio's `extend_with_default` does, know nio's `user_id` and `http_u
 and raise jsonschema's `ValidationError`, which is what nio's callers catch. A schema that
 does not compile (nio's `delete_devices` has a malformed one) and any schema that is not
 one of nio's own `Schemas` keeps nio's jsonschema path. tests/unit/test_schemas.py checks
-the two paths agree on thousands of generated and mutated instances.
+the two paths agree on thousands of generated and mutated instances. Putting them in
+nio's place is a patch, in `bot.matrix.patches.use_compiled_schemas`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _FORMATS: dict[str, Any] = {
 # and the compiled checks must not start enforcing it (fastjsonschema defaults to Draft 7).
 _DRAFT4 = "http://json-schema.org/draft-04/schema#"
 
-_JSONSCHEMA_VALIDATOR = nio.schemas.Validator
+NIO_VALIDATOR = nio.schemas.Validator  # nio's own, before any patch
 
 
 def with_nio_defaults(schema: Any) -> Any:
@@ -63,7 +64,7 @@ def with_nio_defaults(schema: Any) -> Any:
             if isinstance(sub, dict) and "default" in sub:
                 filled = copy.deepcopy(sub["default"])
                 with contextlib.suppress(ValidationError):
-                    _JSONSCHEMA_VALIDATOR(sub, format_checker=nio.schemas.Checker).validate(filled)
+                    NIO_VALIDATOR(sub, format_checker=nio.schemas.Checker).validate(filled)
                 out["properties"][key]["default"] = filled
         required = schema.get("required")
         keys = list(schema)
@@ -93,7 +94,7 @@ def compile_all() -> dict[int, tuple[dict[str, Any], _Check]]:
     return out
 
 
-class _Validator:
+class CompiledValidator:
     """Stands in for nio's `Validator` class: `Validator(schema, format_checker=...)
     .validate(instance)` is the only way nio uses it (nio.schemas.validate_json)."""
 
@@ -106,25 +107,9 @@ class _Validator:
     def validate(self, instance: Any) -> None:
         hit = self.compiled.get(id(self.schema))
         if hit is None or hit[0] is not self.schema:  # not one of nio's own schemas
-            _JSONSCHEMA_VALIDATOR(self.schema, format_checker=self.format_checker).validate(
-                instance
-            )
+            NIO_VALIDATOR(self.schema, format_checker=self.format_checker).validate(instance)
             return
         try:
             hit[1](instance)
         except fastjsonschema.JsonSchemaValueException as exc:
             raise ValidationError(exc.message) from None
-
-
-def install() -> int:
-    """Route nio's schema checks through the compiled validators; returns how many of
-    nio's schemas are compiled. Idempotent."""
-    if not _Validator.compiled:
-        _Validator.compiled = compile_all()
-    nio.schemas.Validator = _Validator
-    return len(_Validator.compiled)
-
-
-def uninstall() -> None:
-    """Back to nio's jsonschema validator (for the tests that compare the two)."""
-    nio.schemas.Validator = _JSONSCHEMA_VALIDATOR

@@ -41,7 +41,7 @@ from bot.devtools.faultproxy import FaultProxy
 from bot.devtools.runner import SubprocessBot
 from bot.devtools.synapse import free_port
 from bot.devtools.users import admin_request, q, room_messages_admin
-from bot.matrix.purge import MAX_ERRORS, PAUSE_ENV, AdminAPI, AdminUnusable, Purger
+from bot.matrix.purge import MAX_ERRORS, AdminAPI, AdminUnusable, Purger
 from bot.outcomes import Transient
 from bot.storage import Storage
 from bot.worker import PurgeBackoff
@@ -560,7 +560,6 @@ async def test_purge_killed_between_steps_resumes_on_start(
     make_user: Any,
     make_client: Any,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     staffed = await staff_helpline(
         synapse,
@@ -577,9 +576,7 @@ async def test_purge_killed_between_steps_resumes_on_start(
         bot_id=staffed.bot_user.user_id, staff_room=staffed.staff_room, volunteers=[v]
     )
     bot = SubprocessBot(staffed.config, tmp_path / "bot.log")
-    monkeypatch.setenv(PAUSE_ENV, "redact")  # the first run stops after redacting
-    bot.start()
-    monkeypatch.delenv(PAUSE_ENV)
+    bot.start(purge_pause_after="redact")  # the first run stops after redacting
     try:
         await bot.wait_ready()
         await v.client.wait_for_join(w.staff_room, w.bot_id, timeout=30)

@@ -21,7 +21,7 @@ import pytest
 from jsonschema.exceptions import ValidationError
 from nio.schemas import Schemas, validate_json
 
-from bot.matrix import schemas
+from bot.matrix import patches, schemas
 
 PER_SCHEMA = 200
 
@@ -142,13 +142,13 @@ def outcome(instance: Any, schema: dict[str, Any]) -> tuple[str, Any]:
 @pytest.fixture
 def both() -> Any:
     yield
-    schemas.uninstall()
+    patches.use_nio_schemas()
 
 
 def test_compiles_nearly_all_of_nios_schemas(both: None) -> None:
-    count = schemas.install()
+    count = patches.use_compiled_schemas()
     total = len(_schemas())
-    assert nio.schemas.Validator is schemas._Validator
+    assert nio.schemas.Validator is schemas.CompiledValidator
     assert count >= total - 2, f"only {count} of {total} compiled"
 
 
@@ -161,9 +161,9 @@ def test_compiled_check_agrees_with_jsonschema(
     for i in range(PER_SCHEMA):
         base = generate(schema, rng)
         instance = base if i % 3 == 0 else mutate(base, rng)
-        schemas.uninstall()
+        patches.use_nio_schemas()
         want, want_filled = outcome(copy.deepcopy(instance), schema)
-        schemas.install()
+        patches.use_compiled_schemas()
         got, got_filled = outcome(copy.deepcopy(instance), schema)
         if want.startswith("crash:"):
             assert got in (want, "invalid"), f"{name}: nio {want}, compiled {got}: {instance!r}"
@@ -176,7 +176,7 @@ def test_compiled_check_agrees_with_jsonschema(
 
 
 def test_other_schemas_keep_the_jsonschema_path(both: None) -> None:
-    schemas.install()
+    patches.use_compiled_schemas()
     ad_hoc = {"type": "object", "required": ["a"]}
     validate_json({"a": 1}, ad_hoc)
     with pytest.raises(ValidationError):

@@ -1,4 +1,4 @@
-"""What the bot drops from a sync response before nio parses it (bot.matrix.connection):
+"""What the bot drops from a sync response before nio parses it (bot.matrix.syncfilter):
 its own non-state events and the non-state events from before it joined; never a state
 event, never someone else's event sent while it was in the room, unless nio could not
 parse it at all."""
@@ -10,7 +10,7 @@ from typing import Any
 
 from nio import SyncResponse
 
-from bot.matrix.connection import SYNC_FILTER, _version, before_join, prepare_sync
+from bot.matrix.syncfilter import SYNC_FILTER, before_join, prepare_sync, spec_version
 
 BOT = "@bot:hs"
 
@@ -93,11 +93,11 @@ def test_events_nio_would_raise_on_are_dropped_so_the_sync_gets_past_them() -> N
 
 
 def test_versions() -> None:
-    assert _version("v1.11") == (1, 11)
-    assert _version("v1.12") >= (1, 11) > _version("v1.10")
-    assert _version("v2.0") >= (1, 11)
-    assert _version("r0.6.1") == (0,)
-    assert _version("v1.x") == (0,)
+    assert spec_version("v1.11") == (1, 11)
+    assert spec_version("v1.12") >= (1, 11) > spec_version("v1.10")
+    assert spec_version("v2.0") >= (1, 11)
+    assert spec_version("r0.6.1") == (0,)
+    assert spec_version("v1.x") == (0,)
 
 
 def test_filter_asks_for_no_receipts_presence_or_account_data() -> None:

@@ -1,4 +1,4 @@
-"""Which timeline events of a sync batch become core inputs (Connection._translate), for
+"""Which timeline events of a sync batch become core inputs (bot.matrix.batch), for
 both kinds of server: one that marks events with the bot's membership (Matrix 1.11) and
 one that does not, where the bot's own join in the timeline is the dividing line.
 
@@ -16,8 +16,9 @@ from nio import SyncResponse
 from bot.core.events import Joined, Message, Origin, Removed, Typing
 from bot.core.ids import EventID, RoomID, UserID
 from bot.inbox import BatchEnd, Inbound
-from bot.matrix import connection
-from bot.matrix.connection import Connection, prepare_sync
+from bot.matrix import batch
+from bot.matrix.connection import Connection
+from bot.matrix.syncfilter import prepare_sync
 from bot.matrix.translate import Skip
 
 BOT = "@bot:hs"
@@ -90,7 +91,7 @@ async def translated_by(
         enqueue=got.append,
         rooms=SessionRooms(session_rooms),
     )
-    conn._first_sync = False
+    conn.batches.first_sync = False
     conn.client.encrypted_rooms.update(encrypted_rooms)
     body = {
         "next_batch": "s2",
@@ -111,7 +112,7 @@ async def translated_by(
     prepare_sync(body, BOT)
     resp = SyncResponse.from_dict(body)
     await conn.client.receive_response(resp)  # nio learns the rooms' state, as after a sync
-    conn._translate(resp)
+    conn.batches.translate(resp)
     inputs = [item.input for item in got if isinstance(item, Inbound)]
     return inputs + [item for item in got if isinstance(item, BatchEnd)], conn
 
@@ -197,14 +198,14 @@ async def test_malformed_events_are_skipped_counted_and_the_batch_goes_on(tmp_pa
 async def test_an_event_whose_translation_raises_is_the_only_one_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = connection.read
+    real = batch.read
 
     def breaks_on_secret(room, event, origin, **kw):  # type: ignore[no-untyped-def]
         if getattr(event, "body", "") == "hemmelig":
             raise ValueError("hemmelig fra @c:hs")
         return real(room, event, origin, **kw)
 
-    monkeypatch.setattr(connection, "read", breaks_on_secret)
+    monkeypatch.setattr(batch, "read", breaks_on_secret)
     got, conn = await translated_by(
         tmp_path, [text("hemmelig", seen_as="join"), text("etter", seen_as="join")]
     )
@@ -260,7 +261,7 @@ async def test_an_encrypted_payload_nio_raises_on_costs_that_event_only(tmp_path
         store_key="k" * 32,
         enqueue=got.append,
     )
-    conn._first_sync = False
+    conn.batches.first_sync = False
     conn.client.restore_login(BOT, "BOTDEVICE", "token")  # an olm account, no server
     olm = conn.client.olm
     olm.create_outbound_group_session(ROOM)
@@ -297,10 +298,10 @@ async def test_an_encrypted_payload_nio_raises_on_costs_that_event_only(tmp_path
     }
     resp = SyncResponse.from_dict(body)
     await conn.client.receive_response(resp)  # raised TypeError
-    conn._batch += 1
-    conn._translate(resp)
-    conn._unsaved.append((conn._batch, "s2"))
-    conn._release(retry=True)
+    conn.batches.held.begin_batch()
+    conn.batches.translate(resp)
+    conn.batches.held.end_batch("s2")
+    conn.syncer.release(retry=True)
     (message,) = [i.input for i in got if isinstance(i, Inbound)]
     assert isinstance(message, Message) and (message.body, message.encrypted) == ("\ufffd", True)
     assert conn.skipped[Skip.ERROR] == 1

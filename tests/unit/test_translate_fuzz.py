@@ -24,7 +24,8 @@ from nio import Event, RoomMessage, SyncResponse
 
 from bot.core.events import Edit, Joined, Left, Message, Origin, Redaction
 from bot.core.ids import RoomID
-from bot.matrix.connection import Connection, prepare_sync
+from bot.matrix.connection import Connection
+from bot.matrix.syncfilter import prepare_sync
 from bot.matrix.translate import Skip, event_id, read, room_id, translate, user_id
 
 ROOM = RoomID("!room:hs")
@@ -285,7 +286,7 @@ def conn(tmp_path_factory: pytest.TempPathFactory) -> Connection:
         store_key="k" * 32,
         enqueue=lambda item: None,
     )
-    c._first_sync = False
+    c.batches.first_sync = False
     return c
 
 
@@ -322,7 +323,7 @@ def test_a_sync_batch_of_junk_is_parsed_and_translated_without_raising(
     errors = conn.skipped[Skip.ERROR]
 
     async def translate_batch() -> None:
-        conn._translate(response)
+        conn.batches.translate(response)
 
     asyncio.run(translate_batch())
     assert conn.skipped[Skip.ERROR] == errors  # nothing needed the guard

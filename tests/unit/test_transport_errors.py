@@ -48,7 +48,7 @@ def test_one_reading_of_error_codes_and_statuses() -> None:
 def test_an_unexpected_error_at_start_is_one_line_without_its_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def serve(config: Any) -> int:
+    async def serve(config: Any, **hooks: Any) -> int:
         raise RuntimeError("@chatter:example.org wrote: jeg vil ikke leve")
 
     monkeypatch.setattr(app, "serve", serve)
