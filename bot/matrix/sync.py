@@ -42,6 +42,13 @@ from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
 
+FIRST_RETRY = 0.25
+"""Seconds before the first retry of a failed sync (randomised by half either way),
+doubled each time up to a minute. Short, because the usual failure is brief: Synapse
+answers 500 to an incremental sync that spans a room its admin API is deleting (a
+`KeyError` in its state lookup, element-hq/synapse#18539), which the purge does for every
+conversation, and every conversation waits for the retry."""
+
 GAP_PAGES = 50
 """Pages of 100 events the bot reads back to fill one room's timeline gap (5,000 events:
 far more than a conversation writes while the bot restarts)."""
@@ -85,7 +92,7 @@ class Syncer:
         full_state = True if new_device and since is not None else None
         sync_filter = await self._upload_filter()
         loop = asyncio.get_running_loop()
-        backoff = 1.0
+        backoff = FIRST_RETRY
         while not self._stopping.is_set():
             since = self.client.next_batch
             sync = asyncio.ensure_future(
@@ -134,7 +141,7 @@ class Syncer:
                         await asyncio.wait_for(self._stopping.wait(), delay)
                     backoff = min(backoff * 2, 60.0)
                     continue
-            backoff = 1.0
+            backoff = FIRST_RETRY
             self.last_sync_ok = asyncio.get_running_loop().time()
             changed = [*resp.device_list.changed, *resp.device_list.left]
             if changed:
