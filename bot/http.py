@@ -109,7 +109,10 @@ class HttpEndpoint:
     async def _healthz(self, request: web.Request) -> web.Response:
         started = time.monotonic()
         reasons = await self.health.check()
-        body = {"status": "ok" if not reasons else "unhealthy", "reasons": reasons}
+        body: dict[str, object] = {
+            "status": "ok" if not reasons else "unhealthy",
+            "reasons": reasons,
+        }
         body["check_ms"] = round((time.monotonic() - started) * 1000, 1)
         return web.json_response(body, status=200 if not reasons else 503)
 

@@ -36,7 +36,7 @@ EXIT_FAILED = 1
 
 # The warning comes 10 s into the conversation ("about 2 minutes left"); the chatter then
 # ends it, so the 2 minutes never run out. The purge follows 2 s after the end.
-LIMITS = {
+LIMITS: dict[str, dict[str, Any]] = {
     "limits": {"max_duration": "2m", "warn_before": ["1m50s"]},
     "privacy": {"purge_after": "2s"},
 }

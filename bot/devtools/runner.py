@@ -32,8 +32,8 @@ def write_config(
     data_dir: Path,
     staff_room: str,
     volunteers: list[dict[str, Any]],
-    supervisors: list[str] = (),  # type: ignore[assignment]
-    lobby_rooms: list[str] = (),  # type: ignore[assignment]
+    supervisors: Sequence[str] = (),
+    lobby_rooms: Sequence[str] = (),
     admin_token: str | None = None,
     **sections: dict[str, Any],
 ) -> Path:

@@ -36,6 +36,10 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     aiohttp.ClientError,
 )
+# A request that got no usable answer: a broken transport, or a temporary error from the
+# homeserver (`Transient`). One tuple, not `(Transient, *TRANSPORT_ERRORS)` at each use:
+# mypy cannot check an `except` over a star-unpacked tuple.
+NO_ANSWER: tuple[type[BaseException], ...] = (Transient, *TRANSPORT_ERRORS)
 
 
 class Kind(enum.Enum):

@@ -30,9 +30,8 @@ from bot.matrix.crosssigning import (
     NioHttp,
     ensure_cross_signing,
 )
-from bot.matrix.errors import TRANSPORT_ERRORS
+from bot.matrix.errors import NO_ANSWER
 from bot.matrix.patches import skip_empty_room_saves
-from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ async def _cross_sign(
         )
     except CrossSigningError as exc:
         raise StartupError(f"cross-signing: {exc}", EXIT_CROSS_SIGNING) from exc
-    except (Transient, *TRANSPORT_ERRORS) as exc:
+    except NO_ANSWER as exc:
         raise StartupError(
             f"cross-signing: the homeserver did not answer ({type(exc).__name__})",
             EXIT_CROSS_SIGNING,

@@ -34,7 +34,7 @@ from bot.exits import EXIT_TOKEN, StartupError
 from bot.inbox import BatchEnd, Inbound
 from bot.matrix.batch import BatchTranslator
 from bot.matrix.crosssigning import NioHttp
-from bot.matrix.errors import TRANSPORT_ERRORS, check
+from bot.matrix.errors import NO_ANSWER, check
 from bot.matrix.fallback import needs_fallback_key, publish_fallback_key
 from bot.matrix.patches import PatchedClient
 from bot.matrix.syncfilter import SYNC_FILTER, spec_version
@@ -84,7 +84,7 @@ class Syncer:
 
     async def run(self, since: str | None, *, new_device: bool) -> None:
         """Sync until stopped. `new_device`: this start made the device (see below)."""
-        self.client.next_batch = since  # type: ignore[assignment]
+        self.client.next_batch = since
         self.translator.first_sync = since is None
         self._started_ms = int(time.time() * 1000)
         # A new device (the crypto store was lost) resuming from the database's token
@@ -131,7 +131,7 @@ class Syncer:
                     await self._fill_gaps(resp, since)
                 except Transient as exc:
                     # Nothing of this batch was passed on: ask for it again.
-                    self.client.next_batch = since  # type: ignore[assignment]
+                    self.client.next_batch = since
                     self.sync_errors += 1
                     delay = backoff * (0.5 + random.random())
                     log.warning(
@@ -237,7 +237,7 @@ class Syncer:
         before it still be told apart."""
         try:
             status, body = await NioHttp(self.client).request("GET", "/_matrix/client/versions")
-        except (Transient, *TRANSPORT_ERRORS):
+        except NO_ANSWER:
             return False
         versions = body.get("versions", []) if status == 200 and isinstance(body, dict) else []
         return any(spec_version(v) >= (1, 11) for v in versions if isinstance(v, str))

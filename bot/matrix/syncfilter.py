@@ -51,7 +51,9 @@ def prepare_sync(body: dict[str, Any], own: str) -> int:
             continue
         for section in ("timeline", "state"):
             part = info.get(section)
-            events = part.get("events") if isinstance(part, dict) else None
+            if not isinstance(part, dict):
+                continue
+            events = part.get("events")
             if not isinstance(events, list):
                 continue
             kept = [
