@@ -34,7 +34,7 @@ class LeaveWatcher:
                     self.left.setdefault(room_id, []).extend(events)
             return resp
 
-        client.client.sync = sync  # type: ignore[method-assign]
+        client.client.sync = sync
 
     def removed_from(self, room: str) -> RoomMemberEvent | None:
         return next((e for e in self.left.get(room, []) if e.membership in ("leave", "ban")), None)

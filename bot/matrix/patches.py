@@ -72,13 +72,13 @@ def skip_empty_room_saves(client: AsyncClient) -> None:
     if store is None or getattr(store, "_skips_empty_saves", False):
         return
     save = store.save_encrypted_rooms
-    store._skips_empty_saves = True  # type: ignore[attr-defined]
+    store._skips_empty_saves = True
 
     def save_if_any(rooms: Any) -> None:
         if rooms:
             save(rooms)
 
-    store.save_encrypted_rooms = save_if_any  # type: ignore[method-assign]
+    store.save_encrypted_rooms = save_if_any
 
 
 def use_compiled_schemas() -> int:
