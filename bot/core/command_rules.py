@@ -101,7 +101,8 @@ class CommandRules(Lifecycle):
 
     def _time(self, s: Session, vref: RoomRef, now: datetime) -> None:
         deadline = s.deadline(self.policy.max_duration)
-        assert deadline is not None and s.accepted_at is not None
+        assert deadline is not None
+        assert s.accepted_at is not None
         self._say(
             vref,
             "time",

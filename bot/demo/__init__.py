@@ -81,7 +81,8 @@ def _note(text: str) -> None:
 def welcome(site: object) -> str:
     from bot.demo.site import DemoSite
 
-    assert isinstance(site, DemoSite) and site.state is not None
+    assert isinstance(site, DemoSite)
+    assert site.state is not None
     s = site.state
     people = sorted(
         (a for a in s.accounts.values() if a.role in ("chatter", "volunteer", "supervisor")),

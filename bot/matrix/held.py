@@ -143,7 +143,8 @@ class HeldEvents:
         return Released(out, self._wake_in(now))
 
     def _unreadable(self, room: RoomID, item: _Held) -> Inbound:
-        assert item.sender is not None and item.event_id is not None
+        assert item.sender is not None
+        assert item.event_id is not None
         log.warning("an event's key never came: its sender is asked to send it again")
         self.counts.unreadable += 1
         return Inbound(Unreadable(room, item.sender, item.event_id, item.origin), item.event_id)

@@ -66,7 +66,8 @@ async def test_full_conversation(helpline, make_client, make_user):
     w = helpline
     await _conversation(w, make_client, make_user)
     captured = w.logs.getvalue()
-    assert "serving" in captured and "DEBUG" in captured  # the capture works, at DEBUG
+    assert "serving" in captured
+    assert "DEBUG" in captured
     for secret in ("I just need someone to talk to", "Hei, jeg heter Irene", "Takk, det hjelper"):
         assert secret not in captured
     assert w.chatter_id not in captured
@@ -93,8 +94,10 @@ async def _conversation(w, make_client, make_user):
     assert session_room != dm
     await chatter.join(session_room)
     welcome = await next_from_bot(chatter, session_room, w.bot_user)
-    assert welcome.decrypted and welcome.msgtype == "m.notice"
-    assert "113" in welcome.body and "116 111" in welcome.body
+    assert welcome.decrypted
+    assert welcome.msgtype == "m.notice"
+    assert "113" in welcome.body
+    assert "116 111" in welcome.body
 
     # The volunteer gets an offer: an invite to a room of its own; joining accepts.
     offer = await w.volunteer.wait_for_invite(timeout=20)
@@ -104,7 +107,8 @@ async def _conversation(w, make_client, make_user):
     # What the chatter wrote while waiting arrives, under the pseudonym, never the ID.
     held = await next_from_bot(w.volunteer, offer.room_id, w.bot_user)
     assert held.body == "I just need someone to talk to"
-    assert held.msgtype == "m.text" and held.decrypted
+    assert held.msgtype == "m.text"
+    assert held.decrypted
     assert chatter_user.user_id not in intro.body
 
     # The chatter is told a volunteer came, by alias.
@@ -115,7 +119,9 @@ async def _conversation(w, make_client, make_user):
     # Words both ways, decrypted on each side, sent by the bot.
     await w.volunteer.send_text(offer.room_id, "Hei, jeg heter Irene")
     got = await next_from_bot(chatter, session_room, w.bot_user)
-    assert got.body == "Hei, jeg heter Irene" and got.msgtype == "m.text" and got.decrypted
+    assert got.body == "Hei, jeg heter Irene"
+    assert got.msgtype == "m.text"
+    assert got.decrypted
 
     # Hostile HTML is never passed on: only the plain body arrives, with no formatted_body.
     await chatter.send_text(

@@ -89,8 +89,10 @@ async def test_bot_publishes_keys_signs_its_device_and_keeps_its_identity(
     try:
         observer = w.volunteers[0].client
         first = checks(w)[-1]
-        assert first["new_keys"] == "True" and first["uploaded_keys"] == "True"
-        assert first["signed_device"] == "True" and first["password_used"] == "False"
+        assert first["new_keys"] == "True"
+        assert first["uploaded_keys"] == "True"
+        assert first["signed_device"] == "True"
+        assert first["password_used"] == "False"
         print(f"\nfirst start: bootstrap {first['ms']} ms, {first['requests']} requests")
 
         key_path = data_dir(w) / "cross_signing.json"
@@ -99,7 +101,8 @@ async def test_bot_publishes_keys_signs_its_device_and_keeps_its_identity(
         keys = KeyFile(key_path, config.storage.store_key, w.bot_id).load()
         assert keys is not None
         ident = await identity_of(observer, w.bot_id)
-        assert ident.master == keys.master.public and ident.problem is None
+        assert ident.master == keys.master.public
+        assert ident.problem is None
         device = bot_device(w)
         assert device in ident.devices
         await on_duty_reply_decrypts(w)
@@ -119,11 +122,13 @@ async def test_bot_publishes_keys_signs_its_device_and_keeps_its_identity(
         w.bot = InProcessBot(w.bot.config_path)
         await w.bot.start()
         lost_store = checks(w)[-1]
-        assert lost_store["signed_device"] == "True" and lost_store["uploaded_keys"] == "False"
+        assert lost_store["signed_device"] == "True"
+        assert lost_store["uploaded_keys"] == "False"
         new_device = bot_device(w)
         assert new_device != device
         ident = await identity_of(observer, w.bot_id)
-        assert ident.master == keys.master.public and new_device in ident.devices
+        assert ident.master == keys.master.public
+        assert new_device in ident.devices
         print(f"new device, kept keys: {lost_store['ms']} ms, {lost_store['requests']} requests")
         await on_duty_reply_decrypts(w)
 
@@ -133,9 +138,11 @@ async def test_bot_publishes_keys_signs_its_device_and_keeps_its_identity(
         w.bot = InProcessBot(w.bot.config_path)
         await w.bot.start()
         lost_all = checks(w)[-1]
-        assert lost_all["new_keys"] == "True" and lost_all["password_used"] == "True"
+        assert lost_all["new_keys"] == "True"
+        assert lost_all["password_used"] == "True"
         ident = await identity_of(observer, w.bot_id)
-        assert ident.master != keys.master.public and bot_device(w) in ident.devices
+        assert ident.master != keys.master.public
+        assert bot_device(w) in ident.devices
         print(f"lost data dir, new identity: {lost_all['ms']} ms")
         await on_duty_reply_decrypts(w)  # test clients, like a chatter's, accept it
     finally:
@@ -305,7 +312,8 @@ async def test_a_volunteers_new_identity_is_reported_and_trusted_only_after_a_re
         notice = await next_from_bot(
             w, bjorn.client, w.staff_room, lambda m: "reset-identity" in (m.body or "")
         )
-        assert notice.body and "Irene" in notice.body
+        assert notice.body
+        assert "Irene" in notice.body
         assert irene.user.user_id not in notice.body
         # Her new device gets nothing from the bot meanwhile.
         await new_irene.wait_until(
@@ -316,7 +324,8 @@ async def test_a_volunteers_new_identity_is_reported_and_trusted_only_after_a_re
 
         code, out, err = await _cli("identities", "--config", str(w.bot.config_path))
         assert code == 0, err
-        assert irene.user.user_id in out and "CHANGED" in out
+        assert irene.user.user_id in out
+        assert "CHANGED" in out
 
         # It is told once, not on every message.
         await bjorn.client.send_text(w.staff_room, "!status")
@@ -326,7 +335,8 @@ async def test_a_volunteers_new_identity_is_reported_and_trusted_only_after_a_re
         code, out, err = await _cli(
             "reset-identity", "--config", str(w.bot.config_path), irene.user.user_id
         )
-        assert code == 0 and "will be trusted" in out, err
+        assert code == 0, err
+        assert "will be trusted" in out, err
         await bjorn.client.send_text(w.staff_room, "!status")
         after = await next_from_bot(w, bjorn.client, w.staff_room, is_status)
         got = await new_irene.wait_for_message(

@@ -63,7 +63,8 @@ def test_simulate_plays_every_step_and_exits_0(tmp_path: Path) -> None:
     assert re.search(r"volunteer +<- Chatter #\d+ \(message, decrypted\)", out)
     assert "NOT ENCRYPTED" not in out
     started = pids_in(out)
-    assert len(started) >= 2 and not any(running(p) for p in started)
+    assert len(started) >= 2
+    assert not any(running(p) for p in started)
 
 
 def wait_ready(proc: subprocess.Popen[str], timeout: float = 90) -> str:
@@ -122,7 +123,8 @@ def test_demo_comes_up_stops_on_ctrl_c_and_is_reused(tmp_path: Path) -> None:
     finally:
         if first.poll() is None:
             first.kill()
-    assert "bot stopped" in out and "Synapse stopped" in out
+    assert "bot stopped" in out
+    assert "Synapse stopped" in out
     assert not any(running(p) for p in pids_in(out))
 
     second = demo("--dir", str(tmp_path))
@@ -140,7 +142,8 @@ def test_demo_comes_up_stops_on_ctrl_c_and_is_reused(tmp_path: Path) -> None:
     third = demo("--dir", str(tmp_path), "--fresh", "--port", "0")
     try:
         banner = wait_ready(third)
-        assert "is ready (new" in banner and "replacing the previous demo" in banner
+        assert "is ready (new" in banner
+        assert "replacing the previous demo" in banner
         stop(third, signal.SIGINT)
     finally:
         if third.poll() is None:

@@ -60,7 +60,8 @@ async def test_room_creation_retried_after_a_crash_reuses_the_first_room(make_us
     assert again == first
     # A different effect (another transaction ID) does make a new room.
     other = await executor.run(effect, "txn-create-2", Known(retry=True))
-    assert isinstance(other, RoomMade) and other.room != first.room
+    assert isinstance(other, RoomMade)
+    assert other.room != first.room
     joined = await bot.client.joined_rooms()
     assert sorted(joined.rooms) == sorted([first.room, other.room])
 
@@ -114,7 +115,8 @@ async def test_a_room_the_sync_saw_first_is_still_sent_to_encrypted(make_user, m
     sent = await asyncio.wait_for(executor.run(Say(ref, Text("x"), "nb"), "t2"), 10)
     assert isinstance(sent, Sent)
     got = await volunteer.wait_for_message(room_id=room, sender=bot.user_id, timeout=30)
-    assert got.decrypted and got.event_id == sent.event_id
+    assert got.decrypted
+    assert got.event_id == sent.event_id
     # Nothing the bot sends can notify anyone through its power ("@room" in a relay).
     assert got.content["m.mentions"] == {}
 
@@ -142,4 +144,5 @@ async def test_a_reply_into_an_unencrypted_dm_goes_out_at_once_in_plaintext(make
         assert isinstance(sent, Sent)
         assert took < 1.0, f"the answer took {took:.2f} s"
         got = await chatter.wait_for_message(room_id=dm, sender=bot.user_id, timeout=30)
-        assert got.event_id == sent.event_id and not got.decrypted
+        assert got.event_id == sent.event_id
+        assert not got.decrypted

@@ -244,7 +244,8 @@ async def test_impersonating_names_never_reach_the_other_side(
     await chatter.client.send_text(chatter.room, f"hei, jeg er {chatter.user.user_id}")
     got = await next_from_bot(w, v.client, room)
     # The chatter's own Matrix ID in their words is replaced by the pseudonym.
-    assert chatter.user.user_id not in got.body and "Chatter #" in got.body
+    assert chatter.user.user_id not in got.body
+    assert "Chatter #" in got.body
     # The volunteer's room holds only the bot and the volunteer: no name of the chatter.
     _, members = await admin_request(
         synapse.base_url,

@@ -100,26 +100,32 @@ async def test_lobby_intake_redacts_at_once_and_moves_chatter_to_private_room(
         "GET",
         f"/_matrix/client/v3/rooms/{q(lobby)}/event/{q(event_id)}",
     )
-    assert seen["content"] == {} and text not in str(seen)
+    assert seen["content"] == {}
+    assert text not in str(seen)
 
     # The chatter is invited to a fresh private, encrypted room and welcomed there.
     invite = await chatter.wait_for_invite(timeout=TIMEOUT)
-    assert invite.room_id != lobby and invite.sender == w.bot_id
+    assert invite.room_id != lobby
+    assert invite.sender == w.bot_id
     await chatter.join(invite.room_id)
     welcome = await next_from_bot(w, chatter, invite.room_id)
-    assert welcome.msgtype == "m.notice" and "113" in welcome.body and "116 111" in welcome.body
+    assert welcome.msgtype == "m.notice"
+    assert "113" in welcome.body
+    assert "116 111" in welcome.body
     _, details = await admin_request(
         synapse.base_url, admin.access_token, "GET", f"/_synapse/admin/v1/rooms/{q(invite.room_id)}"
     )
     assert details["encryption"] == MEGOLM_ALGORITHM
-    assert details["join_rules"] == "invite" and details["public"] is False
+    assert details["join_rules"] == "invite"
+    assert details["public"] is False
     assert details["history_visibility"] == "joined"
     assert set(chatter.client.rooms[invite.room_id].users) == {chatter.user_id, w.bot_id}
 
     # The words reach the volunteer, and only the volunteer, under the pseudonym.
     vroom, intro = await accept_offer(w, v)
     held = await next_from_bot(w, v.client, vroom)
-    assert held.body == text and chatter.user_id not in intro.body
+    assert held.body == text
+    assert chatter.user_id not in intro.body
 
     # The bot said nothing in the lobby: the server holds no message of its there.
     server = await room_messages_admin(synapse.base_url, admin.access_token, lobby, limit=100)
@@ -154,28 +160,33 @@ async def test_offer_timeout_withdraws_and_offers_next_volunteer(
 
     # After the timeout the invite is withdrawn: her client sees herself removed.
     removed = await irene_leaves.wait_removed(offer.room_id)
-    assert removed.sender == w.bot_id and removed.membership == "leave"
+    assert removed.sender == w.bot_id
+    assert removed.membership == "leave"
     assert time.monotonic() - offered_at > 2  # not before the timeout (3 s)
 
     # Jonas gets the next offer; accepting it starts the conversation.
     vroom, intro = await accept_offer(w, jonas)
-    assert vroom != offer.room_id and chatter.user.user_id not in intro.body
+    assert vroom != offer.room_id
+    assert chatter.user.user_id not in intro.body
     held = await next_from_bot(w, jonas.client, vroom)
     assert held.body == text
     joined = await next_from_bot(w, chatter.client, chatter.room)
-    assert "Jonas" in joined.body and "Irene" not in joined.body
+    assert "Jonas" in joined.body
+    assert "Irene" not in joined.body
 
     # Irene is set off duty, and the volunteers' room is told, with no chatter ID.
     lapsed = await next_from_bot(
         w, jonas.client, w.staff_room, lambda m: "Irene" in m.body and "av vakt" in m.body
     )
-    assert lapsed.msgtype == "m.notice" and "1" in lapsed.body
+    assert lapsed.msgtype == "m.notice"
+    assert "1" in lapsed.body
     assert chatter.user.user_id not in lapsed.body
     staff_view = [m for m in jonas.client.messages if m.room_id == w.staff_room]
     assert all(chatter.user.user_id not in (m.body or "") for m in staff_view)
     await jonas.client.send_text(w.staff_room, "!status")
     status = await next_from_bot(w, jonas.client, w.staff_room, lambda m: "Status" in m.body)
-    assert "1 på vakt" in status.body and "1 samtaler pågår" in status.body
+    assert "1 på vakt" in status.body
+    assert "1 samtaler pågår" in status.body
     assert len(irene.client.invites) == 1  # no second offer to someone off duty
     assert_logs_clean(w, text, chatter.user.user_id)
 
@@ -206,27 +217,33 @@ async def test_volunteer_leaving_requeues_chatter_first_and_next_volunteer_takes
 
     # The chatter is told kindly, and is first in the queue again.
     told = await next_from_bot(w, chatter.client, chatter.room)
-    assert told.msgtype == "m.notice" and "først i køen" in told.body
-    assert "Jonas" not in told.body and jonas.user.user_id not in told.body
+    assert told.msgtype == "m.notice"
+    assert "først i køen" in told.body
+    assert "Jonas" not in told.body
+    assert jonas.user.user_id not in told.body
     staff = await next_from_bot(w, irene.client, w.staff_room, lambda m: "Tilbake i kø" in m.body)
     assert chatter.user.user_id not in staff.body
     meanwhile = words("Hallo? Hvor ble du av?")
     await chatter.client.send_text(chatter.room, meanwhile)
     kept = await next_from_bot(w, chatter.client, chatter.room)
-    assert kept.msgtype == "m.notice" and "tar vare på" in kept.body
+    assert kept.msgtype == "m.notice"
+    assert "tar vare på" in kept.body
 
     # Irene gets the offer, told that the chatter was requeued; what the chatter wrote
     # while waiting reaches her, and the conversation goes on with her.
     room2, intro = await accept_offer(w, irene)
     assert room2 != vroom
-    assert "annen frivillig" in intro.body and chatter.user.user_id not in intro.body
+    assert "annen frivillig" in intro.body
+    assert chatter.user.user_id not in intro.body
     assert (await next_from_bot(w, irene.client, room2)).body == meanwhile
     came = await next_from_bot(w, chatter.client, chatter.room)
-    assert came.msgtype == "m.notice" and "Irene" in came.body
+    assert came.msgtype == "m.notice"
+    assert "Irene" in came.body
     later = words("Takk for at du er her")
     await chatter.client.send_text(chatter.room, later)
     got = await next_from_bot(w, irene.client, room2)
-    assert got.body == later and got.msgtype == "m.text"
+    assert got.body == later
+    assert got.msgtype == "m.text"
     reply = words("Jeg er her nå. Fortell.")
     await irene.client.send_text(room2, reply)
     assert (await next_from_bot(w, chatter.client, chatter.room)).body == reply
@@ -272,15 +289,19 @@ async def test_time_limit_warns_both_sides_then_ends_with_closing_messages(
     started = time.monotonic()
 
     warn_c = await next_from_bot(w, chatter.client, chatter.room)
-    assert warn_c.msgtype == "m.notice" and "igjen av samtalen" in warn_c.body
+    assert warn_c.msgtype == "m.notice"
+    assert "igjen av samtalen" in warn_c.body
     warn_v = await next_from_bot(w, v.client, vroom)
-    assert warn_v.msgtype == "m.notice" and "!forleng" in warn_v.body
+    assert warn_v.msgtype == "m.notice"
+    assert "!forleng" in warn_v.body
     assert warn_c.received_at - started > 4  # at about 6 s, not at once
 
     end_c = await next_from_bot(w, chatter.client, chatter.room)
-    assert "Tiden for samtalen er ute" in end_c.body and "113" in end_c.body
+    assert "Tiden for samtalen er ute" in end_c.body
+    assert "113" in end_c.body
     end_v = await next_from_bot(w, v.client, vroom)
-    assert "Tiden er ute" in end_v.body and "!tema" in end_v.body
+    assert "Tiden er ute" in end_v.body
+    assert "!tema" in end_v.body
     assert end_c.received_at - started > 9  # at about 12 s
 
 
@@ -296,7 +317,8 @@ async def test_extension_is_acknowledged_and_postpones_the_end(
 
     await v.client.send_text(vroom, "!forleng 1")
     done = await next_from_bot(w, v.client, vroom)
-    assert done.msgtype == "m.notice" and "Forlenget med 1 min" in done.body
+    assert done.msgtype == "m.notice"
+    assert "Forlenget med 1 min" in done.body
     told = await next_from_bot(w, chatter.client, chatter.room)
     assert "forlenget med 1 minutter" in told.body
     await v.client.send_text(vroom, "!extend")  # the cap (1 min) is used up
@@ -318,7 +340,8 @@ async def test_extension_is_acknowledged_and_postpones_the_end(
 
     await v.client.send_text(vroom, "!slutt")
     end_c = await next_from_bot(w, chatter.client, chatter.room)
-    assert "Samtalen er avsluttet" in end_c.body and "113" in end_c.body
+    assert "Samtalen er avsluttet" in end_c.body
+    assert "113" in end_c.body
     end_v = await next_from_bot(w, v.client, vroom)
     assert "avsluttet" in end_v.body
 
@@ -354,12 +377,14 @@ async def test_media_is_refused_kindly_and_never_relayed(
             chatter.room, "bilde.jpg", msgtype="m.image", extra_content=extra
         )
         refused = await next_from_bot(w, chatter.client, chatter.room)
-        assert refused.msgtype == "m.notice" and "bare tekst" in refused.body
+        assert refused.msgtype == "m.notice"
+        assert "bare tekst" in refused.body
     after = words("Ok, jeg skriver det heller")
     await chatter.client.send_text(chatter.room, after)
     # The volunteer's next message from the bot is the text: nothing came for the images.
     got = await next_from_bot(w, v.client, vroom)
-    assert got.body == after and got.msgtype == "m.text"
+    assert got.body == after
+    assert got.msgtype == "m.text"
     relayed = [m for m in v.client.messages if m.room_id == vroom and m.sender == w.bot_id]
     assert not [m for m in relayed if m.msgtype == "m.image" or "mxc://" in str(m.content)]
 
@@ -368,7 +393,8 @@ async def test_media_is_refused_kindly_and_never_relayed(
         vroom, "svar.png", msgtype="m.image", extra_content={"url": "mxc://localhost/fake2"}
     )
     refused = await next_from_bot(w, v.client, vroom)
-    assert refused.msgtype == "m.notice" and "bare tekst" in refused.body
+    assert refused.msgtype == "m.notice"
+    assert "bare tekst" in refused.body
     answer = words("Det går fint")
     await v.client.send_text(vroom, answer)
     got = await next_from_bot(w, chatter.client, chatter.room)
@@ -406,7 +432,8 @@ async def test_oversized_body_is_refused_and_the_loop_survives(
     await chatter.client.send_text(chatter.room, big)
     refused = await next_from_bot(w, chatter.client, chatter.room)
     assert refused.msgtype == "m.notice"
-    assert "45000 tegn" in refused.body and "grensen er 4000" in refused.body
+    assert "45000 tegn" in refused.body
+    assert "grensen er 4000" in refused.body
     after = words("Kortere nå")
     await chatter.client.send_text(chatter.room, after)
     got = await next_from_bot(w, v.client, vroom)
@@ -415,7 +442,8 @@ async def test_oversized_body_is_refused_and_the_loop_survives(
     # The same for the volunteer.
     await v.client.send_text(vroom, "z" * 45_000)
     refused = await next_from_bot(w, v.client, vroom)
-    assert refused.msgtype == "m.notice" and "45000 tegn" in refused.body
+    assert refused.msgtype == "m.notice"
+    assert "45000 tegn" in refused.body
     answer = words("Jeg leste det")
     await v.client.send_text(vroom, answer)
     assert (await next_from_bot(w, chatter.client, chatter.room)).body == answer

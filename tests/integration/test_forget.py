@@ -80,7 +80,8 @@ async def test_no_file_under_the_data_dir_names_the_chatter_after_the_purge(
     await wait_purged(w, synapse, admin, c.rooms, c.said)
     await until(lambda: "purge finished" in w.logs.getvalue(), 30, "the end of the purge")
     forgot = re.search(r"crypto store forgot the conversation (.*)", w.logs.getvalue())
-    assert forgot is not None and "devices=1 " in forgot.group(1), "nothing was forgotten"
+    assert forgot is not None, "nothing was forgotten"
+    assert "devices=1 " in forgot.group(1), "nothing was forgotten"
     print(forgot.group(0))  # the figures: rows, VACUUM and total milliseconds
     assert files_naming(data, needles) == []  # while running
     assert await w.bot.stop() == 0
@@ -107,7 +108,8 @@ async def test_a_data_dir_made_with_nios_default_store_keeps_its_device(
         data = data_dir(w)
         assert await w.bot.stop() == 0
         trust_files = list((data / "crypto").glob("*.trusted_devices"))
-        assert trust_files and v.user.user_id.encode() in trust_files[0].read_bytes()
+        assert trust_files
+        assert v.user.user_id.encode() in trust_files[0].read_bytes()
         device = json.loads((data / "credentials.json").read_text())["device_id"]
 
         monkeypatch.undo()

@@ -50,7 +50,8 @@ async def test_encrypted_messages_both_ways_and_server_holds_only_ciphertext(
         assert got.msgtype == "m.text"
         assert got.decrypted, "arrived unencrypted"
         plaintexts[event_id] = body
-    assert not alice.undecryptable and not bob.undecryptable
+    assert not alice.undecryptable
+    assert not bob.undecryptable
 
     # Ground truth from the server: only ciphertext for those events.
     server_view = await room_messages_admin(synapse.base_url, admin.access_token, room_id)
@@ -75,7 +76,8 @@ async def test_register_helper_sets_admin_flag(
 
     plain = await make_user("plain")
     boss = await make_user("boss", admin=True)
-    assert plain.user_id.startswith("@plain-") and plain.user_id.endswith(":localhost")
+    assert plain.user_id.startswith("@plain-")
+    assert plain.user_id.endswith(":localhost")
     assert (await whoami(base, plain.access_token))["user_id"] == plain.user_id
     assert (await whoami(base, boss.access_token))["user_id"] == boss.user_id
     assert not (await get_user_admin_info(base, admin.access_token, plain.user_id))["admin"]
@@ -99,4 +101,5 @@ async def test_clients_survive_synapse_restart(make_client, synapse: SynapseServ
     # Same port, same data: tokens, room and crypto state survive; syncing resumes.
     await bob.send_text(room_id, "after restart", timeout=30)
     got = await alice.wait_for_message(room_id=room_id, sender=bob.user_id, timeout=30)
-    assert got.body == "after restart" and got.decrypted
+    assert got.body == "after restart"
+    assert got.decrypted

@@ -95,7 +95,8 @@ async def test_malformed_relations_are_skipped_and_the_conversation_goes_on(
     await chatter.client.send_text(chatter.room, "er du der?")
     got = await next_from_bot(w, v.client, vroom)
     assert got.body == "er du der?"
-    assert w.bot.task is not None and not w.bot.task.done()
+    assert w.bot.task is not None
+    assert not w.bot.task.done()
     assert "reason=malformed" in w.logs.getvalue()
     assert_logs_clean(w, "er du der?", chatter.user.user_id)
 
@@ -115,7 +116,8 @@ async def test_a_lone_surrogate_reaches_the_volunteer_as_a_replacement_character
     assert got.body == "hei \ufffd du"
     await chatter.client.send_text(chatter.room, "etterpå")
     assert (await next_from_bot(w, v.client, vroom)).body == "etterpå"
-    assert w.bot.task is not None and not w.bot.task.done()
+    assert w.bot.task is not None
+    assert not w.bot.task.done()
 
 
 async def test_a_message_in_the_clear_in_an_encrypted_room_is_never_acted_on(
@@ -172,9 +174,11 @@ async def test_a_plaintext_dm_is_told_so_and_invited_to_an_encrypted_room(
     await say_in_clear(client, dm, "hei")
     answer = await client.wait_for_message(room_id=dm, sender=w.bot_id, timeout=TIMEOUT)
     assert not answer.decrypted  # the room has no encryption: the answer cannot have any
-    assert "ikke kryptert" in (answer.body or "") and "Ikke skriv mer her" in answer.body
+    assert "ikke kryptert" in (answer.body or "")
+    assert "Ikke skriv mer her" in answer.body
     invite = await client.wait_for_invite(timeout=TIMEOUT)
-    assert invite.sender == w.bot_id and invite.room_id != dm
+    assert invite.sender == w.bot_id
+    assert invite.room_id != dm
     room = await client.join(invite.room_id)
     assert room.encrypted
 

@@ -67,7 +67,8 @@ async def test_healthz_and_metrics_after_a_conversation(
     w = await build_world(synapse, make_user, make_client, tmp_path, http={"port": port})
     try:
         body = await healthy(port)
-        assert body["status"] == "ok" and body["reasons"] == []
+        assert body["status"] == "ok"
+        assert body["reasons"] == []
 
         v = w.volunteers[0]
         chatter, vroom = await open_conversation(w, make_user, make_client)
@@ -143,8 +144,10 @@ async def test_json_logs_log_level_and_sigterm(
     lines = [line for line in bot.log_path.read_text().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     messages = [r["msg"] for r in records]
-    assert "serving" in messages and "stopped" in messages  # INFO, despite level ERROR
+    assert "serving" in messages
+    assert "stopped" in messages
     assert all({"ts", "level", "logger", "msg"} <= r.keys() for r in records)
     text = "\n".join(lines)
-    assert bot_user.user_id not in text and vol_user.user_id not in text
+    assert bot_user.user_id not in text
+    assert vol_user.user_id not in text
     assert staff_room not in text

@@ -229,7 +229,8 @@ async def audit(
     # The crypto store: no Megolm session for the rooms, not even their IDs; and there
     # were some to drop (the check above is not vacuous).
     dropped = re.search(r"purge dropped megolm sessions sessions=(\d+)", w.logs.getvalue())
-    assert dropped is not None and int(dropped.group(1)) > 0
+    assert dropped is not None
+    assert int(dropped.group(1)) > 0
     assert not megolm_rooms(data) & set(c.rooms)
     raw = crypto_store(data).read_bytes()
     assert not [room for room in c.rooms if room.encode() in raw]
@@ -389,7 +390,8 @@ async def test_without_admin_every_event_reads_back_redacted(
         messages = [
             e for e in body["chunk"] if "state_key" not in e and e["type"] != "m.room.redaction"
         ]
-        assert messages and not [e["event_id"] for e in messages if e.get("content")]
+        assert messages
+        assert not [e["event_id"] for e in messages if e.get("content")]
         _, members = await admin_request(
             synapse.base_url,
             admin.access_token,
@@ -408,7 +410,8 @@ async def test_without_admin_every_event_reads_back_redacted(
         for e in body["chunk"]
         if e["sender"] == w.bot_id and "state_key" not in e and e["type"] != "m.room.redaction"
     ]
-    assert bots and not [e["event_id"] for e in bots if e.get("content")]
+    assert bots
+    assert not [e["event_id"] for e in bots if e.get("content")]
     assert_logs_clean(w, *c.said, c.chatter.client.user_id, *c.rooms, dm)
     assert await stats_after_stop(w) == [("completed", "verified_without_admin")]
     assert not leaks(data_dir(w), [*c.said, c.chatter.client.user_id, *c.rooms])
@@ -427,7 +430,8 @@ async def test_a_purge_that_cannot_be_verified_is_counted_and_alerts_supervisors
     alert = await next_from_bot(
         w, c.vside.client, w.staff_room, lambda m: "kunne ikke bekreftes" in (m.body or "")
     )
-    assert alert.msgtype == "m.notice" and f"Chatter {c.number} " in alert.body
+    assert alert.msgtype == "m.notice"
+    assert f"Chatter {c.number} " in alert.body
     for secret in (c.chatter.client.user_id, *c.rooms, *c.said):
         assert secret not in alert.body
     # Everything the bot can do without rights was still done.
@@ -534,7 +538,9 @@ async def test_purge_never_gives_up_on_a_homeserver_that_is_down_and_resumes_aft
             with pytest.raises(Transient):
                 await down(effect)
         job = await storage.purges.get(sid)
-        assert job is not None and job.rooms == (room,) and job.step == "start"
+        assert job is not None
+        assert job.rooms == (room,)
+        assert job.step == "start"
         assert job.attempts == 0  # unexpected errors only: a down server is not one
 
         # A job stored at "leave" (after a crash) goes on from there: no second
@@ -544,7 +550,8 @@ async def test_purge_never_gives_up_on_a_homeserver_that_is_down_and_resumes_aft
         assert await purger(client)(effect) == "verified_without_admin"
         assert client.calls == ["messages", "forget"]
         job = await storage.purges.get(sid)
-        assert job is not None and job.step == "verify=verified_without_admin"
+        assert job is not None
+        assert job.step == "verify=verified_without_admin"
     finally:
         await storage.close()
 
@@ -615,7 +622,8 @@ async def test_purge_killed_between_steps_resumes_on_start(
         await vside.leaves.wait_removed(vroom)
         assert bot.terminate() == 0
         log_text = bot.log_path.read_text()
-        assert "purge resumed" in log_text and "after=redact" in log_text
+        assert "purge resumed" in log_text
+        assert "after=redact" in log_text
         assert query(data, "SELECT outcome, purge_result FROM stats") == [("completed", "verified")]
         assert query(data, "SELECT count(*) FROM purge_jobs") == [(0,)]
         assert not leaks(data, [first, reply, chatter.client.user_id, *rooms])
@@ -663,7 +671,8 @@ async def test_a_purge_outlasts_an_admin_api_that_is_down_and_is_verified_when_i
         told = await next_from_bot(
             w, c.vside.client, w.staff_room, lambda m: "prøver igjen" in (m.body or "")
         )
-        assert f"Chatter {c.number} " in told.body and "kunne ikke bekreftes" not in told.body
+        assert f"Chatter {c.number} " in told.body
+        assert "kunne ikke bekreftes" not in told.body
         for secret in (c.chatter.client.user_id, *c.rooms, *c.said):
             assert secret not in told.body
         # Well past the old give-up point (6 runs), still on the server, still owed.
@@ -677,7 +686,8 @@ async def test_a_purge_outlasts_an_admin_api_that_is_down_and_is_verified_when_i
         assert await stats_after_stop(w) == [("completed", "verified")]
         assert query(data_dir(w), "SELECT count(*) FROM purge_jobs") == [(0,)]
         logs = w.logs.getvalue()
-        assert "effect failed, will retry" in logs and "purge gave up" not in logs
+        assert "effect failed, will retry" in logs
+        assert "purge gave up" not in logs
         assert_logs_clean(w, *c.said, c.chatter.client.user_id, *c.rooms)
     finally:
         await w.close()
@@ -765,7 +775,8 @@ async def test_the_purge_takes_the_dm_the_chatter_first_wrote_in(
     w = await open_world()
     c = await start_conversation(w, make_user, make_client)
     dm = c.chatter.dm
-    assert dm and dm in await joined_rooms(synapse, admin, w.bot_id)
+    assert dm
+    assert dm in await joined_rooms(synapse, admin, w.bot_id)
     await c.chatter.client.send_text(c.chatter.room, "!slutt")
     await wait_purged(w, synapse, admin, [*c.rooms, dm], c.said)
     assert dm not in await joined_rooms(synapse, admin, w.bot_id)
@@ -801,4 +812,5 @@ async def test_handback_redacts_the_volunteers_room_before_she_is_removed(
         for e in resp.chunk
         if "state_key" not in e.source and e.source.get("type") != "m.room.redaction"
     ]
-    assert messages and not [e["event_id"] for e in messages if e.get("content")]
+    assert messages
+    assert not [e["event_id"] for e in messages if e.get("content")]

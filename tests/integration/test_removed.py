@@ -56,7 +56,8 @@ async def test_out_of_the_chatters_room_the_conversation_ends_and_the_chatter_he
     in_dm = await next_from_bot(
         w, chatter.client, chatter.dm, lambda m: "forbindelsen" in (m.body or "")
     )
-    assert "mistet forbindelsen" in (in_dm.body or "") and "113" in (in_dm.body or "")
+    assert "mistet forbindelsen" in (in_dm.body or "")
+    assert "113" in (in_dm.body or "")
 
     # The helpline goes on: the same chatter starts again from the DM.
     await chatter.client.send_text(chatter.dm, "hei igjen")
@@ -65,7 +66,8 @@ async def test_out_of_the_chatters_room_the_conversation_ends_and_the_chatter_he
     await chatter.client.join(invite.room_id)
     welcome = await next_from_bot(w, chatter.client, invite.room_id)
     assert "113" in (welcome.body or "")
-    assert w.bot.task is not None and not w.bot.task.done()
+    assert w.bot.task is not None
+    assert not w.bot.task.done()
     assert_logs_clean(w, "er du der?", "hei igjen", chatter.user.user_id)
 
 
@@ -79,6 +81,8 @@ async def test_out_of_the_volunteers_room_the_chatter_goes_back_to_the_queue(
     await chatter.client.send_text(chatter.room, "hallo?")  # cannot be relayed any more
 
     requeued = await next_from_bot(w, chatter.client, chatter.room)
-    assert requeued.msgtype == "m.notice" and "kø" in (requeued.body or "")
-    assert w.bot.task is not None and not w.bot.task.done()
+    assert requeued.msgtype == "m.notice"
+    assert "kø" in (requeued.body or "")
+    assert w.bot.task is not None
+    assert not w.bot.task.done()
     assert_logs_clean(w, "hallo?", chatter.user.user_id)

@@ -60,7 +60,8 @@ async def test_a_second_instance_on_the_same_data_dir_refuses_to_start(
         assert await exit_code(second) == 6
         assert "another instance" in second.log_tail()
         assert "Traceback" not in second.log_tail()
-        assert first.proc is not None and first.proc.poll() is None  # undisturbed
+        assert first.proc is not None
+        assert first.proc.poll() is None
         assert first.terminate() == 0
     finally:
         first.kill()
@@ -127,7 +128,8 @@ async def test_nobody_on_duty_the_chatter_is_told_at_once_and_may_wait(
     try:
         chatter = await chatter_by_dm(w, make_user, make_client, "hei")
         # The welcome says nobody is on duty, gives a place and the alternatives at once.
-        assert "1" in chatter.welcome.body and "116 111" in chatter.welcome.body
+        assert "1" in chatter.welcome.body
+        assert "116 111" in chatter.welcome.body
         assert "Kirkens SOS" in chatter.welcome.body
     finally:
         await w.close()
@@ -154,7 +156,8 @@ async def test_closed_hours_and_a_full_queue_are_answered_in_the_dm(
         await client.wait_for_join(dm, w.bot_id, timeout=TIMEOUT)
         await client.send_text(dm, "er dere der?")
         answer = await next_from_bot(w, client, dm)
-        assert answer.msgtype == "m.notice" and "113" in answer.body
+        assert answer.msgtype == "m.notice"
+        assert "113" in answer.body
         with pytest.raises(TimeoutError):  # no conversation room for a closed line
             await client.wait_for_invite(timeout=3)
     finally:
@@ -171,7 +174,8 @@ async def test_closed_hours_and_a_full_queue_are_answered_in_the_dm(
         await client.wait_for_join(dm, w.bot_id, timeout=TIMEOUT)
         await client.send_text(dm, "andre")
         answer = await next_from_bot(w, client, dm)
-        assert answer.msgtype == "m.notice" and "116 111" in answer.body
+        assert answer.msgtype == "m.notice"
+        assert "116 111" in answer.body
         with pytest.raises(TimeoutError):
             await client.wait_for_invite(timeout=3)
     finally:

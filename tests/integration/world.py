@@ -202,7 +202,8 @@ async def open_conversation(
     chatter = await chatter_by_dm(w, make_user, make_client, first_words)
     vroom, _ = await accept_offer(w, v)
     held = await next_from_bot(w, v.client, vroom)
-    assert held.body == first_words and held.msgtype == "m.text"
+    assert held.body == first_words
+    assert held.msgtype == "m.text"
     joined = await next_from_bot(w, chatter.client, chatter.room)
     assert v.alias in (joined.body or "")
     return chatter, vroom
@@ -229,10 +230,12 @@ async def chatter_by_dm(
     await client.wait_for_join(dm, w.bot_id, timeout=TIMEOUT)
     await client.send_text(dm, first_words)
     invite = await client.wait_for_invite(timeout=TIMEOUT)
-    assert invite.room_id != dm and invite.sender == w.bot_id
+    assert invite.room_id != dm
+    assert invite.sender == w.bot_id
     await client.join(invite.room_id)
     welcome = await next_from_bot(w, client, invite.room_id)
-    assert welcome.msgtype == "m.notice" and "113" in (welcome.body or "")
+    assert welcome.msgtype == "m.notice"
+    assert "113" in (welcome.body or "")
     return Chatter(user, client, invite.room_id, welcome, dm)
 
 
@@ -243,7 +246,8 @@ async def accept_offer(w: World, v: Volunteer) -> tuple[str, ReceivedMessage]:
     assert offer.sender == w.bot_id
     await v.client.join(offer.room_id)
     intro = await next_from_bot(w, v.client, offer.room_id)
-    assert intro.msgtype == "m.notice" and "Chatter #" in (intro.body or "")
+    assert intro.msgtype == "m.notice"
+    assert "Chatter #" in (intro.body or "")
     return offer.room_id, intro
 
 

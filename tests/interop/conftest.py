@@ -67,7 +67,8 @@ async def make_js_client(
         await client.set_isolation(isolation)
         if cross_sign:
             status = await client.bootstrap_cross_signing()
-            assert status["ready"] and status["device_cross_signing_verified"], status
+            assert status["ready"], status
+            assert status["device_cross_signing_verified"], status
         return client
 
     yield _make

@@ -96,7 +96,8 @@ class JsClient:
         log.debug("%s start: %.3fs %s", self.name, time.monotonic() - started, self.info)
 
     async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         try:
             while line := await self.proc.stdout.readline():
                 try:

@@ -170,7 +170,8 @@ async def test_whole_conversation_through_the_bot_with_element_clients(
         intro = await assert_from_bot(irene, vroom, bot_id, contains="Chatter #")
         assert chatter.user_id not in intro["body"]
         held = await assert_from_bot(irene, vroom, bot_id)
-        assert held["body"] == first and held["msgtype"] == "m.text"
+        assert held["body"] == first
+        assert held["msgtype"] == "m.text"
         came = await assert_from_bot(chatter, room, bot_id, contains="Irene")
         assert irene.user_id not in came["body"]
 
@@ -178,11 +179,13 @@ async def test_whole_conversation_through_the_bot_with_element_clients(
         hello = words("Hei, jeg heter Irene")
         await irene.send_text(vroom, hello)
         got = await assert_from_bot(chatter, room, bot_id)
-        assert got["body"] == hello and got["msgtype"] == "m.text"
+        assert got["body"] == hello
+        assert got["msgtype"] == "m.text"
         thanks = words("Takk, det hjelper")
         await chatter.send_text(room, thanks)
         got = await assert_from_bot(irene, vroom, bot_id)
-        assert got["body"] == thanks and got["msgtype"] == "m.text"
+        assert got["body"] == thanks
+        assert got["msgtype"] == "m.text"
 
         # The chatter ends it; both sides read their closing words.
         await chatter.send_text(room, "!slutt")

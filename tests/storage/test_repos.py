@@ -31,7 +31,8 @@ async def test_outbox_keeps_insertion_order(storage: Storage) -> None:
     pending = await storage.outbox.pending()
     assert [r.payload["n"] for r in pending] == [0, 1, 2, 3, 4, 5]
     assert [r.txn_id for r in pending] == ["t0", "t1", "t2", "t3", "t4", "t5"]
-    assert pending[0].session_id == 1 and pending[1].session_id == 2
+    assert pending[0].session_id == 1
+    assert pending[1].session_id == 2
     assert pending[5].session_id is None
     assert pending[5].created_at == T0 + timedelta(seconds=1)
     assert [r.id for r in pending] == sorted(r.id for r in pending)
@@ -153,8 +154,10 @@ async def test_purge_jobs_lifecycle(storage: Storage) -> None:
     await _with_sessions(storage, 1)
     rooms = [RoomID("!a:localhost"), RoomID("!b:localhost")]
     job = await storage.purges.start(SessionID(1), rooms, ["mxc://localhost/m"], T0)
-    assert job.step == "start" and job.attempts == 0
-    assert job.rooms == tuple(rooms) and job.media == ("mxc://localhost/m",)
+    assert job.step == "start"
+    assert job.attempts == 0
+    assert job.rooms == tuple(rooms)
+    assert job.media == ("mxc://localhost/m",)
     assert job.started_at == T0
 
     assert await storage.purges.advance(SessionID(1), "rooms_deleted")
@@ -163,8 +166,10 @@ async def test_purge_jobs_lifecycle(storage: Storage) -> None:
 
     # Idempotent start: a resumed purge keeps its progress and its original lists.
     again = await storage.purges.start(SessionID(1), [], [], T0 + timedelta(minutes=5))
-    assert again.step == "rooms_deleted" and again.attempts == 2
-    assert again.rooms == tuple(rooms) and again.started_at == T0
+    assert again.step == "rooms_deleted"
+    assert again.attempts == 2
+    assert again.rooms == tuple(rooms)
+    assert again.started_at == T0
 
     # The job outlives the session row (no foreign key).
     await storage.state.forget_session(SessionID(1))
@@ -283,4 +288,5 @@ async def test_stats_summary_empty(storage: Storage) -> None:
     summary = await storage.stats.summary()
     assert summary.total == 0
     assert summary.by_outcome == {}
-    assert summary.wait.median is None and summary.wait.p90 is None
+    assert summary.wait.median is None
+    assert summary.wait.p90 is None

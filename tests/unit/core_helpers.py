@@ -200,7 +200,8 @@ class World:
     def volunteer_says(
         self, s: Session, body: str, kind: Kind = Kind.TEXT, **kw: Any
     ) -> list[Effect]:
-        assert s.volunteer is not None and s.volunteer_room is not None
+        assert s.volunteer is not None
+        assert s.volunteer_room is not None
         return self.msg(s.volunteer_room, s.volunteer, body, kind=kind, **kw)
 
     # -- flows --------------------------------------------------------------------------

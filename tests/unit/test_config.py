@@ -318,7 +318,8 @@ def test_clock_time_as_duration_is_refused_with_a_hint(tmp_path: Path) -> None:
     # YAML 1.1 reads 1:30 as 90 (base 60): refuse it rather than guess.
     problem = only_problem(write_config(tmp_path, MINIMAL + "routing: {offer_timeout: 1:30}\n"))
     assert problem.path == "routing.offer_timeout"
-    assert problem.hint is not None and "1h30m" in problem.hint
+    assert problem.hint is not None
+    assert "1h30m" in problem.hint
 
 
 @pytest.mark.parametrize(
@@ -638,13 +639,15 @@ def test_yaml_syntax_error_is_one_problem_with_its_line(tmp_path: Path) -> None:
     problem = only_problem(path)
     assert problem.line == line_of(path, "@anne")
     assert problem.expected == "valid YAML"
-    assert problem.hint is not None and "quoted" in problem.hint
+    assert problem.hint is not None
+    assert "quoted" in problem.hint
 
 
 def test_unquoted_room_alias_is_a_comment_and_gets_a_hint(tmp_path: Path) -> None:
     problem = only_problem(write_config(tmp_path, edited('"#vakt:helpline.test"', "#vakt")))
     assert (problem.path, problem.found) == ("volunteers.room", "an empty value")
-    assert problem.hint is not None and "comment" in problem.hint
+    assert problem.hint is not None
+    assert "comment" in problem.hint
 
 
 def test_duplicate_yaml_key(tmp_path: Path) -> None:
@@ -715,7 +718,8 @@ def test_check_config_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["check-config", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert f"{path}:" in err and "limits.max_duration" in err
+    assert f"{path}:" in err
+    assert "limits.max_duration" in err
     assert err.endswith("1 problem found\n")
     assert "Traceback" not in err
 

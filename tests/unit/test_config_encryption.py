@@ -25,7 +25,8 @@ def test_chatter_devices_is_one_of_two_rules(tmp_path: Path) -> None:
     path = write_config(tmp_path, MINIMAL + "encryption:\n  chatter_devices: everyone\n")
     problem = only_problem(path)
     assert problem.path == "encryption.chatter_devices"
-    assert "fallback_to_unsigned" in problem.expected and problem.found == '"everyone"'
+    assert "fallback_to_unsigned" in problem.expected
+    assert problem.found == '"everyone"'
     assert problem.line == line_of(path, "chatter_devices")
 
 
@@ -45,5 +46,6 @@ def test_grace_must_be_positive_and_at_most_an_hour(tmp_path: Path) -> None:
     path = write_config(tmp_path, MINIMAL + "encryption:\n  undecryptable_grace: 2h\n")
     problem = only_problem(path)
     assert problem.path == "encryption.undecryptable_grace"
-    assert "at most 1h" in problem.expected and problem.found == "2h"
+    assert "at most 1h" in problem.expected
+    assert problem.found == "2h"
     assert problem.line == line_of(path, "undecryptable_grace")

@@ -30,7 +30,8 @@ def test_every_policy_field_has_exactly_one_source(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path), env={})
     from_sections = set(carried(config)) - set(converted(config, None))
     from_conversions = set(converted(config, None))
-    assert not from_sections & CORE_ONLY and not from_conversions & CORE_ONLY
+    assert not from_sections & CORE_ONLY
+    assert not from_conversions & CORE_ONLY
     policy_fields = {f.name for f in dataclasses.fields(Policy)}
     assert from_sections | from_conversions | CORE_ONLY == policy_fields
 
@@ -63,6 +64,7 @@ def test_settings_reach_the_core(tmp_path: Path) -> None:
     assert policy.relay_media is True
     assert (policy.default_language, policy.languages) == ("en", ("en", "nb"))
     assert policy.topics == ("angst", "skole")
-    assert policy.canned and "unknown" not in policy.canned
+    assert policy.canned
+    assert "unknown" not in policy.canned
     assert policy.hours == config.opening_hours.hours()
     assert policy.block_key == STORE_KEY.encode()  # no block_list_key: the store key

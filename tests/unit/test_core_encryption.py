@@ -39,7 +39,8 @@ def test_a_chatters_lost_message_asks_them_again_and_tells_the_volunteer() -> No
     assert s.chatter_room is not None
     fx = w.feed(Unreadable(s.chatter_room, s.chatter, GONE))
     to_chatter = said(fx, "unreadable.chatter")
-    assert to_chatter.to == RoomRef(s.id, Role.CHATTER) and to_chatter.language == s.language
+    assert to_chatter.to == RoomRef(s.id, Role.CHATTER)
+    assert to_chatter.language == s.language
     to_volunteer = said(fx, "unreadable.volunteer")
     assert to_volunteer.to == w.h._volunteer_ref(s)
     assert to_volunteer.text.params == {"number": s.number}
@@ -89,7 +90,8 @@ def test_a_lost_direct_message_from_a_blocked_or_foreign_chatter_gets_nothing() 
 def test_staff_are_asked_again_in_the_volunteers_room() -> None:
     w = World()
     fx = w.feed(Unreadable(STAFF_ROOM, ANNA, GONE, Origin.STAFF))
-    assert keys(fx) == ["unreadable.own"] and said(fx, "unreadable.own").to == STAFF_ROOM
+    assert keys(fx) == ["unreadable.own"]
+    assert said(fx, "unreadable.own").to == STAFF_ROOM
     # someone else's unreadable message in the staff room: not the bot's business
     assert w.feed(Unreadable(STAFF_ROOM, chatter(1), GONE, Origin.STAFF)) == []
 
@@ -105,7 +107,8 @@ def test_a_volunteers_new_identity_is_reported_by_alias() -> None:
     w = World()
     fx = w.feed(IdentityChanged(ANNA))
     notice = said(fx, "staff.identity_changed")
-    assert notice.to == STAFF_ROOM and notice.text.params == {"name": "Anna"}
+    assert notice.to == STAFF_ROOM
+    assert notice.text.params == {"name": "Anna"}
 
 
 def test_a_supervisors_new_identity_is_reported_and_a_chatters_is_not() -> None:
@@ -137,7 +140,8 @@ def test_a_staff_message_from_an_unverified_device_is_refused_in_place() -> None
     assert keys(fx) == ["untrusted.own"]
     assert said(fx, "untrusted.own").to == s.volunteer_room
     fx = w.feed(Unreadable(STAFF_ROOM, ANNA, GONE, Origin.STAFF, untrusted=True))
-    assert keys(fx) == ["untrusted.own"] and said(fx, "untrusted.own").to == STAFF_ROOM
+    assert keys(fx) == ["untrusted.own"]
+    assert said(fx, "untrusted.own").to == STAFF_ROOM
     # The adapter never refuses a chatter's device; if it did, the core would stay quiet.
     assert s.chatter_room is not None
     assert w.feed(Unreadable(s.chatter_room, s.chatter, GONE, untrusted=True)) == []
@@ -150,7 +154,8 @@ def test_a_chatter_on_an_unverified_device_is_told_to_the_volunteer_once() -> No
     assert s.chatter_room is not None
     fx = w.feed(ChatterUnverified(s.chatter_room, s.chatter))
     note = said(fx, "unverified.device")
-    assert note.to == w.h._volunteer_ref(s) and note.text.params == {"number": s.number}
+    assert note.to == w.h._volunteer_ref(s)
+    assert note.text.params == {"number": s.number}
     assert keys(w.feed(ChatterUnverified(s.chatter_room, s.chatter))) == []
     w.restart()
     assert keys(w.feed(ChatterUnverified(s.chatter_room, s.chatter))) == []
@@ -169,7 +174,8 @@ def test_before_a_volunteer_comes_it_is_kept_and_told_at_the_accept() -> None:
 def test_only_the_conversations_own_chatter_in_its_own_room_counts() -> None:
     w = World()
     s = w.active(chatter(1))
-    assert s.volunteer_room is not None and s.chatter_room is not None
+    assert s.volunteer_room is not None
+    assert s.chatter_room is not None
     assert keys(w.feed(ChatterUnverified(s.volunteer_room, s.chatter))) == []
     assert keys(w.feed(ChatterUnverified(s.chatter_room, chatter(2)))) == []
     assert keys(w.feed(ChatterUnverified(dm_room(chatter(1)), chatter(1)))) == []

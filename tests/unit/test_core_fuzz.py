@@ -192,7 +192,8 @@ class CoreUnderFire(RuleBasedStateMachine):
             for room in [s.chatter_room, *(o.room for o in s.offers)]:
                 if room is not None:
                     hit = self.w.h.session_for_room(room)
-                    assert hit is not None and hit[0].id == s.id
+                    assert hit is not None
+                    assert hit[0].id == s.id
 
 
 CoreUnderFire.TestCase.settings = settings(

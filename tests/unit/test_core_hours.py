@@ -190,7 +190,8 @@ def test_next_opening_agrees_with_is_open(hours: Hours) -> None:
         if state[m]:
             continue
         n = next_opening(hours, m)
-        assert n is not None and n > m
+        assert n is not None
+        assert n > m
         assert is_open(hours, n), (m, n)
         between = [x for x in moments if m <= x < n]
         assert not any(state[x] for x in between), (m, n)

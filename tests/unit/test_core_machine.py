@@ -338,7 +338,8 @@ def test_lobby_intake_redacts_first_and_holds_the_message_for_the_volunteer() ->
     w.on_duty(ANNA)
     fx = w.lobby(C1, "jeg har det vondt")
     s = w.session_of(C1)
-    assert isinstance(fx[0], Redact) and fx[0].room == LOBBY
+    assert isinstance(fx[0], Redact)
+    assert fx[0].room == LOBBY
     assert [type(e) for e in fx].index(Redact) < [type(e) for e in fx].index(CreateRoom)
     assert says_to(fx, LOBBY) == []  # nothing is said where others read
     assert (s.source, s.source_room) == (Source.LOBBY, None)
@@ -376,7 +377,8 @@ def test_blocked_chatter_is_ignored_silently() -> None:
     w.store.blocked.add(chatter_hash(w.policy.block_key, C1))
     w.restart()
     assert w.dm(C1) == []
-    assert of(w.lobby(C1), Redact) and not of(w.log, CreateRoom)
+    assert of(w.lobby(C1), Redact)
+    assert not of(w.log, CreateRoom)
     assert w.h.sessions == {}
     assert w.dm(C2) != []  # only that one
 
@@ -392,7 +394,8 @@ def test_daily_cap() -> None:
     for _ in range(2):
         end_and_purge(w, w.arrive(C1))
     fx = w.dm(C1)
-    assert keys(fx) == ["intake.daily_cap"] and said(fx, "intake.daily_cap").to == dm_room(C1)
+    assert keys(fx) == ["intake.daily_cap"]
+    assert said(fx, "intake.daily_cap").to == dm_room(C1)
     assert w.h.sessions == {}
     assert keys(w.lobby(C1)) == []  # in the lobby: redacted, no answer where others read
     assert w.h.sessions == {}
@@ -430,8 +433,10 @@ def test_already_open_session() -> None:
     fx = w.dm(C1, "hallo?")
     assert said(fx, "intake.already_open").to == chatter_ref(s)
     fx = w.lobby(C1, "hallo?")
-    assert isinstance(fx[0], Redact) and said(fx, "intake.already_open").to == chatter_ref(s)
-    assert len(w.h.sessions) == 1 and not of(fx, CreateRoom)
+    assert isinstance(fx[0], Redact)
+    assert said(fx, "intake.already_open").to == chatter_ref(s)
+    assert len(w.h.sessions) == 1
+    assert not of(fx, CreateRoom)
 
 
 def mondays(interval: Interval) -> tuple[tuple[Interval, ...], ...]:
@@ -459,7 +464,8 @@ def test_closed_hours_lobby_gets_a_session_that_ends() -> None:
     w = World(policy(hours=CLOSED_NOW))
     fx = w.lobby(C1)
     s = w.session_of(C1)
-    assert isinstance(fx[0], Redact) and of(fx, CreateRoom)
+    assert isinstance(fx[0], Redact)
+    assert of(fx, CreateRoom)
     assert (s.state, s.outcome) == (State.ENDING, Outcome.CLOSED_HOURS)
     fx = w.join_chatter(s)
     assert says_to(fx, chatter_ref(s)) == ["reject.closed_hours"]
@@ -477,7 +483,8 @@ def test_queue_full() -> None:
     w.arrive(C1)
     w.arrive(C2)
     fx = w.dm(C3)
-    assert keys(fx) == ["reject.queue_full"] and said(fx, "reject.queue_full").to == dm_room(C3)
+    assert keys(fx) == ["reject.queue_full"]
+    assert said(fx, "reject.queue_full").to == dm_room(C3)
     assert len(w.h.sessions) == 2
     fx = w.lobby(C3)
     s = w.session_of(C3)
@@ -520,7 +527,8 @@ def test_nobody_on_duty() -> None:
 def test_staff_dm_is_not_intake() -> None:
     w = World()
     fx = w.dm(ANNA, "hei")
-    assert keys(fx) == ["staff.dm_hint"] and w.h.sessions == {}
+    assert keys(fx) == ["staff.dm_hint"]
+    assert w.h.sessions == {}
     assert w.lobby(KARI) == []  # staff in the lobby: left alone
     assert World(policy(direct_messages=False)).dm(C1) == []
 
@@ -568,7 +576,8 @@ def test_accept_by_joining_the_offer_room() -> None:
     assert SetPersona(chatter_ref(s), "Anna") in fx
     assert said(fx, "accepted.chatter").text.params == {"alias": "Anna"}
     assert [(r.to, r.body) for r in of(fx, Relay)] == [(vref, "hei")]
-    assert s.held == [] and s.first_wait == 2 * MIN
+    assert s.held == []
+    assert s.first_wait == 2 * MIN
     kinds = {t.kind for t in w.h.timers.values()}
     assert kinds == {
         TimerKind.WARN,
@@ -588,9 +597,11 @@ def test_offer_timeout_withdraws_counts_a_lapse_and_offers_to_the_next() -> None
     fx = w.fire(TimerKind.OFFER_TIMEOUT, s, offer=offer.id)
     assert of(fx, Withdraw) == [Withdraw(RoomRef(s.id, Role.VOLUNTEER, offer.id), ANNA)]
     assert offer.state is OfferState.WITHDRAWN
-    assert w.h.duty[ANNA].lapses == 1 and w.h.duty[ANNA].on_duty
+    assert w.h.duty[ANNA].lapses == 1
+    assert w.h.duty[ANNA].on_duty
     assert [c.invite for c in of(fx, CreateRoom)] == [BJORN]
-    assert s.state is State.OFFERED and w.pending_to(s) == [BJORN]
+    assert s.state is State.OFFERED
+    assert w.pending_to(s) == [BJORN]
 
 
 def test_lapses_put_a_volunteer_off_duty_and_tell_the_staff() -> None:
@@ -601,7 +612,8 @@ def test_lapses_put_a_volunteer_off_duty_and_tell_the_staff() -> None:
     assert w.pending_to(s) == [ANNA]  # nobody else: she gets another chance
     fx = w.fire(TimerKind.OFFER_TIMEOUT, s, offer=w.offer_to(s, ANNA).id)
     notice = said(fx, "staff.lapsed_off_duty")
-    assert notice.to == STAFF_ROOM and notice.text.params == {"alias": "Anna", "lapses": 2}
+    assert notice.to == STAFF_ROOM
+    assert notice.text.params == {"alias": "Anna", "lapses": 2}
     assert not w.h.duty[ANNA].on_duty
     assert (s.state, w.pending_to(s)) == (State.WAITING, [])
     assert ANNA in w.changes.volunteers
@@ -645,7 +657,8 @@ def test_broadcast_first_join_wins_the_others_are_withdrawn() -> None:
     before = w.snapshot()
     assert lost.room is not None
     assert w.feed(Joined(lost.room, ANNA)) == []  # late: nothing happens
-    assert w.snapshot() == before and w.changes.empty()
+    assert w.snapshot() == before
+    assert w.changes.empty()
 
 
 def test_late_join_to_a_lapsed_offer_does_nothing() -> None:
@@ -657,7 +670,8 @@ def test_late_join_to_a_lapsed_offer_does_nothing() -> None:
     assert offer.room is not None
     before = w.snapshot()
     assert w.feed(Joined(offer.room, ANNA)) == []
-    assert w.snapshot() == before and s.state is State.OFFERED
+    assert w.snapshot() == before
+    assert s.state is State.OFFERED
 
 
 def test_offer_room_failed_goes_to_the_next_volunteer() -> None:
@@ -666,7 +680,8 @@ def test_offer_room_failed_goes_to_the_next_volunteer() -> None:
     s = w.arrive(C1)
     offer = w.offer_to(s, ANNA)
     fx = w.feed(RoomFailed(s.id, offer.id))
-    assert offer.state is OfferState.WITHDRAWN and w.h.duty[ANNA].lapses == 0
+    assert offer.state is OfferState.WITHDRAWN
+    assert w.h.duty[ANNA].lapses == 0
     assert [c.invite for c in of(fx, CreateRoom)] == [BJORN]
 
 
@@ -726,7 +741,8 @@ def test_relay_scrubs_ids_both_ways() -> None:
 def test_edits_are_mirrored() -> None:
     w = World()
     s = w.active(C1)
-    assert s.chatter_room and s.volunteer_room
+    assert s.chatter_room
+    assert s.volunteer_room
     original = of(w.chatter_says(s, "hei"), Relay)[0].source
     fx = w.feed(Edit(s.chatter_room, C1, w.event_id(), original, f"hei {ANNA}"))
     assert fx == [RelayEdit(volunteer_ref(s), "hei Anna", original)]
@@ -759,7 +775,8 @@ def _msg(s: Session, event: EventID, body: str) -> Message:
 def test_redactions_are_mirrored() -> None:
     w = World()
     s = w.active(C1)
-    assert s.chatter_room and s.volunteer_room
+    assert s.chatter_room
+    assert s.volunteer_room
     original = of(w.chatter_says(s, "hei"), Relay)[0].source
     fx = w.feed(Redaction(s.chatter_room, C1, w.event_id(), original))
     assert fx == [RelayRedaction(volunteer_ref(s), original)]
@@ -823,7 +840,8 @@ def test_too_long_is_refused() -> None:
     assert of(fx, Relay) == []
     assert said(fx, "too_long").text.params == {"length": 11, "limit": 10}
     fx = w.volunteer_says(s, "y" * 11)
-    assert of(fx, Relay) == [] and said(fx, "too_long").to == volunteer_ref(s)
+    assert of(fx, Relay) == []
+    assert said(fx, "too_long").to == volunteer_ref(s)
     assert of(w.chatter_says(s, "x" * 10), Relay)
 
 
@@ -834,7 +852,8 @@ def test_rate_limit() -> None:
         assert of(w.chatter_says(s, f"m{i}"), Relay)
         w.advance(timedelta(seconds=1))
     fx = w.chatter_says(s, "for mye")
-    assert keys(fx) == ["rate_limited"] and of(fx, Relay) == []
+    assert keys(fx) == ["rate_limited"]
+    assert of(fx, Relay) == []
     w.advance(timedelta(seconds=60))
     assert of(w.chatter_says(s, "igjen"), Relay)
 
@@ -843,7 +862,8 @@ def test_messages_written_while_waiting_are_held_and_delivered_in_order() -> Non
     w = World()
     s = w.arrive(C1, "en")
     fx = w.chatter_says(s, "to")
-    assert keys(fx) == [] and of(fx, Relay) == []  # the first is held since intake
+    assert keys(fx) == []
+    assert of(fx, Relay) == []
     w.chatter_says(s, "tre")
     assert [h.body for h in s.held] == ["en", "to", "tre"]
     written = [h.event_id for h in s.held]
@@ -871,9 +891,11 @@ def test_volunteer_mistyped_command_is_not_relayed() -> None:
     w = World()
     s = w.active(C1)
     fx = w.volunteer_says(s, "!xyz")
-    assert of(fx, Relay) == [] and says_to(fx, volunteer_ref(s)) == ["unknown_command"]
+    assert of(fx, Relay) == []
+    assert says_to(fx, volunteer_ref(s)) == ["unknown_command"]
     fx = w.volunteer_says(s, "!slett")  # the chatter's command: not for her, not relayed
-    assert of(fx, Relay) == [] and keys(fx) == ["usage"]
+    assert of(fx, Relay) == []
+    assert keys(fx) == ["usage"]
 
 
 @pytest.mark.parametrize("body", ["!!!", "!", "!hei der", "! slutt"])
@@ -886,7 +908,8 @@ def test_chatter_exclamations_are_relayed(body: str) -> None:
 def test_strangers_in_conversation_rooms_are_ignored() -> None:
     w = World()
     s = w.active(C1)
-    assert s.chatter_room and s.volunteer_room
+    assert s.chatter_room
+    assert s.volunteer_room
     assert w.msg(s.chatter_room, C2, "hei") == []
     assert w.msg(s.volunteer_room, KARI, "hei") == []
     assert w.msg(RoomID("!unknown:example.org"), C1, "hei") == []
@@ -972,7 +995,8 @@ def test_idle_warning_then_idle_end_reset_by_chatter_messages() -> None:
     w.advance(10 * MIN)
     w.chatter_says(s, "hmm")
     # A message writes no timer: the timers move themselves when they fire.
-    assert not (w.changes.timers_set or w.changes.timers_cleared)
+    assert not (w.changes.timers_set)
+    assert not (w.changes.timers_cleared)
     fx = w.fire(TimerKind.IDLE_WARN, s)  # due at 12 min: the chatter wrote since
     assert not says_to(fx, chatter_ref(s))
     assert w.timer(TimerKind.IDLE_WARN, s).due == start + 22 * MIN
@@ -1047,7 +1071,8 @@ def test_stale_timers_are_ignored() -> None:
     before = w.snapshot()
     for key in [old, "purge:999:", "nonsense"]:
         assert w.feed(TimerFired(key)) == []
-        assert w.snapshot() == before and w.changes.empty()
+        assert w.snapshot() == before
+        assert w.changes.empty()
 
 
 def test_timer_of_a_kind_that_no_longer_applies_is_dropped() -> None:
@@ -1058,8 +1083,10 @@ def test_timer_of_a_kind_that_no_longer_applies_is_dropped() -> None:
     w.store.timers[stale.key] = stale.to_dict()
     w.restart()
     fx = w.feed(TimerFired(stale.key))
-    assert fx == [] and w.h.sessions[s.id].state is State.WAITING
-    assert w.changes.timers_cleared == {stale.key} and stale.key not in w.h.timers
+    assert fx == []
+    assert w.h.sessions[s.id].state is State.WAITING
+    assert w.changes.timers_cleared == {stale.key}
+    assert stale.key not in w.h.timers
 
 
 @pytest.mark.parametrize("kind", [TimerKind.IDLE_END, TimerKind.MAX_DURATION])
@@ -1172,7 +1199,8 @@ def test_the_bot_removed_from_a_volunteers_room_is_as_if_she_left() -> None:
     w = World()
     w.on_duty(ANNA, BJORN)
     s = w.active(C1)
-    assert s.volunteer == ANNA and s.volunteer_room
+    assert s.volunteer == ANNA
+    assert s.volunteer_room
     fx = w.feed(Removed(s.volunteer_room))
     assert says_to(fx, chatter_ref(s)) == ["requeued"]
     assert [c.invite for c in of(fx, CreateRoom)] == [BJORN]
@@ -1184,7 +1212,8 @@ def test_the_bot_removed_from_a_room_it_does_not_know_changes_nothing() -> None:
     s = w.active(C1)
     before = w.snapshot()
     assert w.feed(Removed(RoomID("!elsewhere:example.org"))) == []
-    assert w.snapshot() == before and s.state is State.ACTIVE
+    assert w.snapshot() == before
+    assert s.state is State.ACTIVE
 
 
 def test_volunteer_leaving_requeues_with_priority() -> None:
@@ -1204,7 +1233,8 @@ def test_volunteer_leaving_requeues_with_priority() -> None:
     assert (s1.state, s1.priority, s1.requeues, s1.volunteer) == (State.WAITING, 1, 1, None)
     assert old.offer_id is not None
     old_offer = s1.offer(old.offer_id)
-    assert old_offer is not None and old_offer.state is OfferState.RETIRED
+    assert old_offer is not None
+    assert old_offer.state is OfferState.RETIRED
     assert {t.kind for t in w.h.timers.values() if t.session_id == s1.id} == {
         TimerKind.QUEUE_MAX_WAIT,
         TimerKind.WAIT_REMINDER,
@@ -1214,7 +1244,8 @@ def test_volunteer_leaving_requeues_with_priority() -> None:
     assert s2.state is State.WAITING
     fx = w.accept(s1, BJORN)
     assert said(fx, "accepted.volunteer").text.params["requeued"] is True
-    assert s1.retired_rooms and s1.retired_rooms[0] in s1.all_rooms()
+    assert s1.retired_rooms
+    assert s1.retired_rooms[0] in s1.all_rooms()
     # the old room is retired: what she writes there goes nowhere
     assert w.msg(s1.retired_rooms[0], ANNA, "hallo?") == []
 
@@ -1247,7 +1278,8 @@ def test_a_volunteer_who_leaves_has_her_room_redacted_before_she_is_removed() ->
     assert s.volunteer_room is not None
     fx = w.feed(Left(s.volunteer_room, ANNA))
     kinds = [type(e) for e in fx if isinstance(e, (RedactRoom, Retire))]
-    assert kinds == [RedactRoom, Retire] and of(fx, RedactRoom) == [RedactRoom(old)]
+    assert kinds == [RedactRoom, Retire]
+    assert of(fx, RedactRoom) == [RedactRoom(old)]
 
 
 def test_the_purge_takes_the_dm_the_conversation_came_from() -> None:
@@ -1265,7 +1297,8 @@ def test_a_lobby_conversation_has_no_dm_to_purge() -> None:
     s = w.session_of(C1)
     w.join_chatter(s)
     [purge] = of(w.chatter_says(s, "!slett"), Purge)
-    assert s.state is State.PURGING and purge.dm is None
+    assert s.state is State.PURGING
+    assert purge.dm is None
 
 
 def test_a_dm_still_in_use_waits_for_the_purge_of_the_last_conversation_using_it() -> None:
@@ -1275,13 +1308,15 @@ def test_a_dm_still_in_use_waits_for_the_purge_of_the_last_conversation_using_it
     w.chatter_says(first, "!slutt")
     w.dm(C1, "hei igjen")  # the same DM, while the first conversation is still ending
     second = w.session_of(C1)
-    assert second.id != first.id and second.source_room == first.source_room
+    assert second.id != first.id
+    assert second.source_room == first.source_room
     [purge] = of(w.fire(TimerKind.PURGE, first), Purge)
     assert purge.dm is None  # the second conversation still needs it
     w.join_chatter(second)
     # The last one to use it takes it, even while the first purge is still under way.
     [purge] = of(w.chatter_says(second, "!slett"), Purge)
-    assert first.state is State.PURGING and purge.dm == dm_room(C1)
+    assert first.state is State.PURGING
+    assert purge.dm == dm_room(C1)
 
 
 def test_a_stalled_purge_tells_supervisors_it_is_still_trying_with_the_number_only() -> None:
@@ -1292,7 +1327,8 @@ def test_a_stalled_purge_tells_supervisors_it_is_still_trying_with_the_number_on
     w.fire(TimerKind.PURGE, s)
     fx = w.feed(PurgeStalled(s.id))
     alert = said(fx, "staff.purge_retrying")
-    assert alert.to == STAFF_ROOM and alert.text.params == {"number": s.number}
+    assert alert.to == STAFF_ROOM
+    assert alert.text.params == {"number": s.number}
     assert keys(fx) == ["staff.purge_retrying"]
     assert s.state is State.PURGING  # not closed: the purge goes on
     w.feed(PurgeFinished(s.id, "verified"))
@@ -1311,7 +1347,8 @@ def test_purge_timer_after_purge_after() -> None:
     fx = w.fire(TimerKind.PURGE, s)
     assert s.all_rooms() == [s.chatter_room, s.volunteer_room, lapsed.room]  # all of them
     assert fx == [Purge(s.id, tuple(s.all_rooms()), (C1, ANNA, BJORN), dm=dm_room(C1))]
-    assert s.state is State.PURGING and w.h.timers == {}
+    assert s.state is State.PURGING
+    assert w.h.timers == {}
 
 
 @pytest.mark.parametrize("body", ["!slett", "!delete"])
@@ -1319,7 +1356,8 @@ def test_quick_exit_purges_at_once(body: str) -> None:
     w = World()
     s = w.active(C1)
     fx = w.chatter_says(s, body)
-    assert s.state is State.PURGING and s.outcome is Outcome.DELETED
+    assert s.state is State.PURGING
+    assert s.outcome is Outcome.DELETED
     assert of(fx, Purge) == [Purge(s.id, tuple(s.all_rooms()), (C1, ANNA), dm=dm_room(C1))]
     assert set(s.all_rooms()) == {s.chatter_room, s.volunteer_room}
     assert says_to(fx, chatter_ref(s)) == []  # no goodbye: they want out now
@@ -1333,7 +1371,8 @@ def test_quick_exit_after_the_end_purges_at_once() -> None:
     s = w.active(C1)
     w.chatter_says(s, "!slutt")
     fx = w.chatter_says(s, "!slett")
-    assert [type(e) for e in fx] == [Purge] and s.state is State.PURGING
+    assert [type(e) for e in fx] == [Purge]
+    assert s.state is State.PURGING
     assert w.chatter_says(s, "!slett") == []  # already purging
 
 
@@ -1351,12 +1390,16 @@ def test_purge_finished_closes_and_forgets_keeping_anonymous_stats() -> None:
     w.fire(TimerKind.PURGE, s)
     w.feed(PurgeFinished(s.id, "verified"))
     assert s.state is State.CLOSED
-    assert s.id not in w.h.sessions and w.changes.deleted_sessions == {s.id}
-    assert s.id not in w.changes.sessions and s.id not in w.store.sessions
+    assert s.id not in w.h.sessions
+    assert w.changes.deleted_sessions == {s.id}
+    assert s.id not in w.changes.sessions
+    assert s.id not in w.store.sessions
     assert not any(t.session_id == s.id for t in w.h.timers.values())
-    assert s.chatter_room and w.h.session_for_room(s.chatter_room) is None
+    assert s.chatter_room
+    assert w.h.session_for_room(s.chatter_room) is None
     [record] = w.changes.stats
-    assert record.outcome == "completed" and record.source == "direct"
+    assert record.outcome == "completed"
+    assert record.source == "direct"
     assert (record.wait_seconds, record.duration_seconds) == (240, 25 * 60)
     assert (record.tags, record.rating, record.requeues) == (("angst", "skole"), 5, 0)
     assert record.purge_result == "verified"
@@ -1371,8 +1414,10 @@ def test_a_failed_purge_is_counted_and_alerts_supervisors_with_the_number_only()
     w.fire(TimerKind.PURGE, s)
     fx = w.feed(PurgeFinished(s.id, "failed:room_still_present"))
     alert = said(fx, "staff.purge_failed")
-    assert alert.to == STAFF_ROOM and alert.text.params == {"number": s.number}
-    assert s.state is State.CLOSED and s.id not in w.h.sessions
+    assert alert.to == STAFF_ROOM
+    assert alert.text.params == {"number": s.number}
+    assert s.state is State.CLOSED
+    assert s.id not in w.h.sessions
     [record] = w.changes.stats
     assert record.purge_result == "failed:room_still_present"
     assert_anonymous(record)
@@ -1392,7 +1437,8 @@ def assert_anonymous(record: Any) -> None:
     for name, value in dataclasses.asdict(record).items():
         for item in value if isinstance(value, tuple) else (value,):
             if isinstance(item, str):
-                assert "@" not in item and "!" not in item, (name, item)
+                assert "@" not in item, (name, item)
+                assert "!" not in item, (name, item)
                 assert "example.org" not in item, (name, item)
 
 
@@ -1474,7 +1520,8 @@ def test_on_duty(on: str) -> None:
     w = World()
     s = w.arrive(C1)
     fx = w.staff(ANNA, on)
-    assert w.h.duty[ANNA].on_duty and w.h.duty[ANNA].duty_since == w.now
+    assert w.h.duty[ANNA].on_duty
+    assert w.h.duty[ANNA].duty_since == w.now
     assert said(fx, "duty.on").to == STAFF_ROOM
     assert said(fx, "duty.on").text.params == {"alias": "Anna", "waiting": 1}
     assert [c.invite for c in of(fx, CreateRoom)] == [ANNA]
@@ -1493,14 +1540,16 @@ def test_off_duty_withdraws_pending_offers(off: str) -> None:
     assert not w.h.duty[BJORN].on_duty
     assert of(fx, Withdraw) == [Withdraw(RoomRef(s2.id, Role.VOLUNTEER, offer.id), BJORN)]
     assert w.h.duty[BJORN].lapses == 0
-    assert s2.state is State.WAITING and s1.state is State.ACTIVE
+    assert s2.state is State.WAITING
+    assert s1.state is State.ACTIVE
     assert said(fx, "duty.off").text.params == {"alias": "Bjørn", "active": 0}
     fx = w.staff(ANNA, off)
     assert said(fx, "duty.off").text.params == {"alias": "Anna", "active": 1}
     assert s1.state is State.ACTIVE  # going off duty does not end a conversation
     # ...but she is asked, in that conversation's room, whether to end or hand it back.
     ask = said(fx, "duty.off_ask")
-    assert ask.to == volunteer_ref(s1) and ask.text.params == {"number": s1.number}
+    assert ask.to == volunteer_ref(s1)
+    assert ask.text.params == {"number": s1.number}
     assert "duty.off_ask" not in says_to(fx, chatter_ref(s1))
 
 
@@ -1527,7 +1576,8 @@ def test_status_gives_counts_only() -> None:
 def test_commands_from_non_volunteers_are_refused() -> None:
     w = World()
     fx = w.staff(KARI, "!på")  # a supervisor, not a volunteer
-    assert keys(fx) == ["duty.not_volunteer"] and not w.h.duty.get(KARI)
+    assert keys(fx) == ["duty.not_volunteer"]
+    assert not w.h.duty.get(KARI)
     assert w.staff(C1, "!på") == []  # not staff at all: the bot does not answer
     assert w.staff(C1, "!status") == []
 
@@ -1577,7 +1627,8 @@ def test_chatter_switches_language() -> None:
     w = World()
     s = w.arrive(C1)
     fx = w.chatter_says(s, "!språk en")
-    assert s.language == "en" and said(fx, "language.set").language == "en"
+    assert s.language == "en"
+    assert said(fx, "language.set").language == "en"
     fx = w.chatter_says(s, "!language de")
     assert said(fx, "language.unknown").text.params == {"available": ["nb", "en"]}
     assert s.language == "en"
@@ -1590,7 +1641,8 @@ def test_volunteer_commands_after_the_end() -> None:
     for body in ["!forleng", "!tid", "!tilbake", "!slutt"]:
         assert keys(w.volunteer_says(s, body)) == ["not_active"]
     fx = w.volunteer_says(s, "er du der?")
-    assert keys(fx) == ["not_delivered_ended"] and of(fx, Relay) == []
+    assert keys(fx) == ["not_delivered_ended"]
+    assert of(fx, Relay) == []
 
 
 # ======================================================================================
@@ -1601,7 +1653,9 @@ def test_take_changes_reports_what_a_step_touched() -> None:
     w = World()
     w.staff(ANNA, "!på")
     c = w.changes
-    assert set(c.volunteers) == {ANNA} and not c.sessions and not c.timers_set
+    assert set(c.volunteers) == {ANNA}
+    assert not c.sessions
+    assert not c.timers_set
 
     w.dm(C1)
     s = w.session_of(C1)
@@ -1611,20 +1665,24 @@ def test_take_changes_reports_what_a_step_touched() -> None:
         timer_key(TimerKind.QUEUE_MAX_WAIT, s.id),
         timer_key(TimerKind.WAIT_REMINDER, s.id),
     }
-    assert c.counters is not None and c.counters.next_session_id == s.id + 1
-    assert c.counters.day == "2026-03-02" and list(c.counters.day_counts.values()) == [1]
+    assert c.counters is not None
+    assert c.counters.next_session_id == s.id + 1
+    assert c.counters.day == "2026-03-02"
+    assert list(c.counters.day_counts.values()) == [1]
     assert C1 not in str(c.counters)  # the cap is kept by keyed hash, not ID
 
     w.join_chatter(s)
     offer = w.offer_to(s, ANNA)
     c = w.changes
     assert c.counters is not None
-    assert c.counters.next_offer_id == offer.id + 1 and c.counters.last_offered == ANNA
+    assert c.counters.next_offer_id == offer.id + 1
+    assert c.counters.last_offered == ANNA
     assert timer_key(TimerKind.OFFER_TIMEOUT, s.id, offer=offer.id) in c.timers_set
 
     w.accept(s, ANNA)
     c = w.changes
-    assert set(c.sessions) == {s.id} and set(c.volunteers) == {ANNA}
+    assert set(c.sessions) == {s.id}
+    assert set(c.volunteers) == {ANNA}
     assert {
         timer_key(TimerKind.OFFER_TIMEOUT, s.id, offer=offer.id),
         timer_key(TimerKind.QUEUE_MAX_WAIT, s.id),
@@ -1641,7 +1699,8 @@ def test_take_changes_reports_what_a_step_touched() -> None:
     w.advance(10 * MIN)
     w.chatter_says(s, "!slutt")
     counters = w.changes.counters
-    assert counters is not None and counters.recent_durations == [600.0]
+    assert counters is not None
+    assert counters.recent_durations == [600.0]
     assert w.h.take_changes().empty()  # taken once
 
 
@@ -1677,14 +1736,16 @@ def test_state_survives_a_round_trip_through_storage() -> None:
     before = w.snapshot()
     w.restart()
     assert w.snapshot() == before
-    assert w.h.counters.next_session_id == 5 and w.h.counters.last_offered is not None
+    assert w.h.counters.next_session_id == 5
+    assert w.h.counters.last_offered is not None
     # and it carries on where it was: ids continue, rooms are known
     s = w.arrive(chatter(9))
     assert s.id == 5
     for sid, d in before["sessions"].items():
         for room in Session.from_dict(d).all_rooms():
             hit = w.h.session_for_room(room)
-            assert hit is not None and hit[0].id == sid
+            assert hit is not None
+            assert hit[0].id == sid
 
 
 def test_storage_sees_every_change_at_every_step() -> None:
@@ -1766,7 +1827,8 @@ def test_session_round_trip_is_lossless() -> None:
 def test_a_timer_holds_only_what_its_kind_needs() -> None:
     at = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
     lapse = Timer(TimerKind.OFFER_TIMEOUT, SessionID(3), at, offer=OfferID(9))
-    assert lapse.key == "offer_timeout:3:9" and Timer.from_dict(lapse.to_dict()) == lapse
+    assert lapse.key == "offer_timeout:3:9"
+    assert Timer.from_dict(lapse.to_dict()) == lapse
     with pytest.raises(ValueError):
         Timer(TimerKind.PURGE, SessionID(3), at, offer=OfferID(9))
     with pytest.raises(ValueError):
@@ -1811,7 +1873,8 @@ def test_the_volunteers_room_hears_of_a_chatter_only_when_nobody_can_take_them()
     w.on_duty(ANNA)
     w.dm(C1)
     fx = w.join_chatter(w.session_of(C1))
-    assert "staff.waiting" not in keys(fx) and w.pending_to(w.session_of(C1)) == [ANNA]
+    assert "staff.waiting" not in keys(fx)
+    assert w.pending_to(w.session_of(C1)) == [ANNA]
 
     w.dm(C2)  # Anna is busy with the offer: nobody else is there
     fx = w.join_chatter(w.session_of(C2))

@@ -355,7 +355,8 @@ def test_machine_never_offers_to_a_volunteer_with_an_offer_out() -> None:
     w.on_duty(ANNA)
     s1 = w.arrive(chatter(1))
     s2 = w.arrive(chatter(2))
-    assert w.pending_to(s1) == [ANNA] and w.pending_to(s2) == []
+    assert w.pending_to(s1) == [ANNA]
+    assert w.pending_to(s2) == []
     w.accept(s1, ANNA)
     assert s2.state is State.WAITING  # Anna is now at her cap
     w.on_duty(CARL)
@@ -377,7 +378,8 @@ def test_estimate_learns_from_recent_conversations() -> None:
 def test_session_numbers_are_unique_pseudonyms() -> None:
     w = World()
     numbers = {w.arrive(chatter(n)).number for n in range(30)}
-    assert len(numbers) == 30 and all(1000 <= n <= 9999 for n in numbers)
+    assert len(numbers) == 30
+    assert all(1000 <= n <= 9999 for n in numbers)
 
 
 def test_replace_policy_keeps_profiles() -> None:

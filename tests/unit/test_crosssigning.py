@@ -181,7 +181,8 @@ def test_the_published_form_is_what_the_spec_asks_for() -> None:
         "keys": {keys.master.key_id: keys.master.public},
     }
     assert keys.master.key_id == f"ed25519:{keys.master.public}"
-    assert "=" not in keys.master.public and len(b64decode(keys.master.public)) == 32
+    assert "=" not in keys.master.public
+    assert len(b64decode(keys.master.public)) == 32
     verify_key = signedjson.key.decode_verify_key_bytes(
         keys.master.key_id, b64decode(keys.master.public)
     )
@@ -286,7 +287,9 @@ def test_identity_without_cross_signing_vouches_for_nothing() -> None:
     q = p.query()
     del q["master_keys"]
     ident = identity_from_query(q, p.user_id)
-    assert ident.master is None and not ident.devices and ident.problem
+    assert ident.master is None
+    assert not ident.devices
+    assert ident.problem
 
 
 def test_identity_checks_usage_and_the_master_signature() -> None:
@@ -306,7 +309,8 @@ def test_identity_checks_usage_and_the_master_signature() -> None:
     forged = intruder.published_form(p.user_id)["self_signing_key"]
     q["self_signing_keys"][p.user_id] = forged
     ident = identity_from_query(q, p.user_id)
-    assert not ident.devices and "master" in (ident.problem or "")
+    assert not ident.devices
+    assert "master" in (ident.problem or "")
 
     # the master key's ID must be its public key
     q = p.query()
@@ -444,11 +448,14 @@ def test_first_start_publishes_keys_and_signs_the_device(tmp_path: Path) -> None
     dev_key = server.add_device("DEV1")
     kf = KeyFile(tmp_path / "cs.json", "store-key-0123456789", USER)
     keys, report = _ensure(server, "DEV1", dev_key, kf)
-    assert report.new_keys and report.uploaded_keys and report.signed_device
+    assert report.new_keys
+    assert report.uploaded_keys
+    assert report.signed_device
     assert not report.password_used
     assert server.cross == keys.published_form(USER)
     assert _device_signed(server, "DEV1", keys)
-    assert kf.load() is not None and kf.load().master.public == keys.master.public  # type: ignore[union-attr]
+    assert kf.load() is not None
+    assert kf.load().master.public == keys.master.public
     # The second implementation agrees that the device is signed by the self-signing key.
     vk = signedjson.key.decode_verify_key_bytes(
         keys.self_signing.key_id, b64decode(keys.self_signing.public)
@@ -465,7 +472,9 @@ def test_a_healthy_later_start_costs_one_query_and_changes_nothing(tmp_path: Pat
     _, report = _ensure(server, "DEV1", dev_key, kf)
     assert server.log == ["keys/query"]
     assert report.requests == 1
-    assert not (report.new_keys or report.uploaded_keys or report.signed_device)
+    assert not (report.new_keys)
+    assert not (report.uploaded_keys)
+    assert not (report.signed_device)
 
 
 def test_a_new_device_is_signed_with_the_kept_keys(tmp_path: Path) -> None:
@@ -476,7 +485,9 @@ def test_a_new_device_is_signed_with_the_kept_keys(tmp_path: Path) -> None:
     server.log.clear()
     again, report = _ensure(server, "DEV2", new_key, kf)
     assert again.master.public == keys.master.public
-    assert report.signed_device and not report.uploaded_keys and not report.password_used
+    assert report.signed_device
+    assert not report.uploaded_keys
+    assert not report.password_used
     assert "keys/device_signing/upload" not in server.log
     assert _device_signed(server, "DEV2", keys)
 
@@ -489,7 +500,9 @@ def test_missing_published_keys_are_uploaded_again(tmp_path: Path) -> None:
     server.cross.pop("user_signing_key")  # what a partial reset on the server would leave
     server.devices["DEV1"]["signatures"][USER].pop(keys.self_signing.key_id)
     _, report = _ensure(server, "DEV1", dev_key, kf)
-    assert report.uploaded_keys and report.signed_device and not report.new_keys
+    assert report.uploaded_keys
+    assert report.signed_device
+    assert not report.new_keys
     assert server.cross == keys.published_form(USER)
     assert _device_signed(server, "DEV1", keys)
 
@@ -502,7 +515,9 @@ def test_a_lost_data_dir_replaces_the_identity_with_the_password(tmp_path: Path)
     new_key = server.add_device("DEV2")
     kf = KeyFile(tmp_path / "b.json", "k" * 20, USER)  # a fresh data dir
     keys, report = _ensure(server, "DEV2", new_key, kf)
-    assert report.new_keys and report.uploaded_keys and report.password_used
+    assert report.new_keys
+    assert report.uploaded_keys
+    assert report.password_used
     assert keys.master.public != old.master.public
     assert server.cross == keys.published_form(USER)
     assert _device_signed(server, "DEV2", keys)
@@ -572,7 +587,8 @@ def test_keys_are_saved_before_they_are_uploaded(tmp_path: Path) -> None:
     healthy = Synapseish(USER, "pw")
     healthy.devices = server.devices
     keys, report = _ensure(healthy, "DEV1", dev_key, kf)
-    assert keys.master.public == kept.master.public and not report.new_keys
+    assert keys.master.public == kept.master.public
+    assert not report.new_keys
 
 
 def test_a_wrong_store_key_never_makes_new_keys(tmp_path: Path) -> None:

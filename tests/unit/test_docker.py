@@ -138,7 +138,8 @@ def test_synapse_config_passes_synapse_and_keeps_confidentiality(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout.strip().splitlines()[-1])
     day = 24 * 3600 * 1000
-    assert got["retention"] and got["purge_jobs"] >= 1
+    assert got["retention"]
+    assert got["purge_jobs"] >= 1
     assert 0 < got["redaction_retention_period"] <= day
     assert 0 < got["forgotten_room_retention_period"] <= day
     assert got["registration"] is False
@@ -186,12 +187,15 @@ def test_element_points_at_this_homeserver() -> None:
 
 def test_dockerfile_is_multi_stage_non_root_with_data_volume_and_healthcheck() -> None:
     stages = instruction("FROM")
-    assert len(stages) >= 2 and all(" AS " in s.upper() for s in stages)
+    assert len(stages) >= 2
+    assert all(" AS " in s.upper() for s in stages)
     users = instruction("USER")
-    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert users
+    assert users[-1].split(":")[0] not in ("root", "0")
     assert any("/data" in v for v in instruction("VOLUME"))
     (check,) = instruction("HEALTHCHECK")
-    assert "curl" not in check and 'CMD ["python"' in check
+    assert "curl" not in check
+    assert 'CMD ["python"' in check
     port = yaml.safe_load((DOCKER / "config.yaml").read_text())["http"]["port"]
     assert f"http://127.0.0.1:{port}/healthz" in check
     for args in instruction("COPY"):
@@ -206,9 +210,11 @@ def test_dockerfile_commands_are_the_ones_the_readme_documents() -> None:
     command = exec_form(instruction("ENTRYPOINT")[0]) + exec_form(instruction("CMD")[0])
     assert shlex.join(command) in readme
     build = re.search(r"^#\s+(docker build .*)$", (DOCKER / "Dockerfile").read_text(), re.M)
-    assert build and build[1] in readme
+    assert build
+    assert build[1] in readme
     installs = [a for a in instruction("RUN") if "pip install ." in a]
-    assert installs and "pip install ." in readme
+    assert installs
+    assert "pip install ." in readme
     for args in instruction("COPY"):
         if "--from" not in args:
             *sources, _ = args.split()
@@ -278,10 +284,12 @@ def test_init_secrets_makes_private_files_and_never_overwrites(tmp_path: Path) -
     assert oct((docker / ".env").stat().st_mode & 0o777) == "0o600"
     env = (docker / ".env").read_text()
     password = re.search(r"^POSTGRES_PASSWORD=(\S+)$", env, re.M)
-    assert password and len(password[1]) >= 32
+    assert password
+    assert len(password[1]) >= 32
     first = {p.name: p.read_text() for p in secrets.iterdir()}
     assert set(first) == {"bot_password", "store_key", "synapse_admin_token"}
-    assert len(first["bot_password"]) >= 32 and first["bot_password"] != first["store_key"]
+    assert len(first["bot_password"]) >= 32
+    assert first["bot_password"] != first["store_key"]
     subprocess.run(run, check=True, capture_output=True)
     assert {p.name: p.read_text() for p in secrets.iterdir()} == first
     assert (docker / ".env").read_text() == env

@@ -70,11 +70,13 @@ async def test_a_fail_rule_answers_html_until_removed(proxy, http):
             assert resp.status == 502
             assert resp.content_type == "text/html"
             assert await resp.text() == BAD_GATEWAY_HTML
-    assert rule.hits == 2 and rule.active
+    assert rule.hits == 2
+    assert rule.active
     proxy.remove(rule)
     async with http.get(f"{proxy.url}/echo") as resp:
         assert resp.status == 200
-    assert not rule.active and rule.hits == 2
+    assert not rule.active
+    assert rule.hits == 2
 
 
 async def test_a_rule_can_last_some_seconds_or_some_times(proxy, http):

@@ -70,7 +70,8 @@ def test_with_nothing_held_everything_passes_on_and_the_batch_is_saved() -> None
     released = buffer.release(Keys())
     assert bodies(out) == ["hei"]
     assert released.items == [BatchEnd("s1")]
-    assert released.wake_in is None and not buffer
+    assert released.wake_in is None
+    assert not buffer
 
 
 def test_a_late_key_releases_the_event_then_what_waited_behind_it_in_order() -> None:
@@ -90,7 +91,8 @@ def test_a_late_key_releases_the_event_then_what_waited_behind_it_in_order() -> 
     second = buffer.release(keys)
     assert bodies(second.items) == ["først", "så"]
     assert second.items[-1] == BatchEnd("s1")
-    assert second.wake_in is None and not buffer
+    assert second.wake_in is None
+    assert not buffer
     assert buffer.counts.decrypted_late == 1
 
 
@@ -129,7 +131,8 @@ def test_a_key_that_never_comes_becomes_unreadable_after_the_grace_period() -> N
         Unreadable(A, CHATTER, EventID("$tapt"), Origin.DIRECT)
     ]
     assert released.items[-1] == BatchEnd("s1")
-    assert released.wake_in is None and not buffer
+    assert released.wake_in is None
+    assert not buffer
     assert buffer.counts.unreadable == 1
 
 

@@ -53,7 +53,8 @@ def test_nio_handles_each_timeline_event_in_one_private_method() -> None:
 
 def test_the_patched_client_overrides_what_nio_has() -> None:
     for name in ("parse_body", "_handle_timeline_event"):
-        assert name in vars(PatchedClient) and hasattr(AsyncClient, name), name
+        assert name in vars(PatchedClient), name
+        assert hasattr(AsyncClient, name), name
 
 
 # ---- skip_empty_room_saves -------------------------------------------------------------
@@ -88,9 +89,9 @@ def test_an_empty_save_is_skipped_and_a_real_one_is_not() -> None:
 
 def test_nio_looks_its_validator_up_as_a_module_global_on_each_check() -> None:
     nio_validator = schemas.NIO_VALIDATOR
-    assert inspect.isclass(nio_validator) and hasattr(nio_validator, "validate"), (
-        "nio.schemas.Validator is no longer a jsonschema validator class"
-    )
+    not_a_validator = "nio.schemas.Validator is no longer a jsonschema validator class"
+    assert inspect.isclass(nio_validator), not_a_validator
+    assert hasattr(nio_validator, "validate"), not_a_validator
     assert hasattr(nio.schemas, "Checker")
     assert "Validator(schema, format_checker=Checker).validate(instance)" in source(
         nio.schemas.validate_json

@@ -55,7 +55,8 @@ def test_step_names_carry_the_verify_result_after_an_equals_sign() -> None:
 
 def test_the_admin_token_is_not_in_the_api_objects_repr() -> None:
     api = AdminAPI("http://127.0.0.1:8008", "syt_secret_token_value")
-    assert "syt_secret" not in repr(api) and "syt_secret" not in str(api)
+    assert "syt_secret" not in repr(api)
+    assert "syt_secret" not in str(api)
 
 
 def test_nio_response_bodies_never_reach_the_logs() -> None:

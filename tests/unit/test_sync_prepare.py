@@ -55,7 +55,8 @@ def test_history_from_before_the_join_is_dropped_state_kept() -> None:
     assert prepare_sync(sync, BOT) == 2
     assert timeline(sync) == [old_state, new_message]
     # the state event from before the join stays for nio, and is told apart later
-    assert before_join(old_state) and not before_join(new_message)
+    assert before_join(old_state)
+    assert not before_join(new_message)
 
 
 def test_a_server_without_membership_on_events_loses_nothing() -> None:

@@ -82,7 +82,8 @@ def test_an_edit_whose_new_content_is_not_an_object_with_a_body_is_skipped(new: 
 def test_a_reply_is_a_plain_message() -> None:
     event = parsed(text(**{"m.relates_to": {"m.in_reply_to": {"event_id": "$ev0"}}}))
     out = translate(ROOM, event, Origin.OTHER, room_encrypted=False)
-    assert isinstance(out, Message) and out.body == "hei"
+    assert isinstance(out, Message)
+    assert out.body == "hei"
 
 
 # ---- 2. IDs are validated when translated ---------------------------------------------
@@ -160,11 +161,13 @@ def test_only_an_mxc_url_of_refused_media_is_kept_for_the_purge() -> None:
     kept = translate(
         ROOM, parsed(raw({**image, "url": "mxc://hs/abc"})), Origin.OTHER, room_encrypted=False
     )
-    assert isinstance(kept, Message) and (kept.kind, kept.media_url) == (Kind.MEDIA, "mxc://hs/abc")
+    assert isinstance(kept, Message)
+    assert (kept.kind, kept.media_url) == (Kind.MEDIA, "mxc://hs/abc")
     dropped = translate(
         ROOM, parsed(raw({**image, "url": "https://x/y"})), Origin.OTHER, room_encrypted=False
     )
-    assert isinstance(dropped, Message) and dropped.media_url is None
+    assert isinstance(dropped, Message)
+    assert dropped.media_url is None
     assert media_url("mxc://hs/" + "a" * 3000) is None
 
 
@@ -173,7 +176,8 @@ def test_only_an_mxc_url_of_refused_media_is_kept_for_the_purge() -> None:
 
 def test_a_lone_surrogate_becomes_a_replacement_character() -> None:
     out = translate(ROOM, parsed(text("hei \ud800 du")), Origin.OTHER, room_encrypted=False)
-    assert isinstance(out, Message) and out.body == "hei \ufffd du"
+    assert isinstance(out, Message)
+    assert out.body == "hei \ufffd du"
     out.body.encode("utf-8")
 
 
@@ -181,7 +185,8 @@ def test_an_edit_body_is_cleaned_too() -> None:
     relates = {"rel_type": "m.replace", "event_id": "$ev0"}
     event = parsed(text("*", **{"m.relates_to": relates, "m.new_content": {"body": "\udfff!"}}))
     out = translate(ROOM, event, Origin.OTHER, room_encrypted=False)
-    assert isinstance(out, Edit) and out.body == "\ufffd!"
+    assert isinstance(out, Edit)
+    assert out.body == "\ufffd!"
 
 
 def test_clean_text_leaves_everything_else_alone() -> None:
@@ -211,7 +216,9 @@ def test_a_message_not_decrypted_in_an_encrypted_room_is_never_acted_on(event: A
 
 def test_the_same_message_decrypted_is_acted_on() -> None:
     out = translate(ROOM, decrypted(text("!på")), Origin.STAFF, room_encrypted=True)
-    assert isinstance(out, Message) and out.body == "!på" and out.encrypted
+    assert isinstance(out, Message)
+    assert out.body == "!på"
+    assert out.encrypted
 
 
 def test_membership_and_redactions_are_unencrypted_everywhere() -> None:
@@ -226,14 +233,18 @@ def test_membership_and_redactions_are_unencrypted_everywhere() -> None:
 
 def test_a_plaintext_message_in_an_unencrypted_room_says_so() -> None:
     out = translate(ROOM, parsed(text()), Origin.DIRECT, room_encrypted=False)
-    assert isinstance(out, Message) and out.encrypted is False and out.origin is Origin.DIRECT
+    assert isinstance(out, Message)
+    assert out.encrypted is False
+    assert out.origin is Origin.DIRECT
 
 
 def test_a_decrypted_bad_event_is_still_refused_like_media_and_counts_as_encrypted() -> None:
     # An image with a plain `url` in an encrypted room: nio's schema refuses it.
     event = decrypted(raw({"msgtype": "m.image", "body": "x", "url": 5}))
     out = translate(ROOM, event, Origin.OTHER, room_encrypted=True)
-    assert isinstance(out, Message) and out.kind is Kind.MEDIA and out.encrypted
+    assert isinstance(out, Message)
+    assert out.kind is Kind.MEDIA
+    assert out.encrypted
 
 
 # ---- counting ---------------------------------------------------------------------------

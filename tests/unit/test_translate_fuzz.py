@@ -194,7 +194,8 @@ def check_input(out: Any) -> None:
     if isinstance(out, Redaction):
         assert event_id(out.redacts) == out.redacts
     if isinstance(out, Message):
-        assert isinstance(out.body, str) and isinstance(out.encrypted, bool)
+        assert isinstance(out.body, str)
+        assert isinstance(out.encrypted, bool)
         assert out.media_url is None or out.media_url.startswith("mxc://")
 
 
@@ -267,8 +268,12 @@ def test_id_checks_accept_only_printable_ascii_with_their_sigil(value: Any) -> N
     for check, sigil in ((event_id, "$"), (room_id, "!"), (user_id, "@")):
         valid = check(value)
         if valid is not None:
-            assert valid == value and valid[0] == sigil and len(valid) <= 255
-            assert valid.isascii() and valid.isprintable() and " " not in valid
+            assert valid == value
+            assert valid[0] == sigil
+            assert len(valid) <= 255
+            assert valid.isascii()
+            assert valid.isprintable()
+            assert " " not in valid
 
 
 # ---- the whole batch: prepare_sync, nio's parse, the connection's translation ---------

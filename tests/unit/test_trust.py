@@ -196,7 +196,8 @@ def test_answers_are_cached_until_forgotten_or_stale() -> None:
     for _ in range(5):
         run(p.prepare(client, ROOM))
     assert server.queries == [[CHATTER, VOLUNTEER]]  # one request for both, then none
-    assert p.stats.queries == 1 and p.stats.cache_hits == 8
+    assert p.stats.queries == 1
+    assert p.stats.cache_hits == 8
     p.forget([CHATTER])
     run(p.prepare(client, ROOM))
     assert server.queries[-1] == [CHATTER]
@@ -305,7 +306,8 @@ def test_verified_devices_are_not_verified_again() -> None:
     p = policy(server)
     run(p.prepare(client, ROOM))
     run(p.prepare(client, ROOM))
-    assert p.stats.verified == 1 and p.stats.blacklisted == 0
+    assert p.stats.verified == 1
+    assert p.stats.blacklisted == 0
 
 
 def test_build_names_the_policies() -> None:
@@ -332,11 +334,13 @@ def test_pins_in_the_database(tmp_path: Path) -> None:
             assert await pins.note_change(VOLUNTEER, "KEY2", now)
             assert not await pins.note_change(VOLUNTEER, "KEY2", now)  # told once
             pin = await pins.get(VOLUNTEER)
-            assert pin is not None and (pin.master_key, pin.changed_to) == ("KEY1", "KEY2")
+            assert pin is not None
+            assert (pin.master_key, pin.changed_to) == ("KEY1", "KEY2")
             assert [p.subject for p in await pins.staff_pins()] == [VOLUNTEER]
             await pins.pin(VOLUNTEER, True, "KEY2", now)
             pin = await pins.get(VOLUNTEER)
-            assert pin is not None and (pin.master_key, pin.changed_to) == ("KEY2", None)
+            assert pin is not None
+            assert (pin.master_key, pin.changed_to) == ("KEY2", None)
             assert await pins.reset(VOLUNTEER)
             assert not await pins.reset(VOLUNTEER)
             assert await pins.get(VOLUNTEER) is None
