@@ -132,7 +132,8 @@ async def serve(
     # (the tests run the bot inside their own process).
     umask = os.umask(0o077)
     try:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Once, at start, on a local disk: a thread for it would cost more than the call.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240
         restrict_modes(data_dir)
         lock = DataDirLock(data_dir)
         if not lock.acquire():

@@ -319,9 +319,10 @@ async def open_database(path: Path, migrations: Sequence[Migration] = MIGRATIONS
     """
     # The file holds conversations until they are purged: readable by the bot's user
     # only. SQLite gives the -wal and -shm files the same mode as the database file.
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-        os.close(fd)
+    # O_EXCL on an existing file is the "already there" answer: no separate check that
+    # could be stale by the time the file is created.
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
     conn = await aiosqlite.connect(path, isolation_level=None)
     db = Database(conn, path)
     try:

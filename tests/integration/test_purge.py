@@ -138,7 +138,7 @@ def leaks(data: Path, secrets_: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def crypto_store(data: Path) -> Path:
-    [path] = [p for p in (data / "crypto").glob("*.db")]
+    [path] = (data / "crypto").glob("*.db")
     return path
 
 

@@ -67,7 +67,8 @@ async def test_transaction_commits(db_path: Path) -> None:
 async def test_transaction_rolls_back_on_error(db_path: Path) -> None:
     db = await open_database(db_path)
     try:
-        with pytest.raises(RuntimeError, match="boom"):
+        # The block is the transaction under test; `match` pins the statement that raises.
+        with pytest.raises(RuntimeError, match="boom"):  # noqa: PT012
             async with db.transaction() as tx:
                 await tx.execute("INSERT INTO meta VALUES ('a', '1')")
                 raise RuntimeError("boom")
@@ -86,7 +87,8 @@ async def test_transaction_rolls_back_on_error_after_a_read(db_path: Path) -> No
     refuse the input)."""
     db = await open_database(db_path)
     try:
-        with pytest.raises(RuntimeError, match="refused"):
+        # The block is the transaction under test; `match` pins the statement that raises.
+        with pytest.raises(RuntimeError, match="refused"):  # noqa: PT012
             async with db.transaction() as tx:
                 await tx.execute("INSERT INTO meta VALUES ('a', '1')")
                 assert await tx.fetchval("SELECT count(*) FROM meta") == 1
@@ -102,7 +104,8 @@ async def test_transaction_rolls_back_on_error_after_a_read(db_path: Path) -> No
 async def test_transaction_rolls_back_on_sql_error(db_path: Path) -> None:
     db = await open_database(db_path)
     try:
-        with pytest.raises(sqlite3.IntegrityError):
+        # The block is the transaction under test; `match` pins the statement that raises.
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):  # noqa: PT012
             async with db.transaction() as tx:
                 await tx.execute("INSERT INTO meta VALUES ('a', '1')")
                 await tx.execute("INSERT INTO meta VALUES ('a', '2')")

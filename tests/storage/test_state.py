@@ -291,7 +291,8 @@ async def test_apply_with_checkpoint_in_one_transaction(storage: Storage) -> Non
         await storage.checkpoint.set("batch-1", T0, tx=tx)
     assert await storage.checkpoint.get() == "batch-1"
 
-    with pytest.raises(RuntimeError):
+    # The block is the transaction under test; `match` pins the statement that raises.
+    with pytest.raises(RuntimeError, match="crash before commit"):  # noqa: PT012
         async with storage.db.transaction() as tx:
             await storage.state.apply(Changes(deleted_sessions={s.id}), tx=tx)
             await storage.checkpoint.set("batch-2", T0, tx=tx)

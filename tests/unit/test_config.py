@@ -342,7 +342,7 @@ def test_parse_duration(text: str | int, expected: timedelta) -> None:
 
 @pytest.mark.parametrize("text", ["", "ten", "5 minutes", "1m1h", "-5", "1.5h", "h", -1, True])
 def test_parse_duration_refuses(text: str | int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
 
 

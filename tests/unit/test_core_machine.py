@@ -1829,9 +1829,9 @@ def test_a_timer_holds_only_what_its_kind_needs() -> None:
     lapse = Timer(TimerKind.OFFER_TIMEOUT, SessionID(3), at, offer=OfferID(9))
     assert lapse.key == "offer_timeout:3:9"
     assert Timer.from_dict(lapse.to_dict()) == lapse
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not for an offer"):
         Timer(TimerKind.PURGE, SessionID(3), at, offer=OfferID(9))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a warning"):
         Timer(TimerKind.OFFER_TIMEOUT, SessionID(3), at, before=timedelta(minutes=2))
 
 

@@ -97,7 +97,7 @@ def test_the_core_declares_its_keys() -> None:
         "reject.closed_hours",
         "reject.queue_full",
     }
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a rejection"):
         core_texts.reject_key(Outcome.COMPLETED)  # not a way to refuse a conversation
     assert len(CORE_KEYS) > 60
 

@@ -152,7 +152,7 @@ def test_compiles_nearly_all_of_nios_schemas(both: None) -> None:
     assert count >= total - 2, f"only {count} of {total} compiled"
 
 
-@pytest.mark.parametrize("name,schema", _schemas(), ids=[n for n, _ in _schemas()])
+@pytest.mark.parametrize(("name", "schema"), _schemas(), ids=[n for n, _ in _schemas()])
 def test_compiled_check_agrees_with_jsonschema(
     name: str, schema: dict[str, Any], both: None
 ) -> None:
