@@ -23,9 +23,9 @@ from bot.devtools.runner import InProcessBot
 from tests.integration.test_purge import (
     data_dir,
     start_conversation,
-    until,
     wait_purged,
 )
+from tests.integration.waits import wait_until
 from tests.integration.world import World, build_world, go_on_duty, next_from_bot
 
 pytestmark = pytest.mark.timeout(120)
@@ -78,7 +78,7 @@ async def test_no_file_under_the_data_dir_names_the_chatter_after_the_purge(
 
     await chatter.send_text(c.chatter.room, "!slutt")
     await wait_purged(w, synapse, admin, c.rooms, c.said)
-    await until(lambda: "purge finished" in w.logs.getvalue(), 30, "the end of the purge")
+    await wait_until(lambda: "purge finished" in w.logs.getvalue(), 30, "the end of the purge")
     forgot = re.search(r"crypto store forgot the conversation (.*)", w.logs.getvalue())
     assert forgot is not None, "nothing was forgotten"
     assert "devices=1 " in forgot.group(1), "nothing was forgotten"
@@ -138,7 +138,7 @@ async def test_a_chatter_who_comes_back_after_the_purge_is_read(
     chatter = c.chatter.client
     await chatter.send_text(c.chatter.room, "!slutt")
     await wait_purged(w, synapse, admin, c.rooms, c.said)
-    await until(lambda: "purge finished" in w.logs.getvalue(), 30, "the end of the purge")
+    await wait_until(lambda: "purge finished" in w.logs.getvalue(), 30, "the end of the purge")
 
     dm = await chatter.create_encrypted_room(invite=[w.bot_id], is_direct=True)
     await chatter.wait_for_join(dm, w.bot_id, timeout=30)
