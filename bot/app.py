@@ -45,7 +45,8 @@ from bot.storage.db import open_database
 from bot.storage.migrations import SchemaTooNew, upgrade
 from bot.storage.pins import Pins
 from bot.storage.repos import Checkpoint, EventLog, MediaSeen, OutboxRepo, PurgeJobs, StateRepo
-from bot.worker import PurgeBackoff, Worker
+from bot.worker.loop import Worker
+from bot.worker.retry import PurgeBackoff
 
 log = logging.getLogger("bot")
 

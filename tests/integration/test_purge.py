@@ -44,7 +44,7 @@ from bot.devtools.users import admin_request, q, room_messages_admin
 from bot.matrix.purge import MAX_ERRORS, PAUSE_ENV, AdminAPI, AdminUnusable, Purger
 from bot.outcomes import Transient
 from bot.storage import Storage
-from bot.worker import PurgeBackoff
+from bot.worker.retry import PurgeBackoff
 from tests.integration.waits import wait_until
 from tests.integration.world import (
     Chatter,
