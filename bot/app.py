@@ -42,9 +42,12 @@ from bot.messages import Texts
 from bot.metrics import Metrics
 from bot.scheduler import Timers
 from bot.storage.db import open_database
+from bot.storage.events import Checkpoint, EventLog
 from bot.storage.migrations import SchemaTooNew, upgrade
+from bot.storage.outbox import OutboxRepo
 from bot.storage.pins import Pins
-from bot.storage.repos import Checkpoint, EventLog, MediaSeen, OutboxRepo, PurgeJobs, StateRepo
+from bot.storage.purges import MediaSeen, PurgeJobs
+from bot.storage.state import StateRepo
 from bot.worker.loop import Worker
 from bot.worker.retry import PurgeBackoff
 

@@ -170,7 +170,7 @@ class AdminAPI:
 
 
 class PurgeJob(Protocol):
-    """A purge in progress, as stored (`bot.storage.repos.PurgeJob`)."""
+    """A purge in progress, as stored (`bot.storage.purges.PurgeJob`)."""
 
     session_id: SessionID
     step: str
@@ -180,7 +180,7 @@ class PurgeJob(Protocol):
 
 class JobLog(Protocol):
     """Where a purge keeps its progress, so that one cut short resumes on start
-    (`bot.storage.repos.PurgeJobs`; the purge never sees the database itself)."""
+    (`bot.storage.purges.PurgeJobs`; the purge never sees the database itself)."""
 
     INITIAL_STEP: str
 
@@ -194,7 +194,7 @@ class JobLog(Protocol):
 
 
 class MediaLog(Protocol):
-    """The media a conversation carried and who posted each (`bot.storage.repos.MediaSeen`)."""
+    """The media a conversation carried and who posted each (`bot.storage.purges.MediaSeen`)."""
 
     async def for_session(self, session_id: SessionID) -> list[str]: ...
 

@@ -36,7 +36,8 @@ from bot.core.ids import SessionID
 from bot.core.rooms import RoomIndex
 from bot.inbox import EffectDone, Inbound, Parked
 from bot.outcomes import EffectRunner, Known, Outcome, Transient
-from bot.storage.repos import Attempts, OutboxRepo, OutboxRow, RelayMap
+from bot.storage.events import RelayMap
+from bot.storage.outbox import Attempts, OutboxRepo, OutboxRow
 from bot.worker.retry import ATTEMPT_TIMEOUT, MAX_UNEXPECTED, PurgeBackoff
 
 log = logging.getLogger("bot.worker")  # one logger for the whole worker, as before its split

@@ -20,16 +20,11 @@ from bot.core.rooms import RoomIndex
 from bot.inbox import BatchEnd, EffectDone, Inbound, Item, Parked
 from bot.outcomes import EffectRunner
 from bot.storage.db import Database, Tx
-from bot.storage.repos import (
-    Attempts,
-    EventLog,
-    MediaSeen,
-    OutboxItem,
-    OutboxRepo,
-    RelayMap,
-    StateRepo,
-)
-from bot.storage.repos import Checkpoint as CheckpointRepo
+from bot.storage.events import Checkpoint as CheckpointRepo
+from bot.storage.events import EventLog, RelayMap
+from bot.storage.outbox import Attempts, OutboxItem, OutboxRepo
+from bot.storage.purges import MediaSeen
+from bot.storage.state import StateRepo
 from bot.worker.held import HOLD_S, HeldInputs
 from bot.worker.lanes import Lanes
 from bot.worker.record import follow_up, write_done

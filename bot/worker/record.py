@@ -20,7 +20,8 @@ from bot.core.events import (
 from bot.inbox import EffectDone
 from bot.outcomes import Lost, Outcome, Purged, Refused, RoomMade, Sent
 from bot.storage.db import Tx
-from bot.storage.repos import Attempts, OutboxRepo, RelayMap
+from bot.storage.events import RelayMap
+from bot.storage.outbox import Attempts, OutboxRepo
 
 log = logging.getLogger("bot.worker")  # one logger for the whole worker, as before its split
 

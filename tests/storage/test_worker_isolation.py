@@ -22,7 +22,7 @@ from bot.core.model import Changes, Role
 from bot.inbox import BatchEnd, Inbound
 from bot.outcomes import Done, RoomMade, Transient
 from bot.storage import Storage
-from bot.storage.repos import OutboxItem
+from bot.storage.outbox import OutboxItem
 from bot.worker.loop import STALLED_AFTER, Worker
 from tests.storage.conftest import T0, make_session
 

@@ -15,7 +15,7 @@ from bot.core.ids import RoomID, SessionID
 from bot.core.model import Changes, Role
 from bot.outcomes import Done, Transient
 from bot.storage import Storage
-from bot.storage.repos import OutboxItem
+from bot.storage.outbox import OutboxItem
 from bot.worker.loop import Worker
 from bot.worker.retry import PurgeBackoff
 from tests.storage.conftest import T0, make_session
