@@ -41,7 +41,8 @@ from bot.devtools.faultproxy import FaultProxy
 from bot.devtools.runner import SubprocessBot
 from bot.devtools.synapse import free_port
 from bot.devtools.users import admin_request, q, room_messages_admin
-from bot.matrix.purge import MAX_ERRORS, PAUSE_ENV, AdminAPI, AdminUnusable, Purger
+from bot.matrix.admin import AdminAPI, AdminUnusable
+from bot.matrix.purge import MAX_ERRORS, PAUSE_ENV, Purger
 from bot.outcomes import Transient
 from bot.storage import Storage
 from bot.worker.retry import PurgeBackoff
