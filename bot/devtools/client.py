@@ -50,7 +50,9 @@ from nio import (
     SyncError,
 )
 
-from bot.matrix.crosssigning import CrossSigningKeys, NioHttp, ensure_cross_signing
+from bot.matrix.crosssigning import ensure_cross_signing
+from bot.matrix.keyfile import CrossSigningKeys
+from bot.matrix.keysapi import NioHttp
 from bot.matrix.trust import CrossSigned, MemoryPins
 
 log = logging.getLogger(__name__)
