@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.devtools.client import ReceivedMessage, TestClient
+from bot.devtools.client import TestClient
 from bot.devtools.leaves import LeaveWatcher  # noqa: F401 - the flow tests import it from here
 from bot.devtools.runner import InProcessBot, write_config
+from bot.devtools.seen import ReceivedMessage
 from bot.devtools.synapse import SynapseServer
 from bot.devtools.users import RegisteredUser
 from bot.logs import Scrub, TextFormatter
