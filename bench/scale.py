@@ -70,8 +70,9 @@ import aiohttp
 
 from bench.probes import cpu_at_exit, outbox_rows, proc_status, scrape_metrics
 from bench.relay_latency import make_admin, own_cpu_times, percentile, step, stop_bot, tear_down
-from bot.devtools.client import ReceivedMessage, TestClient
+from bot.devtools.client import TestClient
 from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.seen import ReceivedMessage
 from bot.devtools.synapse import SynapseServer, free_port
 from bot.devtools.users import RegisteredUser, UserFactory
 

@@ -60,8 +60,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.relay_latency import make_admin, step, stop_bot, tear_down
-from bot.devtools.client import ReceivedMessage, TestClient
+from bot.devtools.client import TestClient
 from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.seen import ReceivedMessage
 from bot.devtools.synapse import SynapseServer
 from bot.devtools.users import RegisteredUser, UserFactory, admin_request, q
 

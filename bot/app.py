@@ -43,10 +43,14 @@ from bot.messages import Texts
 from bot.metrics import Metrics
 from bot.scheduler import Timers
 from bot.storage.db import open_database
+from bot.storage.events import Checkpoint, EventLog
 from bot.storage.migrations import SchemaTooNew, upgrade
+from bot.storage.outbox import OutboxRepo
 from bot.storage.pins import Pins
-from bot.storage.repos import Checkpoint, EventLog, MediaSeen, OutboxRepo, PurgeJobs, StateRepo
-from bot.worker import PurgeBackoff, Worker
+from bot.storage.purges import MediaSeen, PurgeJobs
+from bot.storage.state import StateRepo
+from bot.worker.loop import Worker
+from bot.worker.retry import PurgeBackoff
 
 log = logging.getLogger("bot")
 
@@ -206,10 +210,7 @@ async def _serve(
     )
     purger = Purger(
         conn.client,
-        # TEMPORARY, until the split of bot/matrix/purge.py lands: its `PurgeJob` protocol
-        # declares writable attributes, and `bot.storage.repos.PurgeJob` is frozen; the
-        # protocol's attributes become read-only properties there, and this ignore goes.
-        jobs=PurgeJobs(db),  # type: ignore[arg-type]
+        jobs=PurgeJobs(db),
         media=MediaSeen(db),
         homeserver=config.homeserver.url,
         admin_token=config.homeserver.admin_token,
@@ -263,9 +264,7 @@ async def _serve(
         )
         timers = Timers(fire=lambda t: enqueue(Inbound(t)))
         metrics = Metrics(
-            # TEMPORARY, until the split of bot/worker.py lands: its `Core` protocol lacks
-            # the `status` that `bot.core` has; the protocol gains it there, and this goes.
-            status=lambda: worker_ref[0].core.status(_now()),  # type: ignore[attr-defined]
+            status=lambda: worker_ref[0].core.status(_now()),
             sync_errors=lambda: conn.sync_errors,
             syncs=lambda: conn.syncs,
             skipped=conn.skipped,

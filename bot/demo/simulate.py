@@ -27,8 +27,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.demo.site import DemoError, DemoSite
-from bot.devtools.client import ReceivedMessage, TestClient
+from bot.devtools.client import TestClient
 from bot.devtools.leaves import LeaveWatcher
+from bot.devtools.seen import ReceivedMessage
 from bot.devtools.users import admin_request, q
 
 EXIT_OK = 0

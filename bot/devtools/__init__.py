@@ -9,6 +9,7 @@ Not part of the service: `helpline-bot run` never imports this package. It needs
   the admin API calls that tests and the demo use as ground truth.
 - :mod:`bot.devtools.client` is an E2EE matrix-nio client: a person as they meet the bot.
   It imports nio outside `bot/matrix/` on purpose: it plays the people, not the bot.
+  What its person has seen, and the waits for it, are in :mod:`bot.devtools.seen`.
 - :mod:`bot.devtools.runner` writes a bot config and runs the bot in-process or as a
   child process.
 - :mod:`bot.devtools.faultproxy` sits between the bot and Synapse and breaks on demand

@@ -64,7 +64,7 @@ class InProcessBot:
     def __init__(self, config_path: Path, *, purge_backoff: Any = None) -> None:
         self.config_path = config_path
         self.config: Config = load_config(config_path)
-        self.purge_backoff = purge_backoff  # a bot.worker.PurgeBackoff, to shorten it
+        self.purge_backoff = purge_backoff  # a bot.worker.retry.PurgeBackoff, to shorten it
         self.task: asyncio.Task[int] | None = None
 
     async def start(self, timeout: float = 30) -> None:

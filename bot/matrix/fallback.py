@@ -21,7 +21,7 @@ from typing import Any
 
 from nio import AsyncClient
 
-from bot.matrix.crosssigning import NioHttp
+from bot.matrix.keysapi import NioHttp
 from bot.matrix.patches import olm_account
 
 log = logging.getLogger(__name__)

@@ -49,6 +49,7 @@ grows to an hour, for as long as it takes; the job row keeps the purge across re
 A purge ends with "failed:<reason>" only when retrying cannot help (the token refused,
 the admin API hidden behind a proxy, a deletion refused) or after `MAX_ERRORS`
 unexpected errors (a bug). Nothing logged carries an ID, content or the admin token.
+The admin API's requests (room gone?, delete and wait, media) are in `bot.matrix.admin`.
 """
 
 from __future__ import annotations
@@ -60,9 +61,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
 
-import aiohttp
 from nio import AsyncClient, ErrorResponse, RedactedEvent, RedactionEvent, RoomMessagesResponse
 from nio.store.models import (
     EncryptedRooms,
@@ -73,7 +72,8 @@ from nio.store.models import (
 
 from bot.core.events import Purge
 from bot.core.ids import RoomID, SessionID, UserID
-from bot.matrix.errors import TRANSPORT_ERRORS, Kind, kind_of_code, kind_of_status
+from bot.matrix.admin import AdminAPI, AdminUnusable
+from bot.matrix.errors import TRANSPORT_ERRORS, Kind, kind_of_code
 from bot.matrix.forget import forget_chatter
 from bot.outcomes import Transient
 
@@ -88,94 +88,27 @@ VERIFIED_WITHOUT_ADMIN = "verified_without_admin"
 MAX_ERRORS = 6  # unexpected errors (bugs) before a purge ends as "failed:error"
 REDACT_CONCURRENCY = 8
 PAGE = 200
-DELETE_TRIES = 3
-DELETE_TIMEOUT_S = 120.0
-HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-
-class AdminUnusable(Exception):
-    """The admin API cannot be used. `code` "admin_refused": the token was refused (401,
-    403: not an admin account, or revoked). "admin_unavailable": what answers is not
-    Synapse's admin API, e.g. a reverse proxy that blocks /_synapse/admin and answers 404
-    to everything, which must never pass for "the room is gone"."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class AdminAPI:
-    """The few Synapse admin endpoints the purge uses, over aiohttp.
-
-    The token goes only into the Authorization header of requests to the homeserver;
-    errors are reported by status code, never with the request (whose headers carry it).
-    """
-
-    def __init__(self, homeserver: str, token: str) -> None:
-        self._base = homeserver.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._session: aiohttp.ClientSession | None = None
-
-    def __repr__(self) -> str:
-        return f"<AdminAPI {self._base}>"  # never the token
-
-    async def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
-        for _ in range(10):
-            try:
-                async with self._session.request(
-                    method, self._base + path, json=body, headers=self._headers
-                ) as resp:
-                    status = resp.status
-                    try:
-                        data = await resp.json(content_type=None)
-                    except ValueError:
-                        data = None
-            except TRANSPORT_ERRORS as exc:
-                raise Transient(type(exc).__name__) from None
-            data = data if isinstance(data, dict) else {}
-            kind = kind_of_status(status)
-            if kind is Kind.RATE_LIMITED:
-                await asyncio.sleep(min(10.0, int(data.get("retry_after_ms", 1000)) / 1000))
-                continue
-            if kind is Kind.TRANSIENT:
-                raise Transient(f"admin API {status}")
-            if status in (401, 403):
-                raise AdminUnusable("admin_refused")
-            return status, data
-        raise Transient("admin API rate limited")
-
-    async def room_gone(self, room: RoomID) -> bool:
-        """True only on Synapse's own "Room not found"."""
-        path = f"/_synapse/admin/v1/rooms/{quote(room, safe='')}"
-        status, body = await self.request("GET", path)
-        if status == 200:
-            return False
-        if _not_found(status, body):
-            return True
-        raise AdminUnusable("admin_unavailable")
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 class PurgeJob(Protocol):
-    """A purge in progress, as stored (`bot.storage.repos.PurgeJob`)."""
+    """A purge in progress, as stored (`bot.storage.purges.PurgeJob`, frozen)."""
 
-    session_id: SessionID
-    step: str
-    rooms: tuple[RoomID, ...]
-    media: tuple[str, ...]
+    @property
+    def session_id(self) -> SessionID: ...
+
+    @property
+    def step(self) -> str: ...
+
+    @property
+    def rooms(self) -> tuple[RoomID, ...]: ...
+
+    @property
+    def media(self) -> tuple[str, ...]: ...
 
 
 class JobLog(Protocol):
     """Where a purge keeps its progress, so that one cut short resumes on start
-    (`bot.storage.repos.PurgeJobs`; the purge never sees the database itself)."""
+    (`bot.storage.purges.PurgeJobs`; the purge never sees the database itself)."""
 
     INITIAL_STEP: str
 
@@ -189,7 +122,7 @@ class JobLog(Protocol):
 
 
 class MediaLog(Protocol):
-    """The media a conversation carried and who posted each (`bot.storage.repos.MediaSeen`)."""
+    """The media a conversation carried and who posted each (`bot.storage.purges.MediaSeen`)."""
 
     async def for_session(self, session_id: SessionID) -> list[str]: ...
 
@@ -362,99 +295,19 @@ class Purger:
         if self.admin is None:
             return
         try:
-            await _all(*(self._delete_room(self.admin, room) for room in rooms))
+            await _all(*(self.admin.delete_room(room) for room in rooms))
         except AdminUnusable as exc:
             log.error("rooms not deleted on the server", extra={"why": exc.code})
-
-    async def _delete_room(self, admin: AdminAPI, room: RoomID) -> None:
-        path = f"/_synapse/admin/v2/rooms/{quote(room, safe='')}"
-        for _ in range(DELETE_TRIES):
-            if await admin.room_gone(room):
-                return
-            status, body = await admin.request("DELETE", path, {"block": True, "purge": True})
-            delete_id = body.get("delete_id") if status == 200 else None
-            if status == 400 and "in progress" in str(body.get("error", "")):
-                delete_id = await self._running_delete(admin, room)
-            elif _not_found(status, body):
-                return
-            elif status != 200:
-                log.error("room deletion refused", extra={"status": status})
-                return
-            if isinstance(delete_id, str) and await self._await_delete(admin, delete_id):
-                return
-            log.warning("room deletion failed on the server; trying again")
-        # Not a reason to give up on the room: the purge is tried again later.
-        raise Transient("room deletion kept failing")
-
-    async def _running_delete(self, admin: AdminAPI, room: RoomID) -> str | None:
-        """The deletion already under way for `room` (one started before a crash)."""
-        path = f"/_synapse/admin/v2/rooms/{quote(room, safe='')}/delete_status"
-        status, body = await admin.request("GET", path)
-        for task in body.get("results", []) if status == 200 else []:
-            if task.get("status") in ("scheduled", "active") and task.get("delete_id"):
-                return str(task["delete_id"])
-        return None
-
-    async def _await_delete(self, admin: AdminAPI, delete_id: str) -> bool:
-        """Poll until the server's delete task ends; True if it completed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DELETE_TIMEOUT_S
-        delay = 0.05
-        path = f"/_synapse/admin/v2/rooms/delete_status/{quote(delete_id, safe='')}"
-        while True:
-            status, body = await admin.request("GET", path)
-            state = body.get("status") if status == 200 else "unknown"
-            if state == "complete":
-                return True
-            if state in ("failed", "unknown"):
-                return False
-            if loop.time() > deadline:
-                raise Transient("room deletion still running")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
 
     async def _delete_media(
         self, sid: SessionID, media: Sequence[str], participants: Sequence[UserID]
     ) -> None:
-        """Delete the media that whoever posted it in the conversation uploaded. An mxc://
-        comes from a message, and anyone can name anyone's upload in one (a volunteer's,
-        a stranger's): the uploader, as the admin media API records it, must be the one
-        who posted it (for items recorded before the poster was kept: a participant).
-        No uploader known (another server's media, an old Synapse that does not say):
-        kept."""
+        """Delete the conversation's media that its posters uploaded (`AdminAPI.delete_media`)."""
         if self.admin is None or not media:
             return
         posters = await self.media.posters(sid)  # the conversation's row is still there
-        gone = kept = foreign = 0
         try:
-            for mxc in media:
-                parts = urlsplit(mxc)
-                server, media_id = parts.netloc, parts.path.lstrip("/")
-                if parts.scheme != "mxc" or not server or not media_id:
-                    kept += 1
-                    continue
-                where = f"{quote(server, safe='')}/{quote(media_id, safe='')}"
-                path = f"/_synapse/admin/v1/media/{where}"
-                status, body = await self.admin.request("GET", path)
-                if _not_found(status, body):
-                    gone += 1  # already gone, or never uploaded
-                    continue
-                if status != 200:
-                    kept += 1
-                    continue
-                info = body.get("media_info", body)  # the envelope since Synapse 1.12x
-                uploader = info.get("user_id") if isinstance(info, dict) else None
-                poster = posters.get(mxc)
-                if uploader is None or uploader not in ([poster] if poster else participants):
-                    foreign += 1
-                    continue
-                status, body = await self.admin.request("DELETE", path)
-                # 404: gone meanwhile; 400: another server's media, which only that
-                # server can delete.
-                if status == 200 or _not_found(status, body):
-                    gone += 1
-                else:
-                    kept += 1
+            gone, kept, foreign = await self.admin.delete_media(media, posters, participants)
         except AdminUnusable as exc:
             log.error("media not deleted on the server", extra={"why": exc.code})
             return
@@ -530,11 +383,6 @@ class Purger:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _not_found(status: int, body: dict[str, Any]) -> bool:
-    """Synapse's own 404, not a proxy's or an unknown endpoint's (M_UNRECOGNIZED)."""
-    return status == 404 and body.get("errcode") == "M_NOT_FOUND"
 
 
 def _since(began: float) -> float:

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from nio import AsyncClient
 
-from bot.matrix.crosssigning import (
+from bot.matrix.keysapi import (
     CrossSigningError,
     Http,
     Identity,

@@ -21,12 +21,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,16 @@ def epoch(value: datetime) -> float:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime given to storage; pass a timezone-aware one")
     return value.timestamp()
+
+
+def from_epoch(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def dumps(value: Any) -> str:
+    # ensure_ascii=False keeps text as UTF-8 rather than \u escapes, so a byte-level
+    # privacy audit of the file can find a non-ASCII body if it were ever left behind.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class Tx:

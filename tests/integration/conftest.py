@@ -26,7 +26,7 @@ import pytest
 from bot.devtools.client import TestClient
 from bot.devtools.synapse import SynapseServer, SynapseStartError
 from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
-from bot.matrix.crosssigning import CrossSigningKeys
+from bot.matrix.keyfile import CrossSigningKeys
 from tests.integration.world import MakeClient, MakeUser, OpenWorld, World, build_world
 
 DEFAULT_TIMEOUT_S = 120

@@ -23,13 +23,8 @@ import yaml
 
 from bot.devtools.client import TestClient
 from bot.devtools.runner import InProcessBot
-from bot.matrix.crosssigning import (
-    CrossSigningKeys,
-    KeyFile,
-    NioHttp,
-    identity_from_query,
-    query_keys,
-)
+from bot.matrix.keyfile import CrossSigningKeys, KeyFile
+from bot.matrix.keysapi import NioHttp, identity_from_query, query_keys
 from tests.integration.world import (
     TIMEOUT,
     World,

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from nio import RedactionEvent, RoomPreset, RoomVisibility
 
-from bot.devtools.client import MEGOLM_ALGORITHM, TestClientError
+from bot.devtools.client import MEGOLM_ALGORITHM
+from bot.devtools.seen import TestClientError
 from bot.devtools.users import admin_request, q, room_messages_admin
 from tests.integration.world import (
     TIMEOUT,

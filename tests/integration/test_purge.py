@@ -41,10 +41,11 @@ from bot.devtools.faultproxy import FaultProxy
 from bot.devtools.runner import SubprocessBot
 from bot.devtools.synapse import free_port
 from bot.devtools.users import admin_request, q, room_messages_admin
-from bot.matrix.purge import MAX_ERRORS, AdminAPI, AdminUnusable, Purger
+from bot.matrix.admin import AdminAPI, AdminUnusable
+from bot.matrix.purge import MAX_ERRORS, Purger
 from bot.outcomes import Transient
 from bot.storage import Storage
-from bot.worker import PurgeBackoff
+from bot.worker.retry import PurgeBackoff
 from tests.integration.waits import wait_until
 from tests.integration.world import (
     Chatter,

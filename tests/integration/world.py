@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.devtools.client import ReceivedMessage, TestClient
+from bot.devtools.client import TestClient
 from bot.devtools.leaves import LeaveWatcher  # noqa: F401 - the flow tests import it from here
 from bot.devtools.runner import InProcessBot, write_config
+from bot.devtools.seen import ReceivedMessage
 from bot.devtools.synapse import SynapseServer
 from bot.devtools.users import RegisteredUser
 from bot.logs import Scrub, TextFormatter
-from bot.worker import PurgeBackoff
+from bot.worker.retry import PurgeBackoff
 
 # What the fixtures of the same names give a test.
 MakeUser = Callable[..., Awaitable[RegisteredUser]]  # (prefix="user", admin=False, ...)
@@ -94,7 +95,7 @@ async def build_world(
     **options: Any,
 ) -> World:
     """`staff_helpline(**options)`, then the bot started in-process, its logs captured.
-    `purge_backoff`: a shorter `bot.worker.PurgeBackoff` for the bot."""
+    `purge_backoff`: a shorter `bot.worker.retry.PurgeBackoff` for the bot."""
     staffed = await staff_helpline(synapse, make_user, make_client, tmp_path, **options)
     bot_user, volunteers, staff_room = staffed.bot_user, staffed.volunteers, staffed.staff_room
     logs, handler, old_level = capture_logs()

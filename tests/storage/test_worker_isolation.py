@@ -22,8 +22,8 @@ from bot.core.model import Changes, Role
 from bot.inbox import BatchEnd, Inbound
 from bot.outcomes import Done, RoomMade, Transient
 from bot.storage import Storage
-from bot.storage.repos import OutboxItem
-from bot.worker import STALLED_AFTER, Worker
+from bot.storage.outbox import OutboxItem
+from bot.worker.loop import STALLED_AFTER, Worker
 from tests.storage.conftest import T0, make_session
 
 
@@ -305,7 +305,7 @@ async def test_what_happens_in_a_room_being_created_waits_for_its_creation(two_s
         gate.set()
         await until(lambda: len(core.seen) == 3)
         assert [type(i).__name__ for i in core.seen] == ["RoomCreated", "Joined", "Message"]
-        await until(lambda: running.worker._held_token is None)
+        await until(lambda: running.worker.held.token is None)
         assert await storage.checkpoint.get() == "s1"
     finally:
         await running.stop()

@@ -15,8 +15,9 @@ from bot.core.ids import RoomID, SessionID
 from bot.core.model import Changes, Role
 from bot.outcomes import Done, Transient
 from bot.storage import Storage
-from bot.storage.repos import OutboxItem
-from bot.worker import PurgeBackoff, Worker
+from bot.storage.outbox import OutboxItem
+from bot.worker.loop import Worker
+from bot.worker.retry import PurgeBackoff
 from tests.storage.conftest import T0, make_session
 
 
@@ -142,9 +143,9 @@ async def test_a_failing_purge_is_retried_with_backoff_for_as_long_as_it_takes(
     storage = await Storage.open(tmp_path / "bot.db")
     executor = FailingPurges(failures=12)
     worker = outbox_worker(storage, executor)  # type: ignore[arg-type]
-    worker.purge_backoff = PurgeBackoff(first=0.005, cap=0.02, alert_after=3)
+    worker.lanes.purge_backoff = PurgeBackoff(first=0.005, cap=0.02, alert_after=3)
     told: list[Any] = []
-    worker.put = lambda item: told.append(item.input)  # type: ignore[assignment,method-assign,union-attr]
+    worker.lanes.tell = lambda item: told.append(item.input)
     task: asyncio.Task[None] | None = None
     try:
         one, two = SessionID(1), SessionID(2)

@@ -1,4 +1,5 @@
-"""bot.matrix.crosssigning: canonical JSON and signatures against the spec's test vectors
+"""Cross-signing (bot.matrix.signing, keyfile, keysapi, crosssigning): canonical JSON and
+signatures against the spec's test vectors
 and a second implementation (signedjson/canonicaljson, which come with Synapse), the key
 file, the Element trust rule, and the bootstrap against a fake homeserver that behaves
 like Synapse 1.163 where it matters (first upload without auth, 401 to replace, 200 with
@@ -19,16 +20,14 @@ import pytest
 import signedjson.key
 import signedjson.sign
 
-from bot.matrix.crosssigning import (
-    CrossSigningError,
-    CrossSigningKeys,
-    KeyFile,
+from bot.matrix.crosssigning import ensure_cross_signing
+from bot.matrix.keyfile import CrossSigningKeys, KeyFile
+from bot.matrix.keysapi import CrossSigningError, identity_from_query
+from bot.matrix.signing import (
     SigningKey,
     b64decode,
     b64encode,
     canonical_json,
-    ensure_cross_signing,
-    identity_from_query,
     sign_json,
     verify_json,
 )
@@ -216,7 +215,7 @@ def test_key_file_round_trip_is_private_and_encrypted(tmp_path: Path) -> None:
 
 
 def test_key_file_missing_is_none_and_wrong_key_or_account_is_an_error(tmp_path: Path) -> None:
-    from bot.matrix.crosssigning import KeyFileError
+    from bot.matrix.keyfile import KeyFileError
 
     path = tmp_path / "cross_signing.json"
     assert KeyFile(path, "store-key-0123456789", USER).load() is None

@@ -11,7 +11,8 @@ from typing import Any
 from nio import Event
 
 from bot.logs import Scrub, TextFormatter
-from bot.matrix.purge import AdminAPI, _has_content, _name
+from bot.matrix.admin import AdminAPI
+from bot.matrix.purge import _has_content, _name
 
 
 def event(**fields: Any) -> Any:

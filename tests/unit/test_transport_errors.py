@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from bot import app
-from bot.matrix.crosssigning import NioHttp
 from bot.matrix.errors import Kind, kind_of_code, kind_of_status
+from bot.matrix.keysapi import NioHttp
 from bot.outcomes import Transient
 
 

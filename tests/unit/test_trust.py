@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.matrix.crosssigning import CrossSigningKeys, sign_json
+from bot.matrix.keyfile import CrossSigningKeys
+from bot.matrix.signing import sign_json
 from bot.matrix.trust import AllDevices, CrossSigned, MemoryPins, TrustNotAvailable, build
 from bot.storage.db import open_database
 from bot.storage.pins import Pins

@@ -1,0 +1,66 @@
+"""What the worker makes of a carried-out effect: the input that follows from its outcome
+(a created room, a finished purge, a lost room), and what is written with its row when the
+row is marked done (the relay map, the end of a room creation's attempts)."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.core.events import (
+    CreateRoom,
+    Effect,
+    Input,
+    Purge,
+    PurgeFinished,
+    Relay,
+    Removed,
+    RoomCreated,
+    RoomFailed,
+)
+from bot.inbox import EffectDone
+from bot.outcomes import Lost, Outcome, Purged, Refused, RoomMade, Sent
+from bot.storage.db import Tx
+from bot.storage.events import RelayMap
+from bot.storage.outbox import Attempts, OutboxRepo
+
+log = logging.getLogger("bot.worker")  # one logger for the whole worker, as before its split
+
+
+def follow_up(effect: Effect, outcome: Outcome) -> Input | None:
+    """The input for the core that an outcome makes, if any; logs a refusal or a loss."""
+    if isinstance(effect, CreateRoom):
+        ref = effect.ref
+        if isinstance(outcome, RoomMade):
+            return RoomCreated(ref.session_id, ref.offer_id, outcome.room)
+        if isinstance(outcome, Refused):
+            log.error("room creation refused", extra={"code": outcome.code})
+            return RoomFailed(ref.session_id, ref.offer_id)
+        return None
+    if isinstance(outcome, Purged) and isinstance(effect, Purge):
+        return PurgeFinished(effect.session_id, outcome.result)
+    if isinstance(outcome, Lost):
+        log.warning(
+            "the bot is no longer in a room of a conversation", extra={"effect": _name(effect)}
+        )
+        return Removed(outcome.room)
+    if isinstance(outcome, Refused):
+        log.warning("effect refused", extra={"effect": _name(effect), "code": outcome.code})
+    return None
+
+
+async def write_done(
+    done: EffectDone, tx: Tx, *, outbox: OutboxRepo, attempts: Attempts, relay_map: RelayMap
+) -> None:
+    """Mark the row done, with what must be remembered of it."""
+    effect, outcome = done.effect, done.outcome
+    await outbox.done(done.row.id, tx=tx)
+    if isinstance(effect, CreateRoom):
+        await attempts.clear(done.row.txn_id, tx=tx)
+    if isinstance(effect, Relay) and isinstance(outcome, Sent):
+        await relay_map.record(
+            effect.to.session_id, effect.source, outcome.room, outcome.event_id, tx=tx
+        )
+
+
+def _name(effect: Effect | None) -> str:
+    return type(effect).__name__
