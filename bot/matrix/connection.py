@@ -25,9 +25,9 @@ from bot.core.ids import RoomID, UserID
 from bot.core.rooms import RoomIndex, Rooms
 from bot.inbox import BatchEnd, Inbound
 from bot.matrix.batch import BatchTranslator
-from bot.matrix.crosssigning import CrossSigningKeys
 from bot.matrix.cryptostore import BotStore
 from bot.matrix.held import HeldEvents
+from bot.matrix.keyfile import CrossSigningKeys
 from bot.matrix.login import log_in
 from bot.matrix.patches import PatchedClient, use_compiled_schemas
 from bot.matrix.sync import Syncer

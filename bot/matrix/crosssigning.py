@@ -41,7 +41,6 @@ from bot.matrix.keysapi import (
     CLIENT,
     CrossSigningError,
     Http,
-    NioHttp,
     brief,
     query_keys,
     single_ed25519,
@@ -49,16 +48,6 @@ from bot.matrix.keysapi import (
 from bot.matrix.signing import SigningKey, sign_json, verify_json
 
 log = logging.getLogger(__name__)
-
-# What the bot's start (bot.matrix.connection) takes from here.
-__all__ = [
-    "Bootstrap",
-    "CrossSigningError",
-    "CrossSigningKeys",
-    "KeyFile",
-    "NioHttp",
-    "ensure_cross_signing",
-]
 
 
 @dataclass

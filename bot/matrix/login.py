@@ -23,14 +23,10 @@ import aiohttp
 from nio import AsyncClient, LoginResponse, WhoamiResponse
 
 from bot.exits import EXIT_CROSS_SIGNING, EXIT_IDENTITY, EXIT_LOGIN, EXIT_TOKEN, StartupError
-from bot.matrix.crosssigning import (
-    CrossSigningError,
-    CrossSigningKeys,
-    KeyFile,
-    NioHttp,
-    ensure_cross_signing,
-)
+from bot.matrix.crosssigning import ensure_cross_signing
 from bot.matrix.errors import NO_ANSWER
+from bot.matrix.keyfile import CrossSigningKeys, KeyFile
+from bot.matrix.keysapi import CrossSigningError, NioHttp
 from bot.matrix.patches import skip_empty_room_saves
 
 log = logging.getLogger(__name__)

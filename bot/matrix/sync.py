@@ -33,9 +33,9 @@ from nio import MessageDirection, RoomMessagesResponse, SyncResponse, UploadFilt
 from bot.exits import EXIT_TOKEN, StartupError
 from bot.inbox import BatchEnd, Inbound
 from bot.matrix.batch import BatchTranslator
-from bot.matrix.crosssigning import NioHttp
 from bot.matrix.errors import NO_ANSWER, check
 from bot.matrix.fallback import needs_fallback_key, publish_fallback_key
+from bot.matrix.keysapi import NioHttp
 from bot.matrix.patches import PatchedClient
 from bot.matrix.syncfilter import SYNC_FILTER, spec_version
 from bot.outcomes import Transient

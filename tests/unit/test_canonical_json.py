@@ -26,7 +26,7 @@ import signedjson.sign
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.matrix.crosssigning import SigningKey, canonical_json, sign_json, verify_json
+from bot.matrix.signing import SigningKey, canonical_json, sign_json, verify_json
 
 MAX_INT = 2**53 - 1  # the spec's range is [-(2**53)+1, 2**53-1]
 
