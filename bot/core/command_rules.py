@@ -26,6 +26,8 @@ from bot.core.model import (
     Session,
     State,
     TimerKind,
+    VolunteerProfile,
+    VolunteerState,
 )
 
 
@@ -166,13 +168,21 @@ class CommandRules(Lifecycle):
         elif parsed.name == "off":
             self._off_duty(m, now)
 
-    def _on_duty(self, m: Message, now: datetime) -> None:
-        lang = self._staff_language()
+    def _volunteer(self, m: Message) -> tuple[VolunteerProfile, VolunteerState] | None:
+        """The sender's profile and duty, or None (and they are told) for a supervisor
+        or anyone else who is not a volunteer."""
         profile = self.policy.profile(m.sender)
         if profile is None:
-            self._say(m.room, "duty.not_volunteer", lang)
+            self._say(m.room, "duty.not_volunteer", self._staff_language())
+            return None
+        return profile, self.duty[m.sender]
+
+    def _on_duty(self, m: Message, now: datetime) -> None:
+        lang = self._staff_language()
+        found = self._volunteer(m)
+        if found is None:
             return
-        v = self.duty[m.sender]
+        profile, v = found
         if not v.on_duty:
             v.on_duty, v.duty_since, v.lapses = True, now, 0
             self._touch_duty(v)
@@ -187,11 +197,10 @@ class CommandRules(Lifecycle):
 
     def _off_duty(self, m: Message, now: datetime) -> None:
         lang = self._staff_language()
-        profile = self.policy.profile(m.sender)
-        if profile is None:
-            self._say(m.room, "duty.not_volunteer", lang)
+        found = self._volunteer(m)
+        if found is None:
             return
-        v = self.duty[m.sender]
+        profile, v = found
         v.on_duty = False
         self._touch_duty(v)
         for s in list(self.sessions.values()):

@@ -226,6 +226,19 @@ async def bot_with_a_volunteer_on_duty(
     return OnDuty(bot, bot_user.user_id, volunteer, staff_room)
 
 
+async def welcomed_chatter(make_user: Any, make_client: Any, bot_id: str) -> tuple[Any, str]:
+    """A chatter who wrote "hei" to the bot in a DM, joined the private room and read the
+    welcome there; with that room."""
+    chatter = await make_client(await make_user("chatter"))
+    dm = await chatter.create_encrypted_room(invite=[bot_id], is_direct=True)
+    await chatter.wait_for_join(dm, bot_id, timeout=30)
+    await chatter.send_text(dm, "hei")
+    session_room = (await chatter.wait_for_invite(timeout=30)).room_id
+    await chatter.join(session_room)
+    await from_bot(chatter, session_room, bot_id)  # welcome
+    return chatter, session_room
+
+
 @pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "slow-answer"])
 async def test_a_join_before_the_room_is_recorded_still_welcomes_the_chatter(
     synapse, admin, make_user, make_client, tmp_path: Path, kill: bool
@@ -286,13 +299,7 @@ async def test_a_volunteer_join_before_the_offer_room_is_recorded_accepts_the_of
     bot, volunteer, bot_id = w.bot, w.volunteer, w.bot_id
     try:
         proxy.hold_invitee = volunteer.user_id  # the offer room's answer comes late
-        chatter = await make_client(await make_user("chatter"))
-        dm = await chatter.create_encrypted_room(invite=[bot_id], is_direct=True)
-        await chatter.wait_for_join(dm, bot_id, timeout=30)
-        await chatter.send_text(dm, "hei")
-        session_room = (await chatter.wait_for_invite(timeout=30)).room_id
-        await chatter.join(session_room)
-        await from_bot(chatter, session_room, bot_id)  # welcome
+        await welcomed_chatter(make_user, make_client, bot_id)
         await asyncio.wait_for(proxy.held.wait(), 30)
         offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
         await volunteer.join(offer_room)
@@ -327,13 +334,7 @@ async def test_what_was_written_before_the_end_is_relayed_before_the_end(
     )
     bot, volunteer, bot_id = w.bot, w.volunteer, w.bot_id
     try:
-        chatter = await make_client(await make_user("chatter"))
-        dm = await chatter.create_encrypted_room(invite=[bot_id], is_direct=True)
-        await chatter.wait_for_join(dm, bot_id, timeout=30)
-        await chatter.send_text(dm, "hei")
-        session_room = (await chatter.wait_for_invite(timeout=30)).room_id
-        await chatter.join(session_room)
-        await from_bot(chatter, session_room, bot_id)  # welcome
+        chatter, session_room = await welcomed_chatter(make_user, make_client, bot_id)
         offer_room = (await volunteer.wait_for_invite(timeout=30)).room_id
         await volunteer.join(offer_room)
         accepted_at = time.monotonic()
