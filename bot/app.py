@@ -19,6 +19,7 @@ import random
 import signal
 import stat
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from bot.config import ChatterDevices, Config, build_policy
 from bot.core.events import ChatterUnverified, IdentityChanged
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
+from bot.core.model import Policy
 from bot.core.rooms import RoomIndex
 from bot.exits import EXIT_CONFIG, EXIT_LOCKED, EXIT_UNEXPECTED, StartupError
 from bot.http import Health, HttpEndpoint, HttpStartError
@@ -187,15 +189,8 @@ async def _serve(
     purge_pause_after: str | None = None,
 ) -> int:
     stored = await StateRepo(db).load()
-    texts = Texts(
-        config.messages, default_language=config.language.default, bot_name=config.bot.display_name
-    )
-    worker_ref: list[Worker] = []
     rooms = RoomIndex(stored.sessions)
-
-    def enqueue(item: Any) -> None:
-        worker_ref[0].put(item)
-
+    inbox = _Forward()
     conn = Connection(
         homeserver=config.homeserver.url,
         user_id=config.bot.user_id,
@@ -204,7 +199,7 @@ async def _serve(
         display_name=config.bot.display_name,
         data_dir=Path(config.storage.data_dir),
         store_key=config.storage.store_key,
-        enqueue=enqueue,
+        enqueue=inbox.put,
         rooms=rooms,
         undecryptable_grace=config.encryption.undecryptable_grace,
     )
@@ -221,139 +216,194 @@ async def _serve(
         await conn.login()
         await conn.join_configured(config.volunteers.room, list(config.intake.lobby_rooms))
         policy = build_policy(config, conn.staff_room)
-
-        def build_core(state: Any) -> Helpline:
-            return Helpline(
-                policy,
-                random.SystemRandom(),
-                sessions=state.sessions,
-                volunteers=state.volunteers,
-                timers=state.timers,
-                counters=state.counters,
-                blocked=state.blocked,
-            )
-
-        async def restore_core() -> Helpline:
-            return build_core(await StateRepo(db).load())
-
-        core = build_core(stored)
-        trust_policy_ = build_trust(
-            trust,
-            pins=Pins(db),
-            pin_key=policy.block_key,
-            is_staff=lambda user: policy.is_staff(UserID(user)) or user == config.bot.user_id,
-            # A staff member's changed identity is told to the supervisors by the core.
-            on_identity_change=lambda user: enqueue(Inbound(IdentityChanged(UserID(user)))),
-            chatter_fallback=(
-                config.encryption.chatter_devices is ChatterDevices.FALLBACK_TO_UNSIGNED
-            ),
-            on_unverified_chatter=lambda user, room: enqueue(
-                Inbound(ChatterUnverified(RoomID(room), UserID(user)))
-            ),
-        )
-        conn.on_device_change = trust_policy_.forget
-        executor = Executor(
-            conn.client,
-            texts=texts,
-            rooms=rooms,
-            trust=trust_policy_,
-            retention=config.privacy.retention_max_lifetime,
-            bot_user=config.bot.user_id,
-            purge=purger,
-            redact_room=purger.redact_room,
-        )
-        timers = Timers(fire=lambda t: enqueue(Inbound(t)))
-        metrics = Metrics(
-            status=lambda: worker_ref[0].core.status(_now()),
-            sync_errors=lambda: conn.sync_errors,
-            syncs=lambda: conn.syncs,
-            skipped=conn.skipped,
-        )
-        worker = Worker(
-            core=core,
-            db=db,
-            runner=executor,
-            timers=timers,
-            clock=_now,
-            rooms=rooms,
-            observer=metrics,
-            vouch=lambda user, key: trust_policy_.vouches(conn.client, user, key),
-            restore=restore_core,
-            purge_backoff=purge_backoff,
-        )
-        worker_ref.append(worker)
-        syncing: list[asyncio.Task[None]] = []
-        health = Health(
-            sync_running=lambda: bool(syncing) and not syncing[0].done(),
-            last_sync_ok=lambda: conn.last_sync_ok,
-            db_writable=db.check_writable,
-            worker=worker.health,
-        )
-        http = HttpEndpoint(config.http.host, config.http.port, health, metrics)
-        await http.start()
-        invites = InviteGate(
-            conn.client,
-            policy,
-            configured=lambda room: room == conn.staff_room or room in conn.lobbies,
-        )
-        conn.on_invite = invites.on_invite
-
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-
-        timers.start(stored.timers, after=conn.caught_up)
-        unparked = await OutboxRepo(db).unpark_all()
-        if unparked:
-            log.warning("parked effects are tried again", extra={"count": unparked})
-        since = await Checkpoint(db).get()
-        worker_task = asyncio.create_task(worker.run(), name="worker")
-        prune_task = asyncio.create_task(
-            prune_events(db, DEDUPE_MARGIN + config.encryption.undecryptable_grace),
-            name="prune processed events",
-        )
-        sync_task = asyncio.create_task(conn.sync_loop(since), name="sync")
-        syncing.append(sync_task)
-        log.info(
-            "serving",
-            extra={
-                "sessions": len(stored.sessions),
-                "timers": len(stored.timers),
-                "resumed": since is not None,
-            },
-        )
-        if ready is not None:
-            ready.set()
-        stop_task = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait(
-            {stop_task, sync_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
-        )
-        code = 0
-        if sync_task in done and sync_task.exception() is not None:
-            exc = sync_task.exception()
-            log.error("sync loop stopped", extra={"why": type(exc).__name__})
-            code = exc.exit_code if isinstance(exc, StartupError) else 1
-        conn.stop()
-        if not sync_task.done():
-            sync_task.cancel()
-        worker.inbox.put_nowait(None)
-        try:
-            await asyncio.wait_for(worker_task, 30)
-        except TimeoutError:
-            worker_task.cancel()
-        prune_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await prune_task
-        timers.shutdown()
-        await http.stop()
-        await invites.close()
-        stop_task.cancel()
-        log.info("stopped", extra={"handled": worker.handled})
-        return code
+        parts = _worker(config, db, trust, policy, conn, purger, stored, rooms, purge_backoff)
+        inbox.worker = parts.worker
+        return await _run(config, db, policy, conn, parts, stored, ready)
     finally:
         await purger.close()
         await conn.client.close()
+
+
+class _Forward:
+    """The worker's inbox for the parts made before the worker (the connection)."""
+
+    worker: Worker | None = None
+
+    def put(self, item: Any) -> None:
+        assert self.worker is not None, "an input before the worker exists"
+        self.worker.put(item)
+
+
+def _worker(
+    config: Config,
+    db: Any,
+    trust: Any,
+    policy: Policy,
+    conn: Connection,
+    purger: Purger,
+    stored: Any,
+    rooms: RoomIndex,
+    purge_backoff: PurgeBackoff | None,
+) -> _Parts:
+    """The core rebuilt from storage, the trust policy and the executor, in a worker."""
+    worker: Worker
+
+    def enqueue(item: Any) -> None:
+        worker.put(item)
+
+    def build_core(state: Any) -> Helpline:
+        return Helpline(
+            policy,
+            random.SystemRandom(),
+            sessions=state.sessions,
+            volunteers=state.volunteers,
+            timers=state.timers,
+            counters=state.counters,
+            blocked=state.blocked,
+        )
+
+    async def restore_core() -> Helpline:
+        return build_core(await StateRepo(db).load())
+
+    trust_policy = build_trust(
+        trust,
+        pins=Pins(db),
+        pin_key=policy.block_key,
+        is_staff=lambda user: policy.is_staff(UserID(user)) or user == config.bot.user_id,
+        # A staff member's changed identity is told to the supervisors by the core.
+        on_identity_change=lambda user: enqueue(Inbound(IdentityChanged(UserID(user)))),
+        chatter_fallback=(config.encryption.chatter_devices is ChatterDevices.FALLBACK_TO_UNSIGNED),
+        on_unverified_chatter=lambda user, room: enqueue(
+            Inbound(ChatterUnverified(RoomID(room), UserID(user)))
+        ),
+    )
+    conn.on_device_change = trust_policy.forget
+    executor = Executor(
+        conn.client,
+        texts=Texts(
+            config.messages,
+            default_language=config.language.default,
+            bot_name=config.bot.display_name,
+        ),
+        rooms=rooms,
+        trust=trust_policy,
+        retention=config.privacy.retention_max_lifetime,
+        bot_user=config.bot.user_id,
+        purge=purger,
+        redact_room=purger.redact_room,
+    )
+    timers = Timers(fire=lambda t: enqueue(Inbound(t)))
+    metrics = Metrics(
+        status=lambda: worker.core.status(_now()),
+        sync_errors=lambda: conn.sync_errors,
+        syncs=lambda: conn.syncs,
+        skipped=conn.skipped,
+    )
+    worker = Worker(
+        core=build_core(stored),
+        db=db,
+        runner=executor,
+        timers=timers,
+        clock=_now,
+        rooms=rooms,
+        observer=metrics,
+        vouch=lambda user, key: trust_policy.vouches(conn.client, user, key),
+        restore=restore_core,
+        purge_backoff=purge_backoff,
+    )
+    return _Parts(worker, timers, metrics)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    worker: Worker
+    timers: Timers
+    metrics: Metrics
+
+
+async def _run(
+    config: Config,
+    db: Any,
+    policy: Policy,
+    conn: Connection,
+    parts: _Parts,
+    stored: Any,
+    ready: asyncio.Event | None,
+) -> int:
+    """Serve until SIGTERM/SIGINT or until the sync loop or the worker stops; the exit
+    code."""
+    worker, timers, metrics = parts.worker, parts.timers, parts.metrics
+    syncing: list[asyncio.Task[None]] = []
+    health = Health(
+        sync_running=lambda: bool(syncing) and not syncing[0].done(),
+        last_sync_ok=lambda: conn.last_sync_ok,
+        db_writable=db.check_writable,
+        worker=worker.health,
+    )
+    http = HttpEndpoint(config.http.host, config.http.port, health, metrics)
+    await http.start()
+    invites = InviteGate(
+        conn.client,
+        policy,
+        configured=lambda room: room == conn.staff_room or room in conn.lobbies,
+    )
+    conn.on_invite = invites.on_invite
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    timers.start(stored.timers, after=conn.caught_up)
+    unparked = await OutboxRepo(db).unpark_all()
+    if unparked:
+        log.warning("parked effects are tried again", extra={"count": unparked})
+    since = await Checkpoint(db).get()
+    worker_task = asyncio.create_task(worker.run(), name="worker")
+    prune_task = asyncio.create_task(
+        prune_events(db, DEDUPE_MARGIN + config.encryption.undecryptable_grace),
+        name="prune processed events",
+    )
+    sync_task = asyncio.create_task(conn.sync_loop(since), name="sync")
+    syncing.append(sync_task)
+    log.info(
+        "serving",
+        extra={
+            "sessions": len(stored.sessions),
+            "timers": len(stored.timers),
+            "resumed": since is not None,
+        },
+    )
+    if ready is not None:
+        ready.set()
+    stop_task = asyncio.create_task(stop.wait(), name="stop")
+    done, _ = await asyncio.wait(
+        {stop_task, sync_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
+    )
+    code = 0
+    if sync_task in done and sync_task.exception() is not None:
+        exc = sync_task.exception()
+        log.error("sync loop stopped", extra={"why": type(exc).__name__})
+        code = exc.exit_code if isinstance(exc, StartupError) else 1
+    # Stopping, in the order that loses nothing: no new input, the step in hand finished
+    # (what was not carried out stays in the outbox), then the rest.
+    conn.stop()
+    if not sync_task.done():
+        sync_task.cancel()
+    worker.inbox.put_nowait(None)
+    try:
+        await asyncio.wait_for(worker_task, 30)
+    except TimeoutError:
+        worker_task.cancel()
+    prune_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await prune_task
+    timers.shutdown()
+    await http.stop()
+    await invites.close()
+    stop_task.cancel()
+    log.info("stopped", extra={"handled": worker.handled})
+    return code
 
 
 PRUNE_EVERY = 60.0  # seconds between two prunes of processed_events
