@@ -52,7 +52,7 @@ from bot.config.model import (
     PrivacyConfig,
     RoutingConfig,
     StorageConfig,
-    TrustPolicy,
+    TrustRule,
     VolunteerConfig,
     VolunteersConfig,
 )
@@ -80,7 +80,7 @@ __all__ = [
     "RoutingConfig",
     "RoutingStrategy",
     "StorageConfig",
-    "TrustPolicy",
+    "TrustRule",
     "VolunteerConfig",
     "VolunteersConfig",
     "build_policy",

@@ -17,7 +17,7 @@ from bot.core.model import Hours, Interval, PlaintextDirect
 from bot.core.model import Strategy as RoutingStrategy
 
 
-class TrustPolicy(enum.StrEnum):
+class TrustRule(enum.StrEnum):
     """Which devices of other users the bot shares room keys with."""
 
     # Element's rule since MSC4153: only devices their owner has cross-signed.
@@ -60,7 +60,7 @@ class StorageConfig:
 
 @dataclass(frozen=True, slots=True)
 class EncryptionConfig:
-    trust: TrustPolicy = TrustPolicy.CROSS_SIGNED
+    trust: TrustRule = TrustRule.CROSS_SIGNED
     chatter_devices: ChatterDevices = ChatterDevices.FALLBACK_TO_UNSIGNED
     # How long a message whose key has not arrived is waited for before its sender is
     # asked to send it again.

@@ -39,7 +39,7 @@ from bot.config.model import (
     PrivacyConfig,
     RoutingConfig,
     StorageConfig,
-    TrustPolicy,
+    TrustRule,
     VolunteerConfig,
     VolunteersConfig,
 )
@@ -81,7 +81,7 @@ def _read_storage(root: _Section) -> StorageConfig:
 def _read_encryption(root: _Section) -> EncryptionConfig:
     s = root.section("encryption")
     trust = s.get(
-        "trust", _choice, default=TrustPolicy.CROSS_SIGNED, choices=[t.value for t in TrustPolicy]
+        "trust", _choice, default=TrustRule.CROSS_SIGNED, choices=[t.value for t in TrustRule]
     )
     chatters = s.get(
         "chatter_devices",
@@ -99,7 +99,7 @@ def _read_encryption(root: _Section) -> EncryptionConfig:
         )
     s.done()
     return EncryptionConfig(
-        trust=TrustPolicy(trust) if trust is not _BAD else _BAD,
+        trust=TrustRule(trust) if trust is not _BAD else _BAD,
         chatter_devices=ChatterDevices(chatters) if chatters is not _BAD else _BAD,
         undecryptable_grace=grace,
     )

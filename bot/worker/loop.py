@@ -20,8 +20,7 @@ from bot.core.rooms import RoomIndex
 from bot.inbox import BatchEnd, EffectDone, Inbound, Item, Parked
 from bot.outcomes import EffectRunner
 from bot.storage.db import Database, Tx
-from bot.storage.events import Checkpoint as CheckpointRepo
-from bot.storage.events import EventLog, RelayMap
+from bot.storage.events import Checkpoint, EventLog, RelayMap
 from bot.storage.outbox import Attempts, OutboxItem, OutboxRepo
 from bot.storage.purges import MediaSeen
 from bot.storage.state import StateRepo
@@ -97,7 +96,7 @@ class Worker:
         self.state = StateRepo(db)
         self.outbox = OutboxRepo(db)
         self.events = EventLog(db)
-        self.checkpoint = CheckpointRepo(db)
+        self.checkpoint = Checkpoint(db)
         self.attempts = Attempts(db)
         self.relay_map = RelayMap(db)
         self.media = MediaSeen(db)

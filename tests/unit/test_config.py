@@ -28,7 +28,7 @@ from bot.config import (
     Interval,
     LimitsConfig,
     RoutingStrategy,
-    TrustPolicy,
+    TrustRule,
     VolunteerConfig,
     load_config,
     parse_duration,
@@ -110,7 +110,7 @@ def test_minimal_config_loads_with_defaults_and_types(tmp_path: Path) -> None:
     assert config.bot.display_name == "Alltidhjelp"
     assert config.storage.data_dir == tmp_path / "data"  # relative to the config file
     assert config.storage.store_key == STORE_KEY
-    assert config.encryption.trust is TrustPolicy.CROSS_SIGNED
+    assert config.encryption.trust is TrustRule.CROSS_SIGNED
     assert config.intake.direct_messages is True
     assert config.intake.lobby_rooms == ()
     assert config.intake.allowed_servers == ("*",)
@@ -177,7 +177,7 @@ def test_full_config_values_are_read(tmp_path: Path) -> None:
     text = edited("alias: Anne}", "alias: Yes, languages: [en, no], max_sessions: 3}", text)
     config = load_config(write_config(tmp_path, text), env={})
 
-    assert config.encryption.trust is TrustPolicy.ALL_DEVICES
+    assert config.encryption.trust is TrustRule.ALL_DEVICES
     assert config.intake.lobby_rooms == ("#snakk:helpline.test", "!abc123:helpline.test")
     assert not server_allowed(config.intake.allowed_servers, "elsewhere.test")
     assert config.admins == ("@root:helpline.test",)

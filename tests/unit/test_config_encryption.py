@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from bot.config import ChatterDevices, TrustPolicy, load_config
+from bot.config import ChatterDevices, TrustRule, load_config
 from tests.unit.test_config import MINIMAL, line_of, only_problem, write_config
 
 
 def test_defaults_are_element_compatible_and_a_minute_of_grace(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path), env={})
-    assert config.encryption.trust is TrustPolicy.CROSS_SIGNED
+    assert config.encryption.trust is TrustRule.CROSS_SIGNED
     assert config.encryption.undecryptable_grace == timedelta(seconds=60)
     assert config.encryption.chatter_devices is ChatterDevices.FALLBACK_TO_UNSIGNED
 
@@ -33,7 +33,7 @@ def test_chatter_devices_is_one_of_two_rules(tmp_path: Path) -> None:
 def test_grace_is_read_as_a_duration(tmp_path: Path) -> None:
     text = MINIMAL + "encryption:\n  trust: all_devices\n  undecryptable_grace: 2m\n"
     config = load_config(write_config(tmp_path, text), env={})
-    assert config.encryption.trust is TrustPolicy.ALL_DEVICES
+    assert config.encryption.trust is TrustRule.ALL_DEVICES
     assert config.encryption.undecryptable_grace == timedelta(minutes=2)
 
 
