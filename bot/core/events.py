@@ -168,6 +168,16 @@ class IdentityChanged:
     user: UserID
 
 
+@dataclass(frozen=True, slots=True)
+class WebChatter:
+    """The web chat made a throw-away account for someone on the helpline's page: open a
+    conversation for it (no DM, no lobby: the bot invites the account straight into the
+    conversation room). `language`: the page's, when the line speaks it."""
+
+    user: UserID
+    language: str | None = None
+
+
 Input = (
     Message
     | Edit
@@ -184,6 +194,7 @@ Input = (
     | Unreadable
     | IdentityChanged
     | ChatterUnverified
+    | WebChatter
 )
 
 # --------------------------------------------------------------------------------------
@@ -316,6 +327,8 @@ class Purge:
     # The DM in which the chatter first wrote, when no conversation of theirs that is not
     # yet purging uses it: the bot removes what it can of it and leaves (see purge.py).
     dm: RoomID | None = None
+    # A web chatter's throw-away account: deactivated with erase once the rooms are gone.
+    erase: UserID | None = None
 
 
 Effect = (

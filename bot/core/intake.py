@@ -1,4 +1,5 @@
-"""Intake: a first message in a DM or a lobby, and whether it opens a conversation.
+"""Intake: a first message in a DM or a lobby, or a web chat account, and whether it
+opens a conversation.
 
 Who may open one (the allowed servers, the block list, a cap per day), what a refusal
 says and where, and the conversation's first state: `consent` when terms must be accepted
@@ -16,6 +17,7 @@ from bot.core.events import (
     CreateRoom,
     Kind,
     Message,
+    WebChatter,
 )
 from bot.core.hours import is_open
 from bot.core.ids import RoomID, SessionID, UserID
@@ -46,11 +48,7 @@ class IntakeRules(Lifecycle):
             return
         plaintext = source is Source.DIRECT and not m.encrypted
         counters = self.counters
-        rejection: Outcome | None = None
-        if not is_open(self.policy.hours, now):
-            rejection = Outcome.CLOSED_HOURS
-        elif len(routing.queue_order(self.sessions.values())) >= self.policy.queue_max_length:
-            rejection = Outcome.QUEUE_FULL
+        rejection = self._rejection(now)
         if rejection is not None and source is Source.DIRECT:
             # The DM itself is private: answer there, no room needed.
             self._say(m.room, texts.reject_key(rejection), lang)
@@ -60,17 +58,57 @@ class IntakeRules(Lifecycle):
         counters.day_counts[key] = counters.day_counts.get(key, 0) + 1
         self._counted()
 
+        s = self._open(m.sender, source, m.room, lang, rejection, now)
+        self._hold_first_words(s, m)
+        if source is Source.DIRECT:
+            self._say(m.room, "intake.invited_plaintext" if plaintext else "intake.invited", lang)
+        self._first_state(s, rejection, now)
+
+    def _web_intake(self, w: WebChatter, now: datetime) -> None:
+        """A throw-away web account: the page is waiting for the invite. No DM to answer
+        in, so every refusal is said in the conversation room (as for a lobby), and a
+        blocked account gets nothing (the web chat erases it after its idle time). No
+        daily cap: each account is new, so counting it would say nothing."""
+        if not self.policy.allows(w.user):
+            return
+        if chatter_hash(self.policy.block_key, w.user) in self.blocked:
+            return
+        if any(s.chatter == w.user and s.state in OPEN_STATES for s in self.sessions.values()):
+            return  # the same input twice (a replay): the conversation is open already
+        lang = w.language if w.language in self.policy.languages else None
+        lang = lang or self.policy.default_language
+        rejection = self._rejection(now)
+        s = self._open(w.user, Source.WEB, None, lang, rejection, now)
+        self._first_state(s, rejection, now)
+
+    def _rejection(self, now: datetime) -> Outcome | None:
+        if not is_open(self.policy.hours, now):
+            return Outcome.CLOSED_HOURS
+        if len(routing.queue_order(self.sessions.values())) >= self.policy.queue_max_length:
+            return Outcome.QUEUE_FULL
+        return None
+
+    def _open(
+        self,
+        chatter: UserID,
+        source: Source,
+        room: RoomID | None,
+        lang: str,
+        rejection: Outcome | None,
+        now: datetime,
+    ) -> Session:
+        """A new conversation and its room, invited to at once."""
         # A conversation starts where it belongs: there is no move into CONSENT.
         first = (
             State.CONSENT if self.policy.consent_required and rejection is None else State.WAITING
         )
-        s = self._new_session(m.sender, source, m.room, lang, now, first)
-        self._hold_first_words(s, m)
-        self._emit(CreateRoom(self._chatter_ref(s), m.sender, self.policy.bot_name))
-        if source is Source.DIRECT:
-            self._say(m.room, "intake.invited_plaintext" if plaintext else "intake.invited", lang)
+        s = self._new_session(chatter, source, room, lang, now, first)
+        s.outcome = rejection
+        self._emit(CreateRoom(self._chatter_ref(s), chatter, self.policy.bot_name))
+        return s
+
+    def _first_state(self, s: Session, rejection: Outcome | None, now: datetime) -> None:
         if rejection is not None:
-            s.outcome = rejection
             s.ended_at = now
             self._move(s, State.ENDING)
             # Time to accept the invite and read why; then it goes.
@@ -124,7 +162,7 @@ class IntakeRules(Lifecycle):
         self,
         chatter: UserID,
         source: Source,
-        room: RoomID,
+        room: RoomID | None,
         lang: str,
         now: datetime,
         state: State,
@@ -142,7 +180,7 @@ class IntakeRules(Lifecycle):
             chatter=chatter,
             language=lang,
             source=source,
-            source_room=room if source is Source.DIRECT else None,
+            source_room=room if source is Source.DIRECT and room is not None else None,
             created_at=now,
             state=state,
         )

@@ -34,6 +34,7 @@ from bot.core.model import (
     Outcome,
     Role,
     Session,
+    Source,
     State,
     StatsRecord,
     TimerKind,
@@ -323,7 +324,9 @@ class Lifecycle(Bookkeeping):
         self._clear_timers(s)
         self._move(s, State.PURGING)
         participants = tuple(dict.fromkeys([s.chatter, *(o.volunteer for o in s.offers)]).keys())
-        self._emit(Purge(s.id, tuple(s.all_rooms()), participants, dm=self._dm_to_purge(s)))
+        erase = s.chatter if s.source is Source.WEB else None
+        dm = self._dm_to_purge(s)
+        self._emit(Purge(s.id, tuple(s.all_rooms()), participants, dm=dm, erase=erase))
 
     def _dm_to_purge(self, s: Session) -> RoomID | None:
         """The DM the conversation came from, unless a conversation of the same DM that is

@@ -5,7 +5,8 @@ here from the modules that each hold one part of it:
 
 - `bot.core.lifecycle`: the legal moves (`TRANSITIONS`) and every step that makes one
   (queue, offer, accept, hand back, end, purge, close);
-- `bot.core.intake`: a first message in a DM or a lobby, and whether it opens a conversation;
+- `bot.core.intake`: a first message in a DM or a lobby, or a web chat account, and whether
+  it opens a conversation;
 - `bot.core.relay`: a participant's words, edits, redactions and typing, and what the bot
   could not read or may not trust;
 - `bot.core.command_rules`: what each command does (chatter, volunteer, staff);
@@ -52,6 +53,7 @@ from bot.core.events import (
     TimerFired,
     Typing,
     Unreadable,
+    WebChatter,
 )
 from bot.core.intake import IntakeRules
 from bot.core.lifecycle import TRANSITIONS, IllegalTransition, check
@@ -101,6 +103,8 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 self._on_identity_changed(event)
             case ChatterUnverified():
                 self._on_chatter_unverified(event)
+            case WebChatter():
+                self._web_intake(event, now)
         fx, self._effects = self._effects, []
         return fx
 

@@ -41,6 +41,7 @@ class Source(enum.Enum):
 
     DIRECT = "direct"  # a direct message to the bot
     LOBBY = "lobby"  # a message in a configured public lobby room
+    WEB = "web"  # a throw-away account the bot made for the web chat (`events.WebChatter`)
 
 
 class Role(enum.Enum):
