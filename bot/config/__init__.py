@@ -50,11 +50,13 @@ from bot.config.model import (
     LoggingConfig,
     OpeningHoursConfig,
     PrivacyConfig,
+    RateLimit,
     RoutingConfig,
     StorageConfig,
     TrustRule,
     VolunteerConfig,
     VolunteersConfig,
+    WebchatConfig,
 )
 from bot.config.policy import build_policy
 from bot.core.model import Interval
@@ -77,12 +79,14 @@ __all__ = [
     "LoggingConfig",
     "OpeningHoursConfig",
     "PrivacyConfig",
+    "RateLimit",
     "RoutingConfig",
     "RoutingStrategy",
     "StorageConfig",
     "TrustRule",
     "VolunteerConfig",
     "VolunteersConfig",
+    "WebchatConfig",
     "build_policy",
     "load_config",
     "parse_duration",

@@ -30,6 +30,7 @@ from bot.config.sections import (
     _topic,
 )
 from bot.config.source import _BAD, _Checker, _show
+from bot.config.webchat import _read_webchat
 
 
 def load_config(
@@ -106,6 +107,7 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
     topics = root.items("topics", _topic, default=DEFAULT_TOPICS, expected="a list of topic names")
     logging = _read_logging(root)
     http = _read_http(root)
+    webchat = _read_webchat(root, homeserver, language)
     _check_lobbies_against_volunteers(chk, intake, volunteers)
     root.done()
     return Config(
@@ -125,4 +127,5 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
         topics=topics,
         logging=logging,
         http=http,
+        webchat=webchat,
     )

@@ -124,7 +124,6 @@ class PrivacyConfig:
     relay_read_receipts: bool = False
     retention_max_lifetime: timedelta = timedelta(days=1)
     block_list_key: str | None = field(default=None, repr=False)  # None: use the store key
-    deactivate_prefix: str | None = None  # like "@anon-": throw-away accounts to deactivate
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +169,31 @@ class HttpConfig:
         return self.port != 0
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    accounts: int = 5
+    per: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class WebchatConfig:
+    """The web chat (`bot.webchat`): off unless enabled."""
+
+    enabled: bool = False
+    listen: tuple[str, int] = ("127.0.0.1", 8090)  # host, port
+    public_url: str | None = None  # where chatters open the page
+    homeserver_url: str | None = None  # the homeserver as browsers reach it; None: homeserver.url
+    account_prefix: str = "anon-"  # localpart prefix of the throw-away accounts
+    idle_erase: timedelta = timedelta(minutes=30)
+    max_open_accounts: int = 200
+    rate_limit: RateLimit = field(default_factory=lambda: RateLimit())  # per address
+    pow_difficulty: int = 18  # leading zero bits of sha256(challenge + nonce)
+    quick_exit_url: str = "https://www.google.com"
+    frame_ancestors: tuple[str, ...] = ()  # origins that may embed the page
+    # language -> key -> text; only the texts the organisation overrides (`bot.webchat.texts`)
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
 DEFAULT_TOPICS = (
     "angst",
     "ensomhet",
@@ -200,6 +224,7 @@ class Config:
     topics: tuple[str, ...]
     logging: LoggingConfig
     http: HttpConfig
+    webchat: WebchatConfig = field(default_factory=WebchatConfig)
 
     @property
     def server_name(self) -> str:

@@ -7,7 +7,6 @@ whatever was not asked for is reported as unknown.
 from __future__ import annotations
 
 import ipaddress
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -332,15 +331,16 @@ def _read_privacy(root: _Section, limits: LimitsConfig) -> PrivacyConfig:
     block_key = s.secret(
         "block_list_key", required=False, what="the block list's HMAC key", min_length=16
     )
-    prefix = s.get("deactivate_prefix", _text, default=None)
-    if isinstance(prefix, str) and not re.fullmatch(r"@[\x21-\x39\x3b-\x7e]+", prefix):
+    if s.has("deactivate_prefix"):
         s.chk.problem(
             s.path_of("deactivate_prefix"),
-            'the start of a user ID without the server, like "@anon-"',
-            _show(prefix),
+            "no such key any more",
+            _show(s.raw("deactivate_prefix")),
+            "throw-away accounts are the web chat's now: see webchat.account_prefix "
+            '(a localpart prefix without "@" or server, like anon-) and webchat.enabled',
         )
     s.done()
-    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key, prefix)
+    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key)
 
 
 def _topic(chk: _Checker, path: str, value: Any) -> Any:

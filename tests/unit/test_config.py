@@ -30,6 +30,7 @@ from bot.config import (
     RoutingStrategy,
     TrustRule,
     VolunteerConfig,
+    WebchatConfig,
     load_config,
     parse_duration,
 )
@@ -134,7 +135,8 @@ def test_minimal_config_loads_with_defaults_and_types(tmp_path: Path) -> None:
     assert config.privacy.relay_read_receipts is False
     assert config.privacy.retention_max_lifetime == timedelta(days=1)
     assert config.privacy.block_list_key is None
-    assert config.privacy.deactivate_prefix is None
+    assert config.webchat == WebchatConfig()
+    assert config.webchat.enabled is False
     assert config.opening_hours.timezone == ZoneInfo("Europe/Oslo")
     assert config.opening_hours.always_open is False
     assert config.opening_hours.weekly[0] == (Interval(time(14), time(23)),)
@@ -168,7 +170,7 @@ def test_full_config_values_are_read(tmp_path: Path) -> None:
         admins: ["@root:helpline.test"]
         routing: {strategy: broadcast, offer_timeout: 2m, waiting_reminder: 0}
         limits: {max_duration: 1h30m, warn_before: [2m, 15m], max_extension: 0}
-        privacy: {purge_after: 0, deactivate_prefix: "@anon-"}
+        privacy: {purge_after: 0}
         language: {default: en, available: [en, nb, "no"]}
         logging: {level: debug, json: true}
         http: {host: "::1", port: 0}
@@ -187,7 +189,6 @@ def test_full_config_values_are_read(tmp_path: Path) -> None:
     # Sorted, earliest warning first, whatever the order in the file.
     assert config.limits.warn_before == (timedelta(minutes=15), timedelta(minutes=2))
     assert config.privacy.purge_after == timedelta(0)
-    assert config.privacy.deactivate_prefix == "@anon-"
     # YAML 1.1 would turn unquoted yes and no into booleans; text keys take them as written.
     assert config.language.available == ("en", "nb", "no")
     assert config.volunteers.members[0].alias == "Yes"
@@ -420,13 +421,13 @@ def test_environment_substitution(tmp_path: Path) -> None:
     text = edited("  password_file: secrets/bot_password\n", "  password: ${BOT_PW}\n")
     text = edited("https://matrix.helpline.test/", "https://${HS_HOST}/", text)
     text += "http: {port: '${PORT}'}\n"
-    text += "privacy: {deactivate_prefix: '@anon-$$-$${literal}'}\n"
+    text += "webchat: {quick_exit_url: 'https://x.test/$$-$${literal}'}\n"
     env = {"BOT_PW": "from-the-env", "HS_HOST": "matrix.helpline.test", "PORT": "9200"}
     config = load_config(write_config(tmp_path, text), env=env)
     assert config.bot.password == "from-the-env"
     assert config.homeserver.url == "https://matrix.helpline.test"
     assert config.http.port == 9200  # a number, though it came from the environment as text
-    assert config.privacy.deactivate_prefix == "@anon-$$-${literal}"
+    assert config.webchat.quick_exit_url == "https://x.test/$$-${literal}"
 
 
 def test_missing_environment_variable_is_named(tmp_path: Path) -> None:
