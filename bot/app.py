@@ -51,6 +51,7 @@ from bot.storage.outbox import OutboxRepo
 from bot.storage.pins import Pins
 from bot.storage.purges import MediaSeen, PurgeJobs
 from bot.storage.state import StateRepo
+from bot.webchat.run import start_webchat
 from bot.worker.loop import Worker
 from bot.worker.retry import PurgeBackoff
 
@@ -342,6 +343,7 @@ async def _run(
     )
     http = HttpEndpoint(config.http.host, config.http.port, health, metrics)
     await http.start()
+    web = await start_webchat(config, db, worker) if config.webchat.enabled else None
     invites = InviteGate(
         conn.client,
         policy,
@@ -400,6 +402,8 @@ async def _run(
         await prune_task
     timers.shutdown()
     await http.stop()
+    if web is not None:
+        await web.stop()
     await invites.close()
     stop_task.cancel()
     log.info("stopped", extra={"handled": worker.handled})

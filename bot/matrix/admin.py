@@ -1,5 +1,6 @@
-"""Synapse's admin API, as the purge uses it: is a room gone, delete a room (block and
-purge) and wait for it, delete the media a conversation's participants uploaded.
+"""Synapse's admin API, as the purge and the web chat use it: is a room gone, delete a room
+(block and purge) and wait for it, delete the media a conversation's participants
+uploaded; make a throw-away account, deactivate it with erase, and check that it is.
 
 The token goes only into the Authorization header of requests to the homeserver; errors
 are reported by status code, never with the request (whose headers carry it), and nothing
@@ -90,6 +91,38 @@ class AdminAPI:
         status, body = await self.request("GET", path)
         if status == 200:
             return False
+        if _not_found(status, body):
+            return True
+        raise AdminUnusable("admin_unavailable")
+
+    async def create_user(self, user: UserID, password: str, displayname: str) -> bool:
+        """Make the account; False if it existed already (Synapse then updates it, so a
+        caller must never hand out an ID it did not just make)."""
+        path = f"/_synapse/admin/v2/users/{quote(user, safe='')}"
+        body = {"password": password, "displayname": displayname, "admin": False}
+        status, _ = await self.request("PUT", path, body)
+        if status in (200, 201):
+            return status == 201
+        if status == 404:
+            raise AdminUnusable("admin_unavailable")
+        raise Transient(f"admin API {status}")
+
+    async def deactivate(self, user: UserID) -> None:
+        """Deactivate with erase: devices, tokens, profile gone; an account that does not
+        exist (never made, or made and lost in a crash) is as good as erased."""
+        path = f"/_synapse/admin/v1/deactivate/{quote(user, safe='')}"
+        status, body = await self.request("POST", path, {"erase": True})
+        if status == 200 or _not_found(status, body):
+            return
+        if status == 404:
+            raise AdminUnusable("admin_unavailable")
+        raise Transient(f"admin API {status}")
+
+    async def deactivated(self, user: UserID) -> bool:
+        """Whether the account is deactivated (or does not exist)."""
+        status, body = await self.request("GET", f"/_synapse/admin/v2/users/{quote(user, safe='')}")
+        if status == 200:
+            return bool(body.get("deactivated"))
         if _not_found(status, body):
             return True
         raise AdminUnusable("admin_unavailable")

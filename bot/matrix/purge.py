@@ -18,8 +18,10 @@ the worker carries it out again on start):
   admin_delete  with an admin token: DELETE /_synapse/admin/v2/rooms/{id} (block, purge),
                 polled until complete; retried if the server reports it failed
   media         with an admin token: every mxc:// the conversation carried
+  account       a web chatter's throw-away account (`Purge.erase`): deactivated with erase
   local         the rooms' Megolm sessions out of nio's crypto store and out of memory
-  verify        the result above; recorded as "verify=<result>" before ...
+  verify        the result above (and a web chatter's account deactivated); recorded as
+                "verify=<result>" before ...
   forget        ... the bot forgets the rooms (a forgotten room cannot be read back, so the
                 check without admin rights must come first), and its crypto store forgets
                 the chatter (the first participant) and the rooms (`bot.matrix.forget`)
@@ -55,6 +57,7 @@ The admin API's requests (room gone?, delete and wait, media) are in `bot.matrix
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -79,7 +82,8 @@ from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
 
-STEPS = ("redact", "kick", "leave", "admin_delete", "media", "local")
+# "account" came after "media" later; a job stored at any earlier step still resumes right.
+STEPS = ("redact", "kick", "leave", "admin_delete", "media", "account", "local")
 VERIFY = "verify"
 
 VERIFIED = "verified"
@@ -167,7 +171,7 @@ class Purger:
         if job.step != self.jobs.INITIAL_STEP:
             log.info("purge resumed", extra={"session": int(sid), "after": _name(job.step)})
         try:
-            result = await self._run(job, effect.participants, effect.dm)
+            result = await self._run(job, effect.participants, effect.dm, effect.erase)
         except Transient:
             raise  # tried again later, for as long as it takes (the worker's purge lane)
         except Exception as exc:
@@ -194,7 +198,13 @@ class Purger:
         later uses the same transaction IDs, so nothing is redacted twice."""
         await self._redact([room])
 
-    async def _run(self, job: PurgeJob, participants: Sequence[UserID], dm: RoomID | None) -> str:
+    async def _run(
+        self,
+        job: PurgeJob,
+        participants: Sequence[UserID],
+        dm: RoomID | None,
+        erase: UserID | None = None,
+    ) -> str:
         sid, rooms = job.session_id, list(job.rooms)
         # The chatter's own DM: nobody is kicked from it (see the module's docstring).
         conversation = [room for room in rooms if room != dm]
@@ -206,6 +216,7 @@ class Purger:
             "leave": lambda: self._leave(rooms),
             "admin_delete": lambda: self._admin_delete(rooms),
             "media": lambda: self._delete_media(sid, job.media, participants),
+            "account": lambda: self._erase(erase),
             "local": lambda: self._drop_local(rooms),
         }
         for step in STEPS[done:]:
@@ -215,6 +226,8 @@ class Purger:
             log.debug("purge step", extra={"step": step, "seconds": _since(began)})
         if not result:
             result = await self._verify(rooms, dm)
+            if result == VERIFIED and not await self._erased(erase):
+                result = "failed:account_active"
             await self._advance(sid, f"{VERIFY}={result}")
         await self._forget(rooms)
         forget_chatter(self.client, participants[0] if participants else "", rooms)
@@ -358,6 +371,21 @@ class Purger:
             EncryptedRooms.delete().where(EncryptedRooms.room_id.in_(room_list)).execute()
             OutgoingKeyRequests.delete().where(OutgoingKeyRequests.room_id.in_(room_list)).execute()
         log.info("purge dropped megolm sessions", extra={"sessions": dropped})
+
+    async def _erase(self, user: UserID | None) -> None:
+        if user is None or self.admin is None:
+            return
+        with contextlib.suppress(AdminUnusable):  # the check says so: not deactivated
+            await self.admin.deactivate(user)
+        log.info("purge erased the web account")
+
+    async def _erased(self, user: UserID | None) -> bool:
+        if user is None or self.admin is None:
+            return True
+        try:
+            return await self.admin.deactivated(user)
+        except AdminUnusable:
+            return False
 
     # -- verify -----------------------------------------------------------------------------
 

@@ -177,12 +177,22 @@ async def _v5_media_sender(tx: Tx) -> None:
     await tx.execute("ALTER TABLE media_seen ADD COLUMN sender TEXT")
 
 
+async def _v6_web_accounts(tx: Tx) -> None:
+    # A throw-away web account exists from before its conversation until it is erased:
+    # kept here so that a restart still erases it.
+    await tx.execute(
+        "CREATE TABLE web_accounts (user_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL)"
+        " WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
     Migration(3, "outbox: effects parked after unexpected failures", _v3_parked_effects),
     Migration(4, "identity pins: staff only, chatters' pins removed", _v4_no_chatter_pins),
     Migration(5, "media seen: who posted each item", _v5_media_sender),
+    Migration(6, "web accounts: throw-away accounts not yet erased", _v6_web_accounts),
 )
 
 

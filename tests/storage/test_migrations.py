@@ -25,6 +25,7 @@ TABLES = {
     "stats",
     "blocklist",
     "identity_pins",
+    "web_accounts",
 }
 
 
@@ -146,7 +147,7 @@ async def test_migration_4_removes_chatter_pins_and_keeps_staff_pins(db_path: Pa
                 " VALUES (?, ?, ?, 0)",
                 [("@irene:localhost", 1, "KEY"), ("a1b2c3-hmac-of-a-chatter", 0, "d4e5f6")],
             )
-        assert await upgrade(db) == [3, 4, 5]
+        assert await upgrade(db) == [3, 4, 5, 6]
         assert await db.query("SELECT subject, staff FROM identity_pins") == [
             ("@irene:localhost", 1)
         ]

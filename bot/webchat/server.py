@@ -1,0 +1,200 @@
+"""The web chat's listener: the page's static files under a strict CSP, and the JSON API
+that gives the page a throw-away account (README, "Web chat", is the contract).
+
+Every response carries the CSP, `Referrer-Policy: no-referrer` and `nosniff`; the page
+and the API are `no-store`. Every refusal is `{"error": <code>, "text": <words>}` with the
+emergency numbers in the words, in the page's language. The order of the checks on
+`POST /api/account` costs the bot least first: the address's rate, the proof of work, the
+global cap, the opening hours; only then is an account made. Nothing logged names an
+address or an account.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.core.events import WebChatter
+from bot.inbox import Inbound
+from bot.messages import Texts, fill
+from bot.webchat.accounts import Accounts, NotMade
+from bot.webchat.guard import CHALLENGE_TTL_S, Challenges, RateLimit
+from bot.webchat.texts import DEFAULTS, PAGE
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+TYPES = {".wasm": "application/wasm", ".js": "text/javascript", ".mjs": "text/javascript"}
+STATUS = {
+    "bad_request": 400,
+    "proof_failed": 403,
+    "rate_limited": 429,
+    "full": 503,
+    "closed": 503,
+    "unavailable": 503,
+}
+
+
+def csp(homeserver: str, frame_ancestors: tuple[str, ...] = ()) -> str:
+    parts = urlsplit(homeserver)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    policy = (
+        f"default-src 'self'; connect-src 'self' {origin}; script-src 'self' 'wasm-unsafe-eval'"
+    )
+    ancestors = " ".join(frame_ancestors) or "'none'"
+    return f"{policy}; frame-ancestors {ancestors}"
+
+
+class WebChat:
+    def __init__(
+        self,
+        *,
+        accounts: Accounts,
+        put: Callable[[Inbound], None],
+        homeserver: str,
+        challenges: Challenges,
+        rate: RateLimit,
+        max_open: int,
+        is_open: Callable[[], bool],
+        texts: Texts,
+        overrides: Mapping[str, Mapping[str, str]],
+        languages: tuple[str, ...],
+        quick_exit_url: str,
+        frame_ancestors: tuple[str, ...] = (),
+    ) -> None:
+        self.accounts = accounts
+        self.put = put
+        self.homeserver = homeserver
+        self.challenges = challenges
+        self.rate = rate
+        self.max_open = max_open
+        self.is_open = is_open
+        self.texts = texts
+        self.overrides = overrides
+        self.languages = languages
+        self.quick_exit_url = quick_exit_url
+        self.csp = csp(homeserver, frame_ancestors)
+        self._runner: web.AppRunner | None = None
+
+    # -- the listener -------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4096)
+        app.on_response_prepare.append(self._headers)
+        app.router.add_get("/api/config", self._config)
+        app.router.add_post("/api/challenge", self._challenge)
+        app.router.add_post("/api/account", self._account)
+        app.router.add_get("/", self._static)
+        app.router.add_get(r"/{name:[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?}", self._static)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        log.info("web chat listening", extra={"host": host, "port": port})
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        h = response.headers
+        h["Content-Security-Policy"] = self.csp
+        h["Referrer-Policy"] = "no-referrer"
+        h["X-Content-Type-Options"] = "nosniff"
+        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        ctype = h.get("Content-Type", "")
+        if request.path.startswith("/api/") or ctype.startswith("text/html"):
+            h["Cache-Control"] = "no-store"
+        else:
+            h.setdefault("Cache-Control", "no-cache")
+
+    # -- static files -------------------------------------------------------------------
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info.get("name", "index.html")
+        path = (STATIC / name).resolve()
+        if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+            raise web.HTTPNotFound()
+        ctype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+        return web.FileResponse(path, headers={"Content-Type": ctype or "application/octet-stream"})
+
+    # -- the API --------------------------------------------------------------------------
+
+    def _language(self, request: web.Request, asked: Any = None) -> str:
+        wanted = [asked] if isinstance(asked, str) else []
+        header = request.headers.get("Accept-Language", "")
+        wanted += [part.split(";")[0].strip().lower().split("-")[0] for part in header.split(",")]
+        return next((w for w in wanted if w in self.languages), self.texts.default_language)
+
+    def text(self, key: str, language: str) -> str:
+        template = self.overrides.get(language, {}).get(key)
+        if template is None:
+            fallback = DEFAULTS.get(language) or DEFAULTS["nb"]
+            template = fallback.get(key, "")
+        emergency = self.texts.template("emergency", language) or ""
+        return fill(template, {"emergency": fill(emergency, {"bot_name": self.texts.bot_name})})
+
+    def _refuse(self, code: str, language: str) -> web.Response:
+        body = {"error": code, "text": self.text(f"refused.{code}", language)}
+        return web.json_response(body, status=STATUS[code])
+
+    async def _config(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "homeserver": self.homeserver,
+                "languages": list(self.languages),
+                "language": self._language(request),
+                "quick_exit_url": self.quick_exit_url,
+                "texts": {
+                    lang: {key: self.text(key, lang) for key in PAGE} for lang in self.languages
+                },
+            }
+        )
+
+    async def _challenge(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "challenge": self.challenges.issue(),
+                "difficulty": self.challenges.difficulty,
+                "expires_in": CHALLENGE_TTL_S,
+            }
+        )
+
+    async def _account(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        language = self._language(request, body.get("language") if isinstance(body, dict) else None)
+        if not isinstance(body, dict):
+            return self._refuse("bad_request", language)
+        challenge, nonce = body.get("challenge"), body.get("nonce")
+        if not isinstance(challenge, str) or not isinstance(nonce, str):
+            return self._refuse("bad_request", language)
+        address = request.remote or ""
+        if not self.rate.allows(address):
+            return self._refuse("rate_limited", language)
+        if not self.challenges.redeem(challenge, nonce):
+            return self._refuse("proof_failed", language)
+        if await self.accounts.open_count() >= self.max_open:
+            log.warning("web chat refused an account: the cap is reached")
+            return self._refuse("full", language)
+        if not self.is_open():
+            return self._refuse("closed", language)
+        self.rate.count(address)
+        try:
+            user, password = await self.accounts.make()
+        except NotMade:
+            return self._refuse("unavailable", language)
+        self.put(Inbound(WebChatter(user, language)))
+        body = {"homeserver": self.homeserver, "user_id": user, "password": password}
+        return web.json_response(body, status=201)
