@@ -81,6 +81,9 @@ class WebChat:
         self.quick_exit_url = quick_exit_url
         self.csp = csp(homeserver, frame_ancestors)
         self._runner: web.AppRunner | None = None
+        # Accounts being made: counted against the cap until their row is in (read after
+        # the count's await, so requests arriving together cannot all pass the cap).
+        self._making = 0
 
     # -- the listener -------------------------------------------------------------------
 
@@ -185,16 +188,19 @@ class WebChat:
             return self._refuse("rate_limited", language)
         if not self.challenges.redeem(challenge, nonce):
             return self._refuse("proof_failed", language)
-        if await self.accounts.open_count() >= self.max_open:
+        if await self.accounts.open_count() + self._making >= self.max_open:
             log.warning("web chat refused an account: the cap is reached")
             return self._refuse("full", language)
         if not self.is_open():
             return self._refuse("closed", language)
         self.rate.count(address)
+        self._making += 1
         try:
             user, password = await self.accounts.make()
         except NotMade:
             return self._refuse("unavailable", language)
+        finally:
+            self._making -= 1
         self.put(Inbound(WebChatter(user, language)))
         body = {"homeserver": self.homeserver, "user_id": user, "password": password}
         return web.json_response(body, status=201)

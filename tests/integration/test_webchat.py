@@ -6,6 +6,7 @@ refusals, the page's headers, the idle erase, and the listener off by default.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -191,6 +192,15 @@ async def test_the_cap_of_open_accounts(open_web: OpenWeb) -> None:
     status, body = await page.account()
     assert (status, body["error"]) == (503, "full")
     assert "113" in body["text"]
+
+
+async def test_requests_arriving_together_do_not_pass_the_cap(open_web: OpenWeb) -> None:
+    """The cap is checked before the account's row is written: five requests at once
+    must still make exactly as many accounts as the cap allows."""
+    _, page = await open_web(max_open_accounts=2, rate_limit={"accounts": 10, "per": "1h"})
+    answers = await asyncio.gather(*(page.account() for _ in range(5)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201, 201, 503, 503, 503]
 
 
 async def test_an_account_that_never_starts_is_erased_after_idle_erase(
