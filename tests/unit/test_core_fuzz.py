@@ -162,7 +162,9 @@ class CoreUnderFire(RuleBasedStateMachine):
         oid = OfferID(offer) if offer is not None else None
         match data.draw(st.sampled_from(["created", "failed", "purged"])):
             case "created":
-                room = RoomID(f"!stray{self.n}:example.org")
+                # A new room each time: a homeserver never makes the same room twice.
+                self.n += 1
+                room = RoomID(f"!made{self.n}:example.org")
                 self.feed(RoomCreated(SessionID(sid), oid, room))
             case "failed":
                 self.feed(RoomFailed(SessionID(sid), oid))
