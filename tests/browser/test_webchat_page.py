@@ -199,3 +199,49 @@ async def test_a_chatter_in_a_browser_talks_to_a_volunteer_reloads_and_quick_exi
     (tmp_path / "screenshots" / "timings.json").write_text(json.dumps(timings, indent=2))
     print("web chat page timings:", json.dumps(timings))
     await context.close()
+
+
+async def test_a_refusal_shows_its_text_in_the_page(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    _, web = await open_web(max_open_accounts=1)
+    context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+    page = await context.new_page()
+    shots = Shots(page, tmp_path / "screenshots")
+    await page.goto(web.base + "/")
+    await expect(page.locator("#start")).to_have_text("Start chat")
+    # The one account the cap allows is taken: the page shows the API's words.
+    taken, account = await web.account()
+    assert taken == 201, account
+    await page.locator("#start").click()
+    refusal = page.locator("#refusal")
+    await expect(refusal).to_contain_text("Very many people", timeout=STEP_MS)
+    await expect(refusal).to_contain_text("113")
+    await expect(refusal).to_have_attribute("role", "alert")
+    await expect(page.locator("#start")).to_be_enabled()
+    await shots.take("refused-full")
+    await context.close()
+
+
+async def test_end_chat_closes_the_conversation_and_offers_a_new_one(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    w, web = await open_web()
+    v = w.volunteers[0]
+    await go_on_duty(w, v)
+    context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+    page = await context.new_page()
+    shots = Shots(page, tmp_path / "screenshots")
+    await page.goto(web.base + "/")
+    await page.locator("#start").click()
+    await expect(page.locator("#log")).to_contain_text("in the queue", timeout=STEP_MS)
+    await accept_offer(w, v)
+    await expect(page.locator("#log")).to_contain_text(v.alias, timeout=STEP_MS)
+    await page.locator("#end").click()
+    ended = page.locator("#ended")
+    await expect(ended).to_be_visible(timeout=60_000)
+    await expect(page.locator("#start-over")).to_be_focused()
+    await expect(page.locator("#message")).to_be_disabled()
+    assert await page.evaluate("() => Object.keys(sessionStorage)") == []
+    await shots.take("ended")
+    await context.close()

@@ -414,6 +414,7 @@ function finish() {
     if (ended) return;
     ended = true;
     setComposer(false);
+    $("composer").hidden = true;
     $("typing").textContent = "";
     stopClient();
     forget();
