@@ -13,7 +13,23 @@ from types import MappingProxyType
 REFUSALS = ("bad_request", "proof_failed", "rate_limited", "full", "closed", "unavailable")
 """The stable `error` codes of the account endpoint; each has a `refused.<code>` text."""
 
-PAGE = ("title", "intro", "start", "quick_exit", "end")
+PAGE = (
+    "title",
+    "intro",
+    "start",
+    "quick_exit",
+    "end",
+    "preparing",
+    "waiting",
+    "message_label",
+    "send",
+    "typing",
+    "you",
+    "ended",
+    "start_over",
+    "failed",
+    "language",
+)
 """Texts the page shows around the chat (`GET /api/config` hands them over)."""
 
 KEYS = frozenset(PAGE) | frozenset(f"refused.{code}" for code in REFUSALS)
@@ -27,6 +43,16 @@ _NB = {
     "start": "Start chat",
     "quick_exit": "Rask utgang",
     "end": "Avslutt chat",
+    "preparing": "Gjør klar en trygg chat …",
+    "waiting": "Kobler deg til …",
+    "message_label": "Din melding",
+    "send": "Send",
+    "typing": "skriver …",
+    "you": "Du",
+    "ended": "Chatten er avsluttet. Takk for at du tok kontakt.",
+    "start_over": "Start en ny chat",
+    "failed": "Vi mistet forbindelsen. Last inn siden på nytt.\n\n{emergency}",
+    "language": "Språk",
     "refused.bad_request": "Noe gikk galt. Last inn siden på nytt.\n\n{emergency}",
     "refused.proof_failed": "Noe gikk galt. Last inn siden på nytt.\n\n{emergency}",
     "refused.rate_limited": (
@@ -50,6 +76,16 @@ _EN = {
     "start": "Start chat",
     "quick_exit": "Quick exit",
     "end": "End chat",
+    "preparing": "Getting a safe chat ready …",
+    "waiting": "Connecting you …",
+    "message_label": "Your message",
+    "send": "Send",
+    "typing": "is writing …",
+    "you": "You",
+    "ended": "The chat has ended. Thank you for reaching out.",
+    "start_over": "Start a new chat",
+    "failed": "We lost the connection. Please reload the page.\n\n{emergency}",
+    "language": "Language",
     "refused.bad_request": "Something went wrong. Please reload the page.\n\n{emergency}",
     "refused.proof_failed": "Something went wrong. Please reload the page.\n\n{emergency}",
     "refused.rate_limited": (

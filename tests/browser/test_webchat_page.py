@@ -1,0 +1,247 @@
+"""The web chat page in a real browser (headless Chromium, a 320 px wide phone screen)
+against the real Synapse and the bot: the proof of work, the account, the Rust crypto in
+the page, the queue text, a volunteer who accepts, messages both ways read in the DOM,
+typing, a reload that carries on with the same conversation, and the quick exit that
+replaces the page and leaves nothing: the rooms gone, the account erased, no cookies,
+localStorage or IndexedDB for the origin.
+
+A screenshot of each state goes to ``<pytest tmp dir>/<this test>/screenshots/``
+(``/tmp/pytest-of-<user>/pytest-<n>/test_...0/screenshots`` by default), and the
+timings to ``timings.json`` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from playwright.async_api import Page, Request, Route, expect
+
+from bot.devtools.synapse import SynapseServer
+from bot.devtools.users import RegisteredUser, get_user_admin_info, q
+from tests.integration.test_webchat import OpenWeb
+from tests.integration.waits import wait_until
+from tests.integration.world import accept_offer, assert_logs_clean, go_on_duty, next_from_bot
+
+NEUTRAL = "https://neutral.example/"
+STEP_MS = 30_000
+
+
+class Shots:
+    def __init__(self, page: Page, where: Path) -> None:
+        self.page = page
+        self.where = where
+        where.mkdir(parents=True, exist_ok=True)
+        self.n = 0
+
+    async def take(self, name: str) -> None:
+        self.n += 1
+        await self.page.screenshot(
+            path=str(self.where / f"{self.n:02d}-{name}.png"), full_page=True
+        )
+
+
+async def room_status(synapse: SynapseServer, admin: RegisteredUser, room: str) -> int:
+    async with aiohttp.ClientSession() as http:
+        url = f"{synapse.base_url}/_synapse/admin/v1/rooms/{q(room)}"
+        headers = {"Authorization": f"Bearer {admin.access_token}"}
+        async with http.get(url, headers=headers) as resp:
+            return resp.status
+
+
+async def test_a_chatter_in_a_browser_talks_to_a_volunteer_reloads_and_quick_exits(
+    open_web: OpenWeb, browser: Any, synapse: SynapseServer, admin: RegisteredUser, tmp_path: Path
+) -> None:
+    w, web = await open_web(quick_exit_url=NEUTRAL)
+    v = w.volunteers[0]
+    await go_on_duty(w, v)
+    origin = web.base
+    hs = synapse.base_url
+    timings: dict[str, float] = {}
+
+    context = await browser.new_context(
+        viewport={"width": 320, "height": 640}, locale="nb-NO", is_mobile=True
+    )
+    requests: list[str] = []
+    console_lines: list[str] = []
+
+    def on_request(request: Request) -> None:
+        requests.append(request.url)
+
+    async def neutral(route: Route) -> None:
+        await route.fulfill(status=200, content_type="text/html", body="<h1>Weather</h1>")
+
+    context.on("request", on_request)
+    await context.route(f"{NEUTRAL}**", neutral)
+    page = await context.new_page()
+    page.on("console", lambda msg: console_lines.append(f"{msg.type}: {msg.text}"))
+    page.on("pageerror", lambda err: console_lines.append(f"pageerror: {err}"))
+    shots = Shots(page, tmp_path / "screenshots")
+
+    # -- the start: the helpline's words in the browser's language, a Start button
+    await page.goto(origin + "/")
+    await expect(page.locator("#title")).to_have_text("Snakk med oss")
+    await expect(page.locator("#start")).to_be_enabled()
+    await expect(page.locator("#quick-exit")).to_have_text("Rask utgang")
+    await expect(page.locator("#intro-text")).to_contain_text("anonym")
+    await page.get_by_role("button", name="English").click()
+    await expect(page.locator("#start")).to_have_text("Start chat")
+    await expect(page.locator("#intro-text")).to_contain_text("anonymous")
+    await page.get_by_role("button", name="Norsk").click()
+    await expect(page.locator("#intro-text")).to_contain_text("anonym")
+    await shots.take("start")
+
+    # -- start: proof of work, account, login, crypto, cross-signing, the bot's invite
+    started = time.monotonic()
+    await page.locator("#start").click()
+    await expect(page.locator("#message")).to_be_enabled(timeout=STEP_MS)
+    timings["start_to_joined_s"] = time.monotonic() - started
+    log = page.locator("#log")
+    await expect(log).to_contain_text("i køen", timeout=STEP_MS)
+    timings["start_to_welcome_s"] = time.monotonic() - started
+    await expect(log).to_contain_text("113")
+    await expect(page.locator("#refusal")).to_be_hidden()
+    await shots.take("queue")
+
+    # -- the volunteer accepts: the page names them by their alias
+    vroom, _ = await accept_offer(w, v)
+    await expect(log).to_contain_text(v.alias, timeout=STEP_MS)
+    await shots.take("volunteer-came")
+
+    # -- messages both ways, as the other side decrypted them
+    sent = time.monotonic()
+    await page.locator("#message").fill("jeg har det tungt <b>ikke fet</b> https://x.example")
+    await page.locator("#send").click()
+    relayed = await next_from_bot(w, v.client, vroom)
+    timings["page_to_volunteer_s"] = time.monotonic() - sent
+    assert relayed.body == "jeg har det tungt <b>ikke fet</b> https://x.example"
+    mine = log.locator("li.mine").last
+    await expect(mine).to_contain_text("<b>ikke fet</b>")  # shown as text, not as HTML
+    assert await log.locator("a, b").count() == 0  # links are not clickable, HTML not parsed
+
+    await v.client.client.room_typing(vroom, True, timeout=10_000)
+    await expect(page.locator("#typing")).to_contain_text(v.alias, timeout=STEP_MS)
+    await shots.take("typing")
+
+    sent = time.monotonic()
+    await v.client.send_text(vroom, "jeg er her for deg")
+    theirs = log.locator("li.theirs", has_text="jeg er her for deg")
+    await expect(theirs).to_have_count(1, timeout=STEP_MS)
+    timings["volunteer_to_page_s"] = time.monotonic() - sent
+    await expect(theirs.locator(".who")).to_have_text(v.alias)
+    await shots.take("conversation")
+
+    # -- a reload mid-conversation: the same conversation, the history read again
+    store = await page.evaluate("() => Object.keys(sessionStorage)")
+    assert store == ["helpline-webchat"]
+    reloaded = time.monotonic()
+    await page.reload()
+    await expect(page.locator("#message")).to_be_enabled(timeout=STEP_MS)
+    timings["reload_to_ready_s"] = time.monotonic() - reloaded
+    await expect(log.locator("li.theirs", has_text="jeg er her for deg")).to_have_count(
+        1, timeout=STEP_MS
+    )
+    await expect(log.locator("li.mine", has_text="jeg har det tungt")).to_have_count(1)
+    await page.locator("#message").fill("er du der fortsatt?")
+    await page.locator("#message").press("Enter")
+    after = await next_from_bot(w, v.client, vroom)
+    assert after.body == "er du der fortsatt?"
+    await v.client.send_text(vroom, "ja, jeg er her")
+    await expect(log.locator("li.theirs", has_text="ja, jeg er her")).to_have_count(
+        1, timeout=STEP_MS
+    )
+    await shots.take("after-reload")
+
+    # -- the account as the server knows it, for the checks after the quick exit
+    room = await page.evaluate("() => JSON.parse(sessionStorage.getItem('helpline-webchat')).room")
+    user = await page.evaluate("() => JSON.parse(sessionStorage.getItem('helpline-webchat')).user")
+
+    # -- quick exit: the page replaced, the conversation purged, the account erased
+    await page.locator("#quick-exit").click()
+    await page.wait_for_url(NEUTRAL, timeout=STEP_MS)
+    await shots.take("quick-exit")
+
+    async def erased() -> bool:
+        info = await get_user_admin_info(hs, admin.access_token, user)
+        return bool(info.get("deactivated"))
+
+    await wait_until(erased, timeout=60, what="the web account deactivated")
+    for gone in (room, vroom):
+        assert await room_status(synapse, admin, gone) == 404
+
+    # Nothing left in the browser for the origin (the same tab, so sessionStorage too).
+    assert await context.cookies() == []
+    await page.goto(origin + "/app.css")
+    left = await page.evaluate(
+        """async () => ({
+            local: Object.keys(localStorage),
+            session: Object.keys(sessionStorage),
+            idb: (await indexedDB.databases()).map((db) => db.name),
+        })"""
+    )
+    assert left == {"local": [], "session": [], "idb": []}
+
+    # Nothing the page loaded came from anywhere but this origin and the homeserver.
+    allowed = {urlsplit(origin).netloc, urlsplit(hs).netloc}
+    strays = [
+        u for u in requests if urlsplit(u).netloc not in allowed and not u.startswith(NEUTRAL)
+    ]
+    assert strays == []
+    # js-sdk's loggers are silenced: the console names no room, event or user.
+    leaks = [line for line in console_lines if "!" in line or "$" in line or "@anon" in line]
+    assert leaks == [], leaks
+    assert_logs_clean(w, user, "jeg har det tungt", "jeg er her for deg")
+
+    (tmp_path / "screenshots" / "timings.json").write_text(json.dumps(timings, indent=2))
+    print("web chat page timings:", json.dumps(timings))
+    await context.close()
+
+
+async def test_a_refusal_shows_its_text_in_the_page(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    _, web = await open_web(max_open_accounts=1)
+    context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+    page = await context.new_page()
+    shots = Shots(page, tmp_path / "screenshots")
+    await page.goto(web.base + "/")
+    await expect(page.locator("#start")).to_have_text("Start chat")
+    # The one account the cap allows is taken: the page shows the API's words.
+    taken, account = await web.account()
+    assert taken == 201, account
+    await page.locator("#start").click()
+    refusal = page.locator("#refusal")
+    await expect(refusal).to_contain_text("Very many people", timeout=STEP_MS)
+    await expect(refusal).to_contain_text("113")
+    await expect(refusal).to_have_attribute("role", "alert")
+    await expect(page.locator("#start")).to_be_enabled()
+    await shots.take("refused-full")
+    await context.close()
+
+
+async def test_end_chat_closes_the_conversation_and_offers_a_new_one(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    w, web = await open_web()
+    v = w.volunteers[0]
+    await go_on_duty(w, v)
+    context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+    page = await context.new_page()
+    shots = Shots(page, tmp_path / "screenshots")
+    await page.goto(web.base + "/")
+    await page.locator("#start").click()
+    await expect(page.locator("#log")).to_contain_text("in the queue", timeout=STEP_MS)
+    await accept_offer(w, v)
+    await expect(page.locator("#log")).to_contain_text(v.alias, timeout=STEP_MS)
+    await page.locator("#end").click()
+    ended = page.locator("#ended")
+    await expect(ended).to_be_visible(timeout=60_000)
+    await expect(page.locator("#start-over")).to_be_focused()
+    await expect(page.locator("#message")).to_be_disabled()
+    assert await page.evaluate("() => Object.keys(sessionStorage)") == []
+    await shots.take("ended")
+    await context.close()
