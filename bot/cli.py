@@ -6,14 +6,12 @@ Subcommands:
   to stderr, one per entry, and the exit code is 2; a good file prints one OK line.
 - ``run --config FILE``: the service, in ``bot.app.run(config, args)``.
 - ``demo [--simulate]``: a throw-away local setup, in ``bot.demo.run(args)``.
-- ``report --config FILE``: anonymous statistics, in ``bot.report.run(config, args)``.
 - ``identities --config FILE`` and ``reset-identity --config FILE USER``: the pinned
   cross-signing identities, in ``bot.identity``.
 
 Rules: a config problem never shows a traceback, only the problems and exit code 2. The
-modules behind ``run``, ``demo`` and ``report`` are imported when their command runs, so that
-``check-config`` works on a machine without the bot's heavier dependencies, and so that a
-module not written yet is reported as such (exit code 1) instead of crashing.
+modules behind ``run``, ``demo`` and the identity commands are imported when their command
+runs, so that ``check-config`` works on a machine without the bot's heavier dependencies.
 """
 
 from __future__ import annotations
@@ -22,12 +20,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from bot.config import Config, ConfigErrors, load_config
 
 EXIT_OK = 0
-EXIT_FAILURE = 1
 EXIT_CONFIG = 2  # bad config or bad command line, like argparse's own usage errors
 
 
@@ -72,7 +68,7 @@ def _build_parser() -> argparse.ArgumentParser:
         type=str.upper,
         help="overrides logging.level from the config file",
     )
-    run.set_defaults(handler=_with_config("bot.app", "run", "run"))
+    run.set_defaults(handler=_with_config("bot.app", "run"))
 
     demo = commands.add_parser(
         "demo", help="start a throw-away local homeserver, bot and demo accounts"
@@ -101,17 +97,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    report = commands.add_parser("report", help="anonymous statistics (CSV and charts)")
-    report.add_argument("--config", required=True, metavar="FILE", help="the config file")
-    report.add_argument("--out", metavar="DIR", default=".", help="where to write the files")
-    report.set_defaults(handler=_with_config("bot.report", "run", "report"))
-
     identities = commands.add_parser(
         "identities",
         help="list the staff's pinned encryption identities and any pending change",
     )
     identities.add_argument("--config", required=True, metavar="FILE", help="the config file")
-    identities.set_defaults(handler=_with_config("bot.identity", "list_pins", "identities"))
+    identities.set_defaults(handler=_with_config("bot.identity", "list_pins"))
 
     reset = commands.add_parser(
         "reset-identity",
@@ -122,7 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("--config", required=True, metavar="FILE", help="the config file")
     reset.add_argument("user", metavar="USER", help="the Matrix ID, like @irene:example.org")
-    reset.set_defaults(handler=_with_config("bot.identity", "reset", "reset-identity"))
+    reset.set_defaults(handler=_with_config("bot.identity", "reset"))
     return parser
 
 
@@ -152,34 +143,20 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _with_config(module: str, function: str, command: str) -> Callable[[argparse.Namespace], int]:
+def _with_config(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     """A handler that loads `--config` (exit 2 on problems), then calls module.function."""
 
     def handler(args: argparse.Namespace) -> int:
         config = _load(args.config)
         if config is None:
             return EXIT_CONFIG
-        run = _entry_point(module, function, command)
-        return EXIT_FAILURE if run is None else int(run(config, args))
+        run = getattr(importlib.import_module(module), function)
+        return int(run(config, args))
 
     return handler
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run = _entry_point("bot.demo", "run", "demo")
-    return EXIT_FAILURE if run is None else int(run(args))
+    from bot.demo import run
 
-
-def _entry_point(module_name: str, function: str, command: str) -> Callable[..., Any] | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        # Only the command's own module being absent means "not written yet"; a missing
-        # dependency inside it is a real error and must show as one.
-        if e.name != module_name:
-            raise
-        module = None
-    entry = getattr(module, function, None)
-    if entry is None:
-        print(f"helpline-bot {command}: not implemented yet", file=sys.stderr)
-    return entry
+    return int(run(args))

@@ -735,14 +735,6 @@ def test_run_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no such file" in capsys.readouterr().err
 
 
-def test_run_without_the_app_says_not_implemented(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "bot.app", None)
-    assert main(["run", "--config", str(write_config(tmp_path))]) == 1
-    assert "not implemented yet" in capsys.readouterr().err
-
-
 def test_run_hands_the_config_to_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
     app = types.ModuleType("bot.app")
