@@ -7,6 +7,7 @@ readers in bot.config.sections fill these in. Secrets stay out of every ``repr``
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from bot.core.model import Hours, Interval, PlaintextDirect
 from bot.core.model import Strategy as RoutingStrategy
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class TrustRule(enum.StrEnum):
@@ -190,6 +193,8 @@ class WebchatConfig:
     pow_difficulty: int = 18  # leading zero bits of sha256(challenge + nonce)
     quick_exit_url: str = "https://www.google.com"
     frame_ancestors: tuple[str, ...] = ()  # origins that may embed the page
+    # reverse proxies whose X-Forwarded-For is believed (the rate limit's address)
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     # language -> key -> text; only the texts the organisation overrides (`bot.webchat.texts`)
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 

@@ -41,6 +41,9 @@ def _read_webchat(
     difficulty = s.get("pow_difficulty", _int, default=d.pow_difficulty, minimum=0, maximum=32)
     quick_exit = s.get("quick_exit_url", _url, default=d.quick_exit_url)
     ancestors = s.items("frame_ancestors", _origin, default=(), expected="a list of origins")
+    proxies = s.items(
+        "trusted_proxies", _network, default=(), expected="a list of addresses or networks"
+    )
     texts = _read_texts(s, language)
     if enabled is True:
         if homeserver.admin_token is None:
@@ -66,6 +69,7 @@ def _read_webchat(
         pow_difficulty=difficulty,
         quick_exit_url=quick_exit,
         frame_ancestors=ancestors,
+        trusted_proxies=proxies,
         texts=texts,
     )
 
@@ -134,3 +138,15 @@ def _origin(chk: _Checker, path: str, value: Any) -> Any:
     if text is _BAD or re.fullmatch(r"https?://[^/]+", text):
         return text
     return chk.problem(path, "an origin (scheme and host, no path)", _show(text))
+
+
+def _network(chk: _Checker, path: str, value: Any) -> Any:
+    text = _text(chk, path, value)
+    if text is _BAD:
+        return _BAD
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return chk.problem(
+            path, "an address or network, like 10.0.0.2 or 172.16.0.0/12", _show(text)
+        )

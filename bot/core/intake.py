@@ -81,6 +81,19 @@ class IntakeRules(Lifecycle):
         s = self._open(w.user, Source.WEB, None, lang, rejection, now)
         self._first_state(s, rejection, now)
 
+    # -- queries (they change nothing): what the web chat asks before it makes an account
+
+    def intake_refusal(self, now: datetime) -> Outcome | None:
+        """Why a new conversation would be refused now (closed, queue full), or None."""
+        return self._rejection(now)
+
+    def is_blocked(self, user: UserID) -> bool:
+        return chatter_hash(self.policy.block_key, user) in self.blocked
+
+    def has_conversation(self, user: UserID) -> bool:
+        """Whether `user` is the chatter of a conversation the bot still holds."""
+        return any(s.chatter == user for s in self.sessions.values())
+
     def _rejection(self, now: datetime) -> Outcome | None:
         if not is_open(self.policy.hours, now):
             return Outcome.CLOSED_HOURS

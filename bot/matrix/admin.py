@@ -95,6 +95,23 @@ class AdminAPI:
             return True
         raise AdminUnusable("admin_unavailable")
 
+    async def delegates_accounts(self) -> bool:
+        """Whether the homeserver hands its accounts to an OpenID provider (Matrix
+        Authentication Service): then it publishes its auth metadata (MSC2965, stable since
+        Matrix 1.15, or the older unstable issuer), and Synapse's admin API cannot make
+        accounts. An unreachable server is not taken for one that delegates."""
+        for path in (
+            "/_matrix/client/v1/auth_metadata",
+            "/_matrix/client/unstable/org.matrix.msc2965/auth_issuer",
+        ):
+            try:
+                status, body = await self.request("GET", path)
+            except (Transient, AdminUnusable):
+                continue
+            if status == 200 and ("issuer" in body):
+                return True
+        return False
+
     async def create_user(self, user: UserID, password: str, displayname: str) -> bool:
         """Make the account; False if it existed already (Synapse then updates it, so a
         caller must never hand out an ID it did not just make)."""

@@ -7,15 +7,22 @@
 - `RateLimit`: accounts per address in a sliding window, the address kept only as a keyed
   hash (BLAKE2b under a key made at start, never written anywhere), forgotten when its
   window has passed.
+- `Browsers`: which accounts one open page was given, so that a chatter who was blocked
+  is recognised when they start over in the same page. The page's token is random and
+  lives in the page's memory (and in its sessionStorage while a chat is open); the bot
+  keeps only a keyed hash of it and the block-list pseudonyms of its accounts, in memory,
+  for `ttl_s` after the last account. A reload after the chat ended, a new tab or a
+  restart of the bot makes the same person someone new.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 CHALLENGE_TTL_S = 300
@@ -93,3 +100,46 @@ class RateLimit:
                 times.popleft()
             if not times:
                 del self._seen[key]
+
+
+BROWSER_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+class Browsers:
+    def __init__(
+        self, ttl_s: float, limit: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.limit = limit
+        self._key = secrets.token_bytes(32)
+        self._clock = clock
+        # keyed hash of the token -> (last account's time, pseudonyms); oldest first
+        self._seen: OrderedDict[bytes, tuple[float, tuple[str, ...]]] = OrderedDict()
+
+    def _hash(self, token: str) -> bytes | None:
+        if not BROWSER_TOKEN.fullmatch(token):
+            return None  # no token (or not one the page makes): nobody to recognise
+        return hashlib.blake2b(token.encode(), key=self._key, digest_size=16).digest()
+
+    def pseudonyms(self, token: str) -> tuple[str, ...]:
+        self._forget_old()
+        key = self._hash(token)
+        entry = self._seen.get(key) if key is not None else None
+        return entry[1] if entry is not None else ()
+
+    def remember(self, token: str, pseudonym: str) -> None:
+        key = self._hash(token)
+        if key is None:
+            return
+        _, before = self._seen.pop(key, (0.0, ()))
+        self._seen[key] = (self._clock(), (*before, pseudonym)[-16:])
+        while len(self._seen) > self.limit:
+            self._seen.popitem(last=False)
+
+    def _forget_old(self) -> None:
+        horizon = self._clock() - self.ttl_s
+        while self._seen:
+            key, (last, _) = next(iter(self._seen.items()))
+            if last > horizon:
+                return
+            del self._seen[key]

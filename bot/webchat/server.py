@@ -4,41 +4,66 @@ that gives the page a throw-away account (README, "Web chat", is the contract).
 Every response carries the CSP, `Referrer-Policy: no-referrer` and `nosniff`; the page
 and the API are `no-store`. Every refusal is `{"error": <code>, "text": <words>}` with the
 emergency numbers in the words, in the page's language. The order of the checks on
-`POST /api/account` costs the bot least first: the address's rate, the proof of work, the
-global cap, the opening hours; only then is an account made. Nothing logged names an
-address or an account.
+`POST /api/account` costs the bot least first: the address's rate, the proof of work, a
+block on this page's earlier accounts, the global cap, the opening hours and the queue;
+only then is an account made. Nothing logged names an address or an account.
+
+The address is the peer's, or behind a reverse proxy listed in `webchat.trusted_proxies`
+the last one in `X-Forwarded-For` that is not such a proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import ipaddress
 import logging
 import mimetypes
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from bot.core.events import WebChatter
+from bot.core.ids import UserID
 from bot.inbox import Inbound
 from bot.messages import Texts, fill
 from bot.webchat.accounts import Accounts, NotMade
-from bot.webchat.guard import CHALLENGE_TTL_S, Challenges, RateLimit
+from bot.webchat.guard import CHALLENGE_TTL_S, Browsers, Challenges, RateLimit
 from bot.webchat.texts import DEFAULTS, PAGE
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 TYPES = {".wasm": "application/wasm", ".js": "text/javascript", ".mjs": "text/javascript"}
+# Sent gzipped to a browser that accepts it: the crypto's wasm is 7.8 MB, 2.1 MB gzipped.
+COMPRESSED = frozenset({".wasm", ".js", ".css", ".html", ".txt"})
 STATUS = {
     "bad_request": 400,
     "proof_failed": 403,
     "rate_limited": 429,
     "full": 503,
     "closed": 503,
+    "queue_full": 503,
+    "blocked": 403,
     "unavailable": 503,
 }
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Desk(Protocol):
+    """What the account endpoint asks the helpline before it makes an account (read only)."""
+
+    def refusal(self) -> str | None:
+        """`closed` or `queue_full` when a conversation could not start now, else None."""
+
+    def pseudonym(self, user: UserID) -> str:
+        """The block list's keyed hash of `user`."""
+
+    def is_blocked(self, pseudonym: str) -> bool: ...
 
 
 def csp(homeserver: str, frame_ancestors: tuple[str, ...] = ()) -> str:
@@ -61,12 +86,14 @@ class WebChat:
         challenges: Challenges,
         rate: RateLimit,
         max_open: int,
-        is_open: Callable[[], bool],
+        desk: Desk,
+        browsers: Browsers,
         texts: Texts,
         overrides: Mapping[str, Mapping[str, str]],
         languages: tuple[str, ...],
         quick_exit_url: str,
         frame_ancestors: tuple[str, ...] = (),
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.accounts = accounts
         self.put = put
@@ -74,7 +101,9 @@ class WebChat:
         self.challenges = challenges
         self.rate = rate
         self.max_open = max_open
-        self.is_open = is_open
+        self.desk = desk
+        self.browsers = browsers
+        self.trusted_proxies = trusted_proxies
         self.texts = texts
         self.overrides = overrides
         self.languages = languages
@@ -84,6 +113,7 @@ class WebChat:
         # Accounts being made: counted against the cap until their row is in (read after
         # the count's await, so requests arriving together cannot all pass the cap).
         self._making = 0
+        self._gzipped: dict[Path, asyncio.Future[bytes]] = {}
 
     # -- the listener -------------------------------------------------------------------
 
@@ -101,6 +131,9 @@ class WebChat:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
+        for path in STATIC.rglob("*"):
+            if path.suffix in COMPRESSED:
+                self._gzip(path)  # ready before the first chatter asks
         log.info("web chat listening", extra={"host": host, "port": port})
 
     async def stop(self) -> None:
@@ -128,7 +161,22 @@ class WebChat:
         if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
             raise web.HTTPNotFound()
         ctype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-        return web.FileResponse(path, headers={"Content-Type": ctype or "application/octet-stream"})
+        headers = {"Content-Type": ctype or "application/octet-stream", "Vary": "Accept-Encoding"}
+        accepts = request.headers.get("Accept-Encoding", "")
+        if path.suffix in COMPRESSED and "gzip" in accepts:
+            body = await self._gzip(path)
+            return web.Response(body=body, headers={**headers, "Content-Encoding": "gzip"})
+        return web.FileResponse(path, headers=headers)
+
+    def _gzip(self, path: Path) -> asyncio.Future[bytes]:
+        """The file gzipped, made once (in a thread) and kept: the files never change
+        while the bot runs."""
+        made = self._gzipped.get(path)
+        if made is None:
+            data = path.read_bytes()
+            made = asyncio.ensure_future(asyncio.to_thread(gzip.compress, data, 9, mtime=0))
+            self._gzipped[path] = made
+        return made
 
     # -- the API --------------------------------------------------------------------------
 
@@ -149,6 +197,20 @@ class WebChat:
     def _refuse(self, code: str, language: str) -> web.Response:
         body = {"error": code, "text": self.text(f"refused.{code}", language)}
         return web.json_response(body, status=STATUS[code])
+
+    def address(self, request: web.Request) -> str:
+        """The client's address: the peer's, unless the peer is a trusted proxy."""
+        peer = request.remote or ""
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")
+        hops = [h.strip() for h in forwarded if h.strip()]
+        for hop in [peer, *reversed(hops)]:
+            try:
+                ip = ipaddress.ip_address(hop)
+            except ValueError:
+                return hop  # not an address: as good a key as any, and never trusted
+            if not any(ip in net for net in self.trusted_proxies):
+                return hop
+        return peer
 
     async def _config(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -181,18 +243,24 @@ class WebChat:
         if not isinstance(body, dict):
             return self._refuse("bad_request", language)
         challenge, nonce = body.get("challenge"), body.get("nonce")
-        if not isinstance(challenge, str) or not isinstance(nonce, str):
+        browser = body.get("browser", "")
+        if not (isinstance(challenge, str) and isinstance(nonce, str)):
             return self._refuse("bad_request", language)
-        address = request.remote or ""
+        if not isinstance(browser, str):
+            return self._refuse("bad_request", language)
+        address = self.address(request)
         if not self.rate.allows(address):
             return self._refuse("rate_limited", language)
         if not self.challenges.redeem(challenge, nonce):
             return self._refuse("proof_failed", language)
+        if any(self.desk.is_blocked(p) for p in self.browsers.pseudonyms(browser)):
+            return self._refuse("blocked", language)
         if await self.accounts.open_count() + self._making >= self.max_open:
             log.warning("web chat refused an account: the cap is reached")
             return self._refuse("full", language)
-        if not self.is_open():
-            return self._refuse("closed", language)
+        why = self.desk.refusal()
+        if why is not None:
+            return self._refuse(why, language)
         self.rate.count(address)
         self._making += 1
         try:
@@ -201,6 +269,7 @@ class WebChat:
             return self._refuse("unavailable", language)
         finally:
             self._making -= 1
+        self.browsers.remember(browser, self.desk.pseudonym(user))
         self.put(Inbound(WebChatter(user, language)))
         body = {"homeserver": self.homeserver, "user_id": user, "password": password}
         return web.json_response(body, status=201)

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-REFUSALS = ("bad_request", "proof_failed", "rate_limited", "full", "closed", "unavailable")
+REFUSALS = (
+    "bad_request",
+    "proof_failed",
+    "rate_limited",
+    "blocked",
+    "full",
+    "closed",
+    "queue_full",
+    "unavailable",
+)
 """The stable `error` codes of the account endpoint; each has a `refused.<code>` text."""
 
 PAGE = (
@@ -64,6 +73,13 @@ _NB = {
     "refused.closed": (
         "Chatten er stengt akkurat nå. Du er velkommen tilbake når vi har åpent.\n\n{emergency}"
     ),
+    "refused.queue_full": (
+        "Akkurat nå venter veldig mange, så vi kan ikke ta imot flere i køen. Det betyr ikke at "
+        "det du har på hjertet er mindre viktig. Prøv igjen om en stund.\n\n{emergency}"
+    ),
+    "refused.blocked": (
+        "Du kan ikke starte en ny chat her nå. Trenger du hjelp, kan du ringe:\n\n{emergency}"
+    ),
     "refused.unavailable": ("Chatten virker ikke akkurat nå. Prøv igjen om litt.\n\n{emergency}"),
 }
 
@@ -98,6 +114,14 @@ _EN = {
     ),
     "refused.closed": (
         "The chat is closed right now. You are welcome back when we are open.\n\n{emergency}"
+    ),
+    "refused.queue_full": (
+        "Right now a lot of people are waiting, so we can't take anyone else into the queue. "
+        "That doesn't mean what's on your mind matters less. Please try again in a while."
+        "\n\n{emergency}"
+    ),
+    "refused.blocked": (
+        "You cannot start a new chat here now. If you need help, you can call:\n\n{emergency}"
     ),
     "refused.unavailable": (
         "The chat is not working right now. Please try again soon.\n\n{emergency}"

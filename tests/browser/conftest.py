@@ -2,10 +2,11 @@
 against the real Synapse and the in-process bot with the web chat on.
 
 The Synapse, user and client fixtures are the integration layer's, and ``open_web`` is
-the web chat's (imported, so this directory shares the one server of the session). The
-browser is ``/usr/bin/chromium`` (``apt-get install -y chromium``; ``.ci/run`` installs it
-when missing), never a browser Playwright downloads. Without it, or without Playwright,
-these tests fail with that instruction: they are never skipped.
+the web chat's (`tests.integration.web`; imported, so this directory shares the one
+server of the session). The browser is ``/usr/bin/chromium`` (``apt-get install -y
+chromium``; ``.ci/run`` installs it when missing), never a browser Playwright downloads.
+Without it, or without Playwright, these tests fail with that instruction: they are never
+skipped.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.integration.conftest import (
     synapse,
     user_factory,
 )
-from tests.integration.test_webchat import open_web
+from tests.integration.web import open_web
 
 __all__ = [
     "account_keys",

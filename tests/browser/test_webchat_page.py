@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
+from aiohttp import web as web_server
 from playwright.async_api import Page, Request, Route, expect
 
-from bot.devtools.synapse import SynapseServer
+from bot.devtools.synapse import SynapseServer, free_port
 from bot.devtools.users import RegisteredUser, get_user_admin_info, q
-from tests.integration.test_webchat import OpenWeb
+from bot.devtools.webpage import WebPage
 from tests.integration.waits import wait_until
+from tests.integration.web import OpenWeb, web_chatter
 from tests.integration.world import accept_offer, assert_logs_clean, go_on_duty, next_from_bot
 
 NEUTRAL = "https://neutral.example/"
@@ -244,4 +248,106 @@ async def test_end_chat_closes_the_conversation_and_offers_a_new_one(
     await expect(page.locator("#message")).to_be_disabled()
     assert await page.evaluate("() => Object.keys(sessionStorage)") == []
     await shots.take("ended")
+    # Start over, in the same page: a new account and a new conversation.
+    await page.locator("#start-over").click()
+    await expect(page.locator("#start")).to_be_focused()
+    await expect(page.locator("#log li")).to_have_count(0)
+    await page.locator("#start").click()
+    await expect(page.locator("#log")).to_contain_text("in the queue", timeout=STEP_MS)
+    await expect(page.locator("#message")).to_be_enabled(timeout=STEP_MS)
+    await shots.take("started-over")
     await context.close()
+
+
+async def _refused_in_page(web: WebPage, browser: Any, where: Path, name: str) -> Any:
+    context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+    page = await context.new_page()
+    await page.goto(web.base + "/")
+    await page.locator("#start").click()
+    refusal = page.locator("#refusal")
+    await expect(refusal).to_be_visible(timeout=STEP_MS)
+    await expect(refusal).to_contain_text("113")
+    await expect(page.locator("#start")).to_be_enabled()
+    await expect(page.locator("#chat")).to_be_hidden()
+    await Shots(page, where / "screenshots").take(name)
+    text = await refusal.text_content()
+    await context.close()
+    return text
+
+
+async def test_closed_hours_show_their_text_in_the_page(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
+    hours = {"always_open": False, "weekly": {"mon-sun": "00:00-23:59"}, "closed_dates": [today]}
+    _, web = await open_web(sections={"opening_hours": hours})
+    text = await _refused_in_page(web, browser, tmp_path, "refused-closed")
+    assert "The chat is closed right now" in text
+
+
+async def test_a_full_queue_shows_its_text_in_the_page(
+    open_web: OpenWeb, browser: Any, make_client: Any, tmp_path: Path
+) -> None:
+    _, web = await open_web(sections={"limits": {"queue_max_length": 1}})
+    status, first = await web.account()
+    assert status == 201
+    waiting = await web_chatter(make_client, first)
+    await waiting.wait_for_invite(timeout=30)  # the one place in the queue is taken
+    text = await _refused_in_page(web, browser, tmp_path, "refused-queue-full")
+    assert "a lot of people are waiting" in text
+
+
+async def test_the_embed_snippet_opens_the_chat_and_its_quick_exit_leaves_the_site(
+    open_web: OpenWeb, browser: Any, synapse: SynapseServer, admin: RegisteredUser, tmp_path: Path
+) -> None:
+    """The helpline's own site (another origin) with the two-line snippet: a button opens
+    the chat in a frame; the frame's quick exit hides the site and replaces it."""
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    w, web = await open_web(frame_ancestors=[site], quick_exit_url=NEUTRAL)
+    html = (
+        "<!doctype html><title>Alltidhjelp</title><h1>Velkommen</h1>"
+        f'<script src="{web.base}/embed.js" data-label="Chat med oss" defer></script>'
+    )
+
+    async def home(_: web_server.Request) -> web_server.Response:
+        return web_server.Response(text=html, content_type="text/html")
+
+    app = web_server.Application()
+    app.router.add_get("/", home)
+    runner = web_server.AppRunner(app)
+    await runner.setup()
+    await web_server.TCPSite(runner, "127.0.0.1", port).start()
+    context = await browser.new_context(viewport={"width": 390, "height": 800}, locale="nb-NO")
+
+    async def neutral(route: Route) -> None:
+        await route.fulfill(status=200, content_type="text/html", body="<h1>Weather</h1>")
+
+    await context.route(f"{NEUTRAL}**", neutral)
+    try:
+        page = await context.new_page()
+        shots = Shots(page, tmp_path / "screenshots")
+        await page.goto(site + "/")
+        button = page.get_by_role("button", name="Chat med oss")
+        await button.click()
+        await expect(button).to_have_attribute("aria-expanded", "true")
+        chat = page.frame_locator(f'iframe[src="{web.base}/"]')
+        await chat.locator("#start").click()
+        await expect(chat.locator("#log")).to_contain_text("i køen", timeout=STEP_MS)
+        await shots.take("embedded")
+        frame = next(f for f in page.frames if f.url.startswith(web.base))
+        user = await frame.evaluate(
+            "() => JSON.parse(sessionStorage.getItem('helpline-webchat')).user"
+        )
+        await chat.locator("#quick-exit").click()
+        await page.wait_for_url(NEUTRAL, timeout=STEP_MS)
+
+        async def erased() -> bool:
+            info = await get_user_admin_info(synapse.base_url, admin.access_token, user)
+            return bool(info.get("deactivated"))
+
+        await wait_until(erased, timeout=60, what="the embedded chat's account erased")
+        assert_logs_clean(w, user)
+    finally:
+        await context.close()
+        await runner.cleanup()

@@ -27,7 +27,10 @@ from bot.devtools.client import TestClient
 from bot.devtools.synapse import SynapseServer, SynapseStartError
 from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
 from bot.matrix.keyfile import CrossSigningKeys
+from tests.integration.web import open_web
 from tests.integration.world import MakeClient, MakeUser, OpenWorld, World, build_world
+
+__all__ = ["open_web"]  # the web chat's fixture (tests.integration.web)
 
 DEFAULT_TIMEOUT_S = 120
 _HERE = Path(__file__).parent.resolve()

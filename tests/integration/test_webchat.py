@@ -7,21 +7,27 @@ refusals, the page's headers, the idle erase, and the listener off by default.""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from bot.config import load_config
+from bot.devtools.runner import write_config
 from bot.devtools.synapse import SynapseServer, free_port
-from bot.devtools.users import RegisteredUser, get_user_admin_info, q
-from bot.webchat.guard import leading_zero_bits
+from bot.devtools.users import RegisteredUser, admin_request, q
+from bot.devtools.webpage import solve
+from bot.exits import EXIT_CONFIG, StartupError
+from bot.matrix.admin import AdminAPI
+from bot.webchat.run import start_webchat
 from tests.integration.waits import wait_until
+from tests.integration.web import OpenWeb, deactivated, web_chatter
 from tests.integration.world import (
     TIMEOUT,
-    World,
     accept_offer,
     assert_logs_clean,
     build_world,
@@ -31,75 +37,12 @@ from tests.integration.world import (
 
 pytestmark = pytest.mark.timeout(120)
 
-DIFFICULTY = 8
 
-
-def solve(challenge: str, difficulty: int) -> str:
-    for n in itertools.count():
-        nonce = str(n)
-        if leading_zero_bits(hashlib.sha256((challenge + nonce).encode()).digest()) >= difficulty:
-            return nonce
-    raise AssertionError("unreachable")
-
-
-class Page:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = aiohttp.ClientSession()
-
-    async def post(self, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-        async with self.http.post(self.base + path, json=body) as resp:
-            return resp.status, await resp.json()
-
-    async def account(self, *, nonce: str | None = None, language: str = "nb") -> Any:
-        status, ch = await self.post("/api/challenge")
-        assert status == 200
-        assert ch["difficulty"] == DIFFICULTY
-        found = nonce if nonce is not None else solve(ch["challenge"], ch["difficulty"])
-        body = {"challenge": ch["challenge"], "nonce": found, "language": language}
-        return await self.post("/api/account", body)
-
-
-OpenWeb = Callable[..., Awaitable[tuple[World, Page]]]
-
-
-@pytest.fixture
-async def open_web(
-    synapse: SynapseServer, make_user: Any, make_client: Any, tmp_path: Any, admin: RegisteredUser
-) -> AsyncIterator[OpenWeb]:
-    opened: list[tuple[World, Page]] = []
-
-    async def _open(intake: dict[str, Any] | None = None, **webchat: Any) -> tuple[World, Page]:
-        port = free_port()
-        section = {
-            "enabled": True,
-            "listen": f"127.0.0.1:{port}",
-            "public_url": f"http://127.0.0.1:{port}",
-            "pow_difficulty": DIFFICULTY,
-            **webchat,
-        }
-        w = await build_world(
-            synapse,
-            make_user,
-            make_client,
-            tmp_path,
-            admin_token=admin.access_token,
-            webchat=section,
-            **({"intake": intake} if intake else {}),
-        )
-        page = Page(f"http://127.0.0.1:{port}")
-        opened.append((w, page))
-        return w, page
-
-    yield _open
-    for w, page in opened:
-        await page.http.close()
-        await w.close()
-
-
-async def deactivated(synapse: SynapseServer, admin: RegisteredUser, user: str) -> bool:
-    info = await get_user_admin_info(synapse.base_url, admin.access_token, user)
-    return bool(info.get("deactivated"))
+async def accounts_made(synapse: SynapseServer, admin: RegisteredUser, prefix: str) -> list[str]:
+    """The accounts on the server whose localpart starts with `prefix`, not deactivated."""
+    path = f"/_synapse/admin/v2/users?name={prefix}&limit=1000&deactivated=false"
+    _, body = await admin_request(synapse.base_url, admin.access_token, "GET", path)
+    return sorted(u["name"] for u in body["users"] if u["name"].startswith(f"@{prefix}"))
 
 
 async def test_a_web_chatter_talks_to_a_volunteer_and_quick_exit_erases_everything(
@@ -114,8 +57,7 @@ async def test_a_web_chatter_talks_to_a_volunteer_and_quick_exit_erases_everythi
     user = account["user_id"]
     assert user.startswith("@anon-")
 
-    localpart = user[1:].split(":")[0]
-    chatter = await make_client(RegisteredUser(user, localpart, account["password"], "", "", False))
+    chatter = await web_chatter(make_client, account)
     invite = await chatter.wait_for_invite(timeout=TIMEOUT)
     assert invite.sender == w.bot_id
     await chatter.join(invite.room_id)
@@ -203,12 +145,93 @@ async def test_requests_arriving_together_do_not_pass_the_cap(open_web: OpenWeb)
     assert statuses == [201, 201, 503, 503, 503]
 
 
+async def test_closed_hours_are_refused_before_an_account_is_made(
+    open_web: OpenWeb, synapse: SynapseServer, admin: RegisteredUser
+) -> None:
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
+    hours = {"always_open": False, "weekly": {"mon-sun": "00:00-23:59"}, "closed_dates": [today]}
+    _, page = await open_web(sections={"opening_hours": hours}, account_prefix="closed-")
+    status, body = await page.account(language="en")
+    assert (status, body["error"]) == (503, "closed")
+    assert "closed right now" in body["text"]
+    assert "113" in body["text"]
+    assert await accounts_made(synapse, admin, "closed-") == []
+
+
+async def test_a_full_queue_is_refused_before_an_account_is_made(
+    open_web: OpenWeb, synapse: SynapseServer, admin: RegisteredUser, make_client: Any
+) -> None:
+    w, page = await open_web(sections={"limits": {"queue_max_length": 1}}, account_prefix="full-")
+    status, first = await page.account()
+    assert status == 201
+    chatter = await web_chatter(make_client, first)
+    await chatter.wait_for_invite(timeout=TIMEOUT)  # the core has it: one in the queue
+    status, body = await page.account(language="en")
+    assert (status, body["error"]) == (503, "queue_full")
+    assert "a lot of people are waiting" in body["text"]
+    assert "116 111" in body["text"]
+    assert await accounts_made(synapse, admin, "full-") == [first["user_id"]]
+    assert_logs_clean(w, first["user_id"])
+
+
+async def test_behind_a_trusted_proxy_the_rate_limit_is_per_forwarded_address(
+    open_web: OpenWeb,
+) -> None:
+    _, page = await open_web(rate_limit={"accounts": 1, "per": "1h"}, trusted_proxies=["127.0.0.1"])
+
+    async def account_from(address: str) -> int:
+        status, ch = await page.post("/api/challenge")
+        assert status == 200
+        body = {"challenge": ch["challenge"], "nonce": solve(ch["challenge"], ch["difficulty"])}
+        headers = {"X-Forwarded-For": f"203.0.113.9, {address}"}
+        async with page.http.post(page.base + "/api/account", json=body, headers=headers) as r:
+            return r.status
+
+    assert await account_from("198.51.100.1") == 201
+    assert await account_from("198.51.100.1") == 429
+    assert await account_from("198.51.100.2") == 201  # the next chatter behind the proxy
+
+
+async def test_without_trusted_proxies_x_forwarded_for_is_ignored(open_web: OpenWeb) -> None:
+    _, page = await open_web(rate_limit={"accounts": 1, "per": "1h"})
+    assert (await page.account())[0] == 201
+    _, ch = await page.post("/api/challenge")
+    body = {"challenge": ch["challenge"], "nonce": solve(ch["challenge"], ch["difficulty"])}
+    headers = {"X-Forwarded-For": "198.51.100.3"}
+    async with page.http.post(page.base + "/api/account", json=body, headers=headers) as r:
+        assert r.status == 429  # a header anyone can write buys no second account
+
+
+async def test_the_page_files_are_sent_gzipped_and_the_embed_script_is_served(
+    open_web: OpenWeb,
+) -> None:
+    _, page = await open_web()
+    wasm = "/pkg/matrix_sdk_crypto_wasm_bg.wasm"
+    async with page.http.get(page.base + wasm, headers={"Accept-Encoding": "gzip"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert resp.headers["Content-Type"] == "application/wasm"
+        wire = int(resp.headers["Content-Length"])
+        data = await resp.read()  # aiohttp decompresses it
+    assert data[:4] == b"\0asm"
+    assert wire < len(data) / 3, (wire, len(data))
+    async with page.http.get(page.base + wasm, headers={"Accept-Encoding": "identity"}) as resp:
+        assert "Content-Encoding" not in resp.headers
+        assert await resp.read() == data
+    async with page.http.get(page.base + "/embed.js") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/javascript"
+        assert "helpline-webchat:quick-exit" in await resp.text()
+
+
 async def test_an_account_that_never_starts_is_erased_after_idle_erase(
     open_web: OpenWeb, synapse: SynapseServer, admin: RegisteredUser
 ) -> None:
     # The line serves only another server's users, so the core opens no conversation for
     # the account: like a page that went away before anything started.
-    w, page = await open_web(idle_erase="2s", intake={"allowed_servers": ["other.test"]})
+    w, page = await open_web(
+        idle_erase="2s", sections={"intake": {"allowed_servers": ["other.test"]}}
+    )
     status, account = await page.account()
     assert status == 201
     user = account["user_id"]
@@ -230,3 +253,45 @@ async def test_the_listener_is_off_by_default(
         assert "web chat listening" not in w.logs.getvalue()
     finally:
         await w.close()
+
+
+async def test_a_homeserver_whose_accounts_are_delegated_is_refused_at_start(
+    synapse: SynapseServer, admin: RegisteredUser, tmp_path: Path
+) -> None:
+    """With Matrix Authentication Service, Synapse's admin API cannot make accounts: the
+    bot says so at start (exit 2) instead of refusing every chatter later. The real
+    Synapse here delegates nothing; a loopback server answers as one that does."""
+    assert not await AdminAPI(synapse.base_url, admin.access_token).delegates_accounts()
+
+    async def metadata(_: web.Request) -> web.Response:
+        return web.json_response({"issuer": "https://auth.helpline.test/"})
+
+    app = web.Application()
+    app.router.add_get("/_matrix/client/v1/auth_metadata", metadata)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        mas = f"http://127.0.0.1:{port}"
+        api = AdminAPI(mas, "token")
+        assert await api.delegates_accounts()
+        await api.close()
+        path = write_config(
+            tmp_path / "config.yaml",
+            homeserver=mas,
+            bot_user="@bot:helpline.test",
+            bot_password="pw",
+            data_dir=tmp_path / "data",
+            staff_room="#vakt:helpline.test",
+            volunteers=[{"user_id": "@irene:helpline.test", "alias": "Irene"}],
+            admin_token="token",
+            webchat={"enabled": True, "public_url": "https://chat.helpline.test"},
+        )
+        config = load_config(path)
+        with pytest.raises(StartupError) as raised:
+            await start_webchat(config, db=None, worker=None)
+        assert raised.value.exit_code == EXIT_CONFIG
+        assert "Matrix Authentication Service" in str(raised.value)
+    finally:
+        await runner.cleanup()

@@ -28,6 +28,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
           pow_difficulty: 12
           quick_exit_url: https://www.yr.no
           frame_ancestors: ["https://www.helpline.test"]
+          trusted_proxies: [127.0.0.1, "10.0.0.0/8", "::1"]
           texts:
             en: {title: "Chat with us", refused.full: "Full. {emergency}"}
         """)
@@ -43,6 +44,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     assert w.pow_difficulty == 12
     assert w.quick_exit_url == "https://www.yr.no"
     assert w.frame_ancestors == ("https://www.helpline.test",)
+    assert [str(n) for n in w.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert w.texts == {"en": {"title": "Chat with us", "refused.full": "Full. {emergency}"}}
 
 
@@ -93,3 +95,17 @@ def test_texts_in_a_language_the_line_does_not_speak(tmp_path: Path) -> None:
 def test_pow_difficulty_is_bounded(tmp_path: Path) -> None:
     problem = only_problem(write_config(tmp_path, MINIMAL + "webchat: {pow_difficulty: 40}\n"))
     assert problem.path == "webchat.pow_difficulty"
+
+
+def test_a_trusted_proxy_that_is_not_an_address(tmp_path: Path) -> None:
+    text = MINIMAL + "webchat:\n  trusted_proxies: [127.0.0.1, caddy]\n"
+    path = write_config(tmp_path, text)
+    problem = only_problem(path)
+    assert problem.path == "webchat.trusted_proxies[1]"
+    assert problem.line == line_of(path, "trusted_proxies")
+    assert "caddy" in problem.found
+
+
+def test_no_trusted_proxies_by_default(tmp_path: Path) -> None:
+    w = load_config(write_config(tmp_path, MINIMAL), env={}).webchat
+    assert w.trusted_proxies == ()

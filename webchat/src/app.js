@@ -10,6 +10,10 @@
 // - js-sdk's loggers are silenced: they write room and event IDs to the console.
 // - Nothing is fetched from any other origin than this one and the homeserver (the CSP
 //   enforces it too).
+// - This page's token (random, made here) goes with every account request, so that the
+//   bot can recognise a chatter it blocked when they start over in the same page. It lives
+//   in this page's memory, and in sessionStorage only while a chat is open (a reload goes
+//   on with the same chat); a reload after the end, or a new tab, makes a new one.
 
 import { logger as sdkLogger } from "matrix-js-sdk/lib/logger.js";
 import {
@@ -62,6 +66,12 @@ const shown = new Map(); // event id -> <li>, to render each event once
 let keysTimer = null;
 let canJoin = false; // set once this device is cross-signed: the bot's keys go only to such
 let invitedTo = null; // an invite that came before that
+let browser = null; // this page's token (see the top of this file)
+
+function newToken() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function t(key) {
     return config?.texts?.[lang]?.[key] ?? config?.texts?.[config.language]?.[key] ?? "";
@@ -422,6 +432,27 @@ function finish() {
     $("start-over").focus();
 }
 
+/** Back to the start, in this page (its token stays: see the top of this file). */
+function startOver() {
+    stopClient();
+    forget();
+    ended = false;
+    roomId = null;
+    invitedTo = null;
+    canJoin = false;
+    shown.clear();
+    $("log").replaceChildren();
+    $("typing").textContent = "";
+    status("");
+    refuse("");
+    $("composer").hidden = false;
+    $("ended").hidden = true;
+    $("chat").hidden = true;
+    $("intro").hidden = false;
+    $("start").disabled = false;
+    $("start").focus();
+}
+
 function fail(err) {
     // No details: they can hold IDs. The words come with the emergency numbers.
     void err;
@@ -443,6 +474,7 @@ async function start() {
             challenge: challenge.data.challenge,
             nonce,
             language: lang,
+            browser,
         });
         if (!account.ok) {
             status("");
@@ -451,7 +483,13 @@ async function start() {
             return;
         }
         const { homeserver, user_id: user, password } = account.data;
-        const session = { homeserver, password, language: lang, ...(await login(homeserver, user, password)) };
+        const session = {
+            homeserver,
+            password,
+            language: lang,
+            browser,
+            ...(await login(homeserver, user, password)),
+        };
         save(session);
         showChat();
         await connect(session, { fresh: true });
@@ -494,18 +532,28 @@ async function resume(session) {
     }
 }
 
+const framed = window.top !== window;
+
+/** Tell the site that embeds this page (embed.js) to hide itself / to leave now. */
+function tellSite(type, url) {
+    if (framed) window.parent.postMessage({ type: `helpline-webchat:${type}`, url }, "*");
+}
+
 async function quickExit() {
-    // Hide everything at once; then say "!slett" (the conversation is purged now) for at
-    // most a moment, forget everything and leave without a way Back.
+    // Hide everything at once (and the embedding site, if any); then say "!slett" (the
+    // conversation is purged now) for at most a moment, forget everything and leave
+    // without a way Back.
     document.body.hidden = true;
     ended = true;
     const url = config?.quick_exit_url ?? "about:blank";
+    tellSite("quick-exit", url);
     const last = client && roomId ? send("!slett") : null;
     forget();
     if (last) await Promise.race([last.catch(noop), new Promise((r) => setTimeout(r, 2000))]);
     stopClient();
     forget();
-    location.replace(url);
+    if (framed) tellSite("quick-exit-done", url);
+    else location.replace(url);
 }
 
 async function onSubmit(event) {
@@ -555,8 +603,9 @@ async function main() {
     $("end").addEventListener("click", () => {
         send(lang === "en" ? "!end" : "!slutt").catch(fail);
     });
-    $("start-over").addEventListener("click", () => location.reload());
+    $("start-over").addEventListener("click", startOver);
     const session = saved();
+    browser = session?.browser ?? newToken();
     if (session?.secrets && session?.token) {
         await resume(session);
     } else {
