@@ -102,6 +102,9 @@ helpline-bot demo is ready ({how}, {t.get("total", 0):.1f} s). Data in {site.roo
     Element Web: a self-hosted Element Web (see docker/) or any Element Web your browser
     lets talk to http://127.0.0.1.
 
+  Web chat (no account, no app: as most chatters will come):  {site.web_url}
+    Open it in a browser, press "Start chat"; a volunteer on duty gets the offer.
+
   Accounts (username and password on the sign-in screen):
 {rows}
     bot         {s.bot.user_id}  (the bot itself; do not log in as it)

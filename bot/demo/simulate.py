@@ -1,4 +1,5 @@
-"""`helpline-bot demo --simulate`: a scripted chatter and volunteer talk through the bot.
+"""`helpline-bot demo --simulate`: a scripted chatter and volunteer talk through the bot,
+then a chatter from the web chat.
 
 The demo site is set up fresh (shortened limits: a 2-minute conversation with its warning
 10 s in, purge 2 s after the end), then two E2EE clients play the people: Jonas, a
@@ -10,6 +11,10 @@ Each step must happen within its time limit; the exit code is 0 only if every st
 What "purged" means is checked from both sides and on the server: both clients are
 removed from their rooms, the bot reports the purge as verified in its metrics (the demo
 gives it an admin token), and the admin API answers 404 for both rooms.
+
+Then a chatter comes through the web chat, as from the page (`bot.devtools.webpage`: the
+proof of work solved, a throw-away account, a cross-signed device), talks with the same
+volunteer and leaves by the quick exit: both rooms gone and the account erased.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from bot.devtools.client import TestClient
 from bot.devtools.leaves import LeaveWatcher
 from bot.devtools.seen import ReceivedMessage
 from bot.devtools.users import admin_request, q
+from bot.devtools.webpage import WebPage
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -44,6 +50,7 @@ LIMITS: dict[str, dict[str, Any]] = {
 STEP_TIMEOUT = 30.0
 
 FIRST_WORDS = "Hei. Jeg trenger noen å snakke med."
+WEB_WORDS = ("Hei, jeg skriver fra nettsiden.", "Hei! Så fint at du skrev. Jeg er her.")
 EXCHANGE = (
     ("volunteer", "Hei, jeg heter Jonas. Hva har du på hjertet i dag?"),
     ("chatter", "Det har vært en tung uke på skolen."),
@@ -126,6 +133,10 @@ PLANNED = [
     "the chatter ends the conversation",
     "purge: both rooms are emptied and gone",
     "the bot's metrics counted the conversation",
+    "web chat: the page gets a throw-away account",
+    "web chat: the bot invites the account straight into a conversation",
+    "web chat: the volunteer accepts; a message each way",
+    "web chat: quick exit: the rooms are gone and the account erased",
 ]
 
 
@@ -270,6 +281,72 @@ async def _play(site: DemoSite, tl: Timeline, clients: list[TestClient]) -> None
         if offers < 1 or ended < 1 or relays < len(EXCHANGE):
             raise StepFailed("the metrics do not show the conversation")
 
+    await _play_web(site, tl, clients, volunteer, seen)
+
+
+async def _play_web(
+    site: DemoSite, tl: Timeline, clients: list[TestClient], volunteer: TestClient, seen: Seen
+) -> None:
+    """A chatter from the web chat page, with the volunteer still on duty."""
+    state = site.state
+    assert state is not None
+    bot_id = state.bot.user_id
+    v_leaves = LeaveWatcher(volunteer)
+    page = WebPage(site.web_url)
+    try:
+        async with tl.step(PLANNED[13]):
+            status, account = await page.account()
+            if status != 201:
+                raise StepFailed(f"the web chat refused: {account.get('error')}")
+            tl.line("web page", "-> the proof of work; <- a throw-away account, no e-mail, no name")
+            web = await TestClient.create(
+                account["homeserver"],
+                account["user_id"],
+                account["password"],
+                store_dir=site.root / "clients" / "web",
+                device_name="demo web chat (scripted)",
+            )
+            clients.append(web)
+            tl.line("web page", "logs in with an end-to-end-encrypted, cross-signed device")
+    finally:
+        await page.close()
+
+    async with tl.step(PLANNED[14]):
+        invite = await web.wait_for_invite(timeout=STEP_TIMEOUT)
+        if invite.sender != bot_id:
+            raise StepFailed("the invite did not come from the bot")
+        room = invite.room_id
+        await web.join(room)
+        await web.wait_for_room(room, encrypted=True)
+        tl.line("web page", "<- an invite to the conversation room (no DM, no lobby); joins")
+        await seen.from_bot(web, "web page", room, contains="113")
+
+    async with tl.step(PLANNED[15]):
+        offer = await volunteer.wait_for_invite(timeout=STEP_TIMEOUT)
+        vroom = offer.room_id
+        await volunteer.join(vroom)
+        tl.line("volunteer", "-> accepts the web chatter's conversation")
+        await seen.from_bot(volunteer, "volunteer", vroom, contains="Chatter #")
+        await seen.from_bot(web, "web page", room, contains="Jonas")
+        await web.send_text(room, WEB_WORDS[0])
+        tl.line("web page", f'-> "{WEB_WORDS[0]}"')
+        await seen.from_bot(volunteer, "volunteer", vroom, body=WEB_WORDS[0])
+        await volunteer.send_text(vroom, WEB_WORDS[1])
+        tl.line("volunteer", f'-> "{WEB_WORDS[1]}"')
+        await seen.from_bot(web, "web page", room, body=WEB_WORDS[1])
+
+    async with tl.step(PLANNED[16]):
+        await web.send_text(room, "!slett")
+        tl.line("web page", '-> quick exit: "!slett", then the page is replaced')
+        clients.remove(web)
+        await web.close()
+        await v_leaves.wait_removed(vroom, timeout=STEP_TIMEOUT)
+        tl.line("volunteer", "<- removed from the conversation's room")
+        for label, room_id in (("web chatter's", room), ("volunteer's", vroom)):
+            gone = await _until_deleted(site, room_id)
+            tl.line("server", f"the {label} room: {gone}")
+        tl.line("server", f"the account: {await _until_erased(site, account['user_id'])}")
+
 
 class Seen:
     """Waits for the bot's next message on one side and prints it as that side sees it."""
@@ -359,6 +436,25 @@ async def _until_deleted(site: DemoSite, room_id: str) -> str:
         last = f"still on the server with {_joined(body)} joined member(s)"
         await asyncio.sleep(0.3)
     raise StepFailed(f"a room was not deleted: {last}")
+
+
+async def _until_erased(site: DemoSite, user: str) -> str:
+    """The server's own view of the web chatter's account, through the admin API."""
+    assert site.state is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STEP_TIMEOUT
+    while loop.time() < deadline:
+        status, body = await admin_request(
+            site.base_url,
+            site.state.admin_token,
+            "GET",
+            f"/_synapse/admin/v2/users/{q(user)}",
+            expect=None,
+        )
+        if status == 200 and isinstance(body, dict) and body.get("deactivated"):
+            return "deactivated and erased (admin API)"
+        await asyncio.sleep(0.3)
+    raise StepFailed("the web chatter's account was not erased")
 
 
 def _joined(body: Any) -> int:

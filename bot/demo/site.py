@@ -50,6 +50,7 @@ from bot.devtools.users import whoami as whoami_request
 
 STATE_VERSION = 1
 DEFAULT_PORT = 8008
+DEFAULT_WEB_PORT = 8090  # the web chat page, when free (else any free port)
 MEGOLM = "m.megolm.v1.aes-sha2"
 
 # Synapse's own default for messages (0.2/s, burst 10): people in the demo are limited as
@@ -140,7 +141,13 @@ class DemoSite:
         self.state: State | None = None
         self.reused = False
         self.http_port = 0
+        self.web_port = 0
         self.timings: dict[str, float] = {}
+
+    @property
+    def web_url(self) -> str:
+        """The web chat page, as a chatter opens it."""
+        return f"http://{HOST}:{self.web_port}/"
 
     @property
     def base_url(self) -> str:
@@ -377,12 +384,19 @@ class DemoSite:
 
     def _write_bot_config(self, state: State) -> None:
         self.http_port = free_port(HOST)
+        wanted = DEFAULT_WEB_PORT if self.want_port else 0
+        self.web_port = wanted if wanted and _port_free(wanted) else free_port(HOST)
         sections: dict[str, dict[str, Any]] = {
             "storage": {"store_key": state.store_key},
             "logging": {"level": "INFO"},
             "http": {"port": self.http_port},
             "privacy": {"purge_after": "30s"},
             "limits": {"max_duration": "20m", "warn_before": ["5m", "1m"]},
+            "webchat": {
+                "enabled": True,
+                "listen": f"{HOST}:{self.web_port}",
+                "public_url": f"http://{HOST}:{self.web_port}",
+            },
         }
         for key, value in self.bot_sections.items():
             sections.setdefault(key, {}).update(value)

@@ -1,9 +1,10 @@
 """`helpline-bot demo` as a newcomer runs it: a subprocess, its own Synapse, real output.
 
-- `--simulate` plays the whole conversation and must exit 0 with every step done.
-- The plain demo comes up, answers on the printed URL (Synapse, a chatter's login with
-  the printed password, the bot's /healthz), stops on Ctrl-C by PID, comes back reused
-  on a second run, and is replaced with --fresh.
+- `--simulate` plays the whole conversation, then a web chatter's, and must exit 0 with
+  every step done.
+- The plain demo comes up, answers on the printed URLs (Synapse, a chatter's login with
+  the printed password, the bot's /healthz, the web chat page), stops on Ctrl-C by PID,
+  comes back reused on a second run, and is replaced with --fresh.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def test_simulate_plays_every_step_and_exits_0(tmp_path: Path) -> None:
     # as each side sees it: the chatter sees the volunteer's alias, the volunteer a pseudonym
     assert re.search(r"chatter +<- Jonas \(message, decrypted\)", out)
     assert re.search(r"volunteer +<- Chatter #\d+ \(message, decrypted\)", out)
+    assert re.search(r"web page +<- Jonas \(message, decrypted\)", out)
+    assert "the account: deactivated and erased" in out
     assert "NOT ENCRYPTED" not in out
     started = pids_in(out)
     assert len(started) >= 2
@@ -112,6 +115,10 @@ def test_demo_comes_up_stops_on_ctrl_c_and_is_reused(tmp_path: Path) -> None:
         ).groups()
         assert get(homeserver + "/_matrix/client/versions")[0] == 200
         assert get(health)[0] == 200
+        page = re.search(r"Web chat \(no account, no app.*?\): +(\S+)", banner)[1]  # type: ignore[index]
+        status, html = get(page)
+        assert (status, '<script type="module" src="app.js">' in html) == (200, True)
+        assert get(page + "api/config")[0] == 200
         login = (
             '{"type": "m.login.password", "identifier": {"type": "m.id.user", '
             f'"user": "{chatter}"}}, "password": "{password}"}}'

@@ -167,9 +167,29 @@ def test_the_proxy_refuses_the_admin_api_on_every_site() -> None:
     caddy = (DOCKER / "Caddyfile").read_text()
     assert "@admin path /_synapse/admin /_synapse/admin/*" in caddy
     sites = re.findall(r"^(\{\$[A-Z_]+\}[^{]*)\{(.*?)^\}", caddy, re.M | re.S)
-    assert len(sites) == 2
+    assert len(sites) == 3
     for head, body in sites:
         assert "import no_admin_api" in body, head
+
+
+def test_the_web_chat_page_goes_through_the_proxy(compose: dict[str, Any]) -> None:
+    """The proxy's web chat site reaches the bot's web chat listener (exposed on the
+    private network, never published), and the bot believes the proxy's X-Forwarded-For."""
+    config = yaml.safe_load((DOCKER / "config.yaml").read_text())
+    webchat = config["webchat"]
+    assert webchat["enabled"] is True
+    port = webchat["listen"].rsplit(":", 1)[1]
+    caddy = (DOCKER / "Caddyfile").read_text()
+    site = re.search(r"^\{\$WEBCHAT_DOMAIN\} \{(.*?)^\}", caddy, re.M | re.S)
+    assert site is not None
+    assert f"reverse_proxy bot:{port}" in site[1]
+    bot = compose["services"]["bot"]
+    assert port in [str(p) for p in bot["expose"]]
+    assert "ports" not in bot
+    assert "WEBCHAT_DOMAIN" in compose["services"]["proxy"]["environment"]
+    assert webchat["trusted_proxies"]
+    assert webchat["public_url"] == "https://${HELPLINE_WEBCHAT_DOMAIN}"
+    assert "WEBCHAT_DOMAIN=" in (DOCKER / ".env.example").read_text()
 
 
 def test_element_points_at_this_homeserver() -> None:
@@ -262,7 +282,11 @@ def test_the_docker_config_passes_check_config(tmp_path: Path) -> None:
         "check-config",
         str(tmp_path / "config.yaml"),
         "--no-secret-files",
-        env={"HELPLINE_SERVER_NAME": "helpline.test"},
+        env={
+            "HELPLINE_SERVER_NAME": "helpline.test",
+            "HELPLINE_WEBCHAT_DOMAIN": "chat.helpline.test",
+            "HELPLINE_MATRIX_DOMAIN": "matrix.helpline.test",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
