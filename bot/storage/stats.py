@@ -98,14 +98,17 @@ class StatsSummary:
     duration: Spread = Spread(0, None, None)
 
 
-def _where(since: date | None, until: date | None) -> tuple[str, list[str]]:
+def day_range(
+    since: date | None, until: date | None, *, column: str = "day"
+) -> tuple[str, list[str]]:
+    """A WHERE clause (or "") for the days within [since, until], with its parameters."""
     # ISO dates compare correctly as text, and the day index serves the range.
     clauses, params = [], []
     if since is not None:
-        clauses.append("day >= ?")
+        clauses.append(f"{column} >= ?")
         params.append(since.isoformat())
     if until is not None:
-        clauses.append("day <= ?")
+        clauses.append(f"{column} <= ?")
         params.append(until.isoformat())
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
@@ -130,13 +133,13 @@ class Stats:
         self, since: date | None = None, until: date | None = None
     ) -> list[StatsRecord]:
         """Rows whose day is within [since, until] (both inclusive), oldest first."""
-        where, params = _where(since, until)
+        where, params = day_range(since, until)
         async with self._db.read() as tx:
             rows = await tx.fetchall(f"SELECT {COLUMNS} FROM stats{where} ORDER BY day, id", params)
         return [stats_record(row) for row in rows]
 
     async def summary(self, since: date | None = None, until: date | None = None) -> StatsSummary:
-        where, params = _where(since, until)
+        where, params = day_range(since, until)
 
         async def counts(tx: Tx, column: str) -> dict[Any, int]:
             rows = await tx.fetchall(
