@@ -6,12 +6,16 @@ Subcommands:
   to stderr, one per entry, and the exit code is 2; a good file prints one OK line.
 - ``run --config FILE``: the service, in ``bot.app.run(config, args)``.
 - ``demo [--simulate]``: a throw-away local setup, in ``bot.demo.run(args)``.
+- ``report --config FILE [--from DATE] [--to DATE] [--out DIR] [--lang nb|en]``: the
+  anonymous statistics as CSV files, charts and a summary, in ``bot.report.run``. It
+  reads no secret files: it needs none.
 - ``identities --config FILE`` and ``reset-identity --config FILE USER``: the pinned
   cross-signing identities, in ``bot.identity``.
 
-Rules: a config problem never shows a traceback, only the problems and exit code 2. The
-modules behind ``run``, ``demo`` and the identity commands are imported when their command
-runs, so that ``check-config`` works on a machine without the bot's heavier dependencies.
+Rules: a config problem never shows a traceback, only the problems and exit code 2; nor
+does a bad date. The modules behind ``run``, ``demo``, ``report`` and the identity
+commands are imported when their command runs, so that ``check-config`` works on a
+machine without the bot's heavier dependencies.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
 
 from bot.config import Config, ConfigErrors, load_config
 
@@ -97,6 +103,37 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
+    report = commands.add_parser(
+        "report",
+        help="anonymous statistics: CSV tables, PNG charts and a summary",
+        description="Read the anonymous statistics (read-only, also while the bot runs) and "
+        "write a CSV file per table and PNG charts; counts from 1 to 4 are shown as <5.",
+    )
+    report.add_argument("--config", required=True, metavar="FILE", help="the config file")
+    report.add_argument(
+        "--from",
+        dest="since",
+        type=_day,
+        metavar="DATE",
+        help="the first day, like 2026-03-01 (default: the first one recorded)",
+    )
+    report.add_argument(
+        "--to",
+        dest="until",
+        type=_day,
+        metavar="DATE",
+        help="the last day, included (default: the last one recorded)",
+    )
+    report.add_argument(
+        "--out", default="report", metavar="DIR", help="where to write (default: ./report)"
+    )
+    report.add_argument(
+        "--lang",
+        choices=["nb", "en"],
+        help="the language of the charts and the summary (default: language.default)",
+    )
+    report.set_defaults(handler=_report)
+
     identities = commands.add_parser(
         "identities",
         help="list the staff's pinned encryption identities and any pending change",
@@ -141,6 +178,31 @@ def _check_config(args: argparse.Namespace) -> int:
         f"strategy {config.routing.strategy.value})"
     )
     return EXIT_OK
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date; write it like 2026-03-01"
+        ) from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.since and args.until and args.since > args.until:
+        print(
+            f"helpline-bot report: --from {args.since} is after --to {args.until}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    config = _load(args.config, read_secret_files=False)
+    if config is None:
+        return EXIT_CONFIG
+    from bot.report.run import run
+
+    lang = args.lang or (config.language.default if config.language.default == "nb" else "en")
+    return run(config, since=args.since, until=args.until, out=Path(args.out), lang=lang)
 
 
 def _with_config(module: str, function: str) -> Callable[[argparse.Namespace], int]:

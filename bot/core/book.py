@@ -227,3 +227,7 @@ class Bookkeeping:
     def _local_day(self, at: datetime) -> date:
         """The helpline's calendar day: a cap per day and the statistics count Oslo days."""
         return at.astimezone(ZoneInfo(self.policy.hours.timezone)).date()
+
+    def _local_hour(self, at: datetime) -> int:
+        """The hour of the helpline's day (0-23), for the statistics' weekday x hour counts."""
+        return at.astimezone(ZoneInfo(self.policy.hours.timezone)).hour

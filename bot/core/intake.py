@@ -223,5 +223,6 @@ class IntakeRules(Lifecycle):
                 tags=(),
                 rating=None,
                 purge_result="nothing_to_purge",
+                hour=self._local_hour(now),
             )
         )

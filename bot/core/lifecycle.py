@@ -105,6 +105,8 @@ class Lifecycle(Bookkeeping):
             self.counters.recent_durations,
         )
         s.announced_position, s.announced_estimate = position, estimate
+        if s.told_estimate is None:
+            s.told_estimate = estimate
         self._touch(s)
         self._say(
             self._chatter_ref(s),
@@ -376,6 +378,8 @@ class Lifecycle(Bookkeeping):
                 tags=tuple(s.tags),
                 rating=s.rating,
                 purge_result=e.result,
+                hour=self._local_hour(s.created_at),
+                told_wait_minutes=s.told_estimate,
             )
         )
         if e.result.startswith("failed"):

@@ -119,6 +119,8 @@ class Session:
     held: list[HeldMessage] = field(default_factory=list)
     announced_position: int | None = None
     announced_estimate: int | None = None  # minutes, as last told to the chatter
+    # Minutes, as told on arrival: the promise the report holds against the actual wait.
+    told_estimate: int | None = None
     first_wait: timedelta | None = None  # from the first queueing to the first accept
     requeues: int = 0
     unverified_device: bool = False  # the chatter reads on devices nobody cross-signed
@@ -186,6 +188,7 @@ class Session:
             "held": [{"event_id": h.event_id, "body": h.body} for h in self.held],
             "announced_position": self.announced_position,
             "announced_estimate": self.announced_estimate,
+            "told_estimate": self.told_estimate,
             "first_wait": (
                 self.first_wait.total_seconds() if self.first_wait is not None else None
             ),
@@ -231,6 +234,7 @@ class Session:
             held=[HeldMessage(EventID(h["event_id"]), h["body"]) for h in d["held"]],
             announced_position=d["announced_position"],
             announced_estimate=d["announced_estimate"],
+            told_estimate=d.get("told_estimate"),  # absent before 2026-12
             first_wait=timedelta(seconds=d["first_wait"]) if d["first_wait"] is not None else None,
             requeues=d["requeues"],
             unverified_device=d.get("unverified_device", False),  # absent before 2026-12
@@ -464,7 +468,10 @@ def server_allowed(allowed: Collection[str], server_name: str) -> bool:
 class StatsRecord:
     """One finished conversation, anonymously: no person, no room, no content.
 
-    `day` is the local date only; times are rounded to whole seconds.
+    `day` is the local date only; times are rounded to whole seconds. `hour` is the local
+    hour it began (0-23): storage counts it per day and hour apart from the row, so that
+    no row tells when its conversation took place. `told_wait_minutes` is the estimate
+    the chatter was told on arrival (None when none was told).
     """
 
     day: date
@@ -477,6 +484,8 @@ class StatsRecord:
     tags: tuple[str, ...]
     rating: int | None
     purge_result: str
+    hour: int | None = None
+    told_wait_minutes: int | None = None
 
 
 @dataclass

@@ -186,6 +186,21 @@ async def _v6_web_accounts(tx: Tx) -> None:
     )
 
 
+async def _v7_report_figures(tx: Tx) -> None:
+    # The wait estimate a chatter was told on arrival, held against the wait they had.
+    await tx.execute("ALTER TABLE stats ADD COLUMN told_wait_minutes INTEGER")
+    # Arrivals per local day and hour, for the report's weekday x hour map. Counted apart
+    # from the stats rows, so that no row says at what time its conversation took place.
+    await tx.execute(
+        """CREATE TABLE stats_hours (
+            day TEXT NOT NULL,
+            hour INTEGER NOT NULL CHECK (hour BETWEEN 0 AND 23),
+            contacts INTEGER NOT NULL,
+            PRIMARY KEY (day, hour)
+        ) WITHOUT ROWID"""
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
@@ -193,6 +208,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "identity pins: staff only, chatters' pins removed", _v4_no_chatter_pins),
     Migration(5, "media seen: who posted each item", _v5_media_sender),
     Migration(6, "web accounts: throw-away accounts not yet erased", _v6_web_accounts),
+    Migration(7, "stats: the wait estimate told, arrivals per hour", _v7_report_figures),
 )
 
 

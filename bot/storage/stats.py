@@ -2,8 +2,11 @@
 
 Rules:
 - A row holds no person, room, session id or content: the local day, language, source,
-  outcome, whole-second wait and duration, requeue count, topic tags, rating and how the
-  purge went. Nothing here can be joined back to a conversation.
+  outcome, whole-second wait and duration, requeue count, topic tags, rating, how the
+  purge went and the wait estimate told on arrival. Nothing here can be joined back to a
+  conversation.
+- The hour a conversation began is not in its row: `stats_hours` counts arrivals per day
+  and hour, so a row cannot be placed at a time of day (`query` gives `hour=None`).
 - Counting is done in SQL; medians and the 90th percentile in Python over the sorted
   values (nearest-rank p90, the usual median), so the figures match a spreadsheet.
 """
@@ -23,9 +26,9 @@ from bot.core.model import StatsRecord
 if TYPE_CHECKING:
     from bot.storage.db import Database, Tx
 
-_COLUMNS = (
+COLUMNS = (
     "day, language, source, outcome, wait_seconds, duration_seconds, requeues, tags, "
-    "rating, purge_result"
+    "rating, purge_result, told_wait_minutes"
 )
 
 
@@ -41,11 +44,13 @@ def stats_row(record: StatsRecord) -> tuple[Any, ...]:
         json.dumps(list(record.tags), separators=(",", ":"), ensure_ascii=False),
         record.rating,
         record.purge_result,
+        record.told_wait_minutes,
     )
 
 
-def _record(row: tuple[Any, ...]) -> StatsRecord:
-    day, language, source, outcome, wait, duration, requeues, tags, rating, purge = row
+def stats_record(row: Sequence[Any]) -> StatsRecord:
+    """A row of `COLUMNS`, as read back (`hour` is not in a row: always None)."""
+    day, language, source, outcome, wait, duration, requeues, tags, rating, purge, told = row
     return StatsRecord(
         day=date.fromisoformat(day),
         language=language or "",
@@ -57,6 +62,7 @@ def _record(row: tuple[Any, ...]) -> StatsRecord:
         tags=tuple(json.loads(tags)),
         rating=rating,
         purge_result=purge,
+        told_wait_minutes=told,
     )
 
 
@@ -92,14 +98,17 @@ class StatsSummary:
     duration: Spread = Spread(0, None, None)
 
 
-def _where(since: date | None, until: date | None) -> tuple[str, list[str]]:
+def day_range(
+    since: date | None, until: date | None, *, column: str = "day"
+) -> tuple[str, list[str]]:
+    """A WHERE clause (or "") for the days within [since, until], with its parameters."""
     # ISO dates compare correctly as text, and the day index serves the range.
     clauses, params = [], []
     if since is not None:
-        clauses.append("day >= ?")
+        clauses.append(f"{column} >= ?")
         params.append(since.isoformat())
     if until is not None:
-        clauses.append("day <= ?")
+        clauses.append(f"{column} <= ?")
         params.append(until.isoformat())
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
@@ -111,23 +120,26 @@ class Stats:
     async def add(self, records: Sequence[StatsRecord], *, tx: Tx | None = None) -> None:
         async with self._db.writing(tx) as t:
             await t.executemany(
-                f"INSERT INTO stats ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO stats ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [stats_row(r) for r in records],
+            )
+            await t.executemany(
+                "INSERT INTO stats_hours (day, hour, contacts) VALUES (?, ?, 1) "
+                "ON CONFLICT (day, hour) DO UPDATE SET contacts = contacts + 1",
+                [(r.day.isoformat(), r.hour) for r in records if r.hour is not None],
             )
 
     async def query(
         self, since: date | None = None, until: date | None = None
     ) -> list[StatsRecord]:
         """Rows whose day is within [since, until] (both inclusive), oldest first."""
-        where, params = _where(since, until)
+        where, params = day_range(since, until)
         async with self._db.read() as tx:
-            rows = await tx.fetchall(
-                f"SELECT {_COLUMNS} FROM stats{where} ORDER BY day, id", params
-            )
-        return [_record(row) for row in rows]
+            rows = await tx.fetchall(f"SELECT {COLUMNS} FROM stats{where} ORDER BY day, id", params)
+        return [stats_record(row) for row in rows]
 
     async def summary(self, since: date | None = None, until: date | None = None) -> StatsSummary:
-        where, params = _where(since, until)
+        where, params = day_range(since, until)
 
         async def counts(tx: Tx, column: str) -> dict[Any, int]:
             rows = await tx.fetchall(

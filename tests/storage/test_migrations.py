@@ -23,6 +23,7 @@ TABLES = {
     "media_seen",
     "purge_jobs",
     "stats",
+    "stats_hours",
     "blocklist",
     "identity_pins",
     "web_accounts",
@@ -147,9 +148,24 @@ async def test_migration_4_removes_chatter_pins_and_keeps_staff_pins(db_path: Pa
                 " VALUES (?, ?, ?, 0)",
                 [("@irene:localhost", 1, "KEY"), ("a1b2c3-hmac-of-a-chatter", 0, "d4e5f6")],
             )
-        assert await upgrade(db) == [3, 4, 5, 6]
+        assert await upgrade(db) == list(range(3, latest_version() + 1))
         assert await db.query("SELECT subject, staff FROM identity_pins") == [
             ("@irene:localhost", 1)
         ]
+    finally:
+        await db.close()
+
+
+async def test_migration_7_keeps_older_stats_rows_with_no_estimate(db_path: Path) -> None:
+    db = await open_database(db_path, MIGRATIONS[:6])
+    try:
+        async with db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO stats (day, outcome, requeues, tags, purge_result)"
+                " VALUES ('2026-03-01', 'completed', 0, '[]', 'verified')"
+            )
+        assert await upgrade(db) == [7]
+        assert await db.query("SELECT day, told_wait_minutes FROM stats") == [("2026-03-01", None)]
+        assert await db.query("SELECT count(*) FROM stats_hours") == [(0,)]
     finally:
         await db.close()

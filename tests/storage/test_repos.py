@@ -3,6 +3,8 @@ block list and statistics."""
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -246,6 +248,29 @@ async def test_stats_query_by_day(storage: Storage) -> None:
     assert await storage.stats.query(date(2026, 3, 2), date(2026, 3, 3)) == records[1:3]
     assert await storage.stats.query(since=date(2026, 3, 4)) == records[3:]
     assert await storage.stats.query(until=date(2026, 3, 1)) == records[:1]
+
+
+async def test_stats_keep_the_told_estimate_and_count_hours_apart_from_the_rows(
+    storage: Storage, db_path: Path
+) -> None:
+    told = dataclasses.replace(_rec(1, "completed", wait=600), told_wait_minutes=5)
+    evening = [
+        dataclasses.replace(_rec(1, "completed"), hour=21),
+        dataclasses.replace(_rec(1, "left_waiting"), hour=21),
+        dataclasses.replace(_rec(2, "completed"), hour=21),
+        dataclasses.replace(_rec(2, "queue_full"), hour=9),
+    ]
+    await storage.state.apply(Changes(stats=[told, *evening]))
+    assert (await storage.stats.query())[0].told_wait_minutes == 5
+    # Read back without the hour: no row says when its conversation took place.
+    assert {r.hour for r in await storage.stats.query()} == {None}
+    with sqlite3.connect(db_path) as conn:
+        hours = conn.execute("SELECT day, hour, contacts FROM stats_hours ORDER BY day, hour")
+        assert hours.fetchall() == [
+            ("2026-03-01", 21, 2),
+            ("2026-03-02", 9, 1),
+            ("2026-03-02", 21, 1),
+        ]
 
 
 async def test_stats_summary(storage: Storage) -> None:

@@ -1454,6 +1454,43 @@ def test_stats_day_is_the_local_date() -> None:
     assert [r.day for r in w.changes.stats] == [date(2026, 3, 3)]
 
 
+def test_stats_hour_is_the_local_hour_of_arrival() -> None:
+    # 23:30 UTC on Monday is 00:30 on Tuesday in Oslo; the record says hour 0.
+    w = World(now=datetime(2026, 3, 2, 23, 30, tzinfo=UTC))
+    s = w.arrive(C1)
+    w.advance(2 * 60 * MIN)
+    end_and_purge(w, s)
+    assert [r.hour for r in w.changes.stats] == [0]
+    hours = Hours(always_open=False, weekly=mondays(Interval(time(14), time(23))))
+    w = World(policy(hours=hours), now=datetime(2026, 3, 2, 23, 30, tzinfo=UTC))
+    w.dm(C1)
+    assert [r.hour for r in w.changes.stats] == [0]
+
+
+def test_stats_keep_the_estimate_told_on_arrival_not_a_later_update() -> None:
+    w = World()
+    w.on_duty(ANNA)
+    first = w.active(C1)
+    s = w.arrive(C2)
+    told = s.announced_estimate
+    assert told is not None
+    assert s.told_estimate == told
+    assert Session.from_dict(s.to_dict()).told_estimate == told
+    s.announced_estimate = told + 30  # as a later queue update would
+    w.chatter_says(first, "!slutt")
+    w.accept(s, ANNA)
+    end_and_purge(w, s)
+    assert [r.told_wait_minutes for r in w.changes.stats] == [told]
+
+
+def test_nobody_on_duty_means_no_estimate_told() -> None:
+    w = World()
+    s = w.arrive(C1)
+    assert s.told_estimate is None
+    end_and_purge(w, s)
+    assert [r.told_wait_minutes for r in w.changes.stats] == [None]
+
+
 def test_instant_accept_keeps_a_zero_wait() -> None:
     w = World()
     w.on_duty(ANNA)

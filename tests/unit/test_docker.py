@@ -271,7 +271,7 @@ def run_entry(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
 def test_the_entry_point_runs_as_a_plain_process(tmp_path: Path) -> None:
     result = run_entry(tmp_path, "--help")
     assert result.returncode == 0, result.stderr
-    for command in ("run", "check-config", "demo", "identities", "reset-identity"):
+    for command in ("run", "check-config", "demo", "report", "identities", "reset-identity"):
         assert command in result.stdout
 
 
