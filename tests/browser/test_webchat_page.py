@@ -275,6 +275,31 @@ async def _refused_in_page(web: WebPage, browser: Any, where: Path, name: str) -
     return text
 
 
+async def test_a_failed_proof_of_work_shows_its_text_in_the_page(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    """The page's answer is spoiled on its way (a nonce that solves nothing): the bot
+    refuses it, and the page says so with the numbers to call."""
+    _, web = await open_web()
+    context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+
+    async def spoil(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        body["nonce"] = "not-a-solution-" * 2
+        await route.continue_(post_data=json.dumps(body))
+
+    await context.route(f"{web.base}/api/account", spoil)
+    page = await context.new_page()
+    await page.goto(web.base + "/")
+    await page.locator("#start").click()
+    refusal = page.locator("#refusal")
+    await expect(refusal).to_contain_text("Something went wrong", timeout=STEP_MS)
+    await expect(refusal).to_contain_text("113")
+    await expect(page.locator("#start")).to_be_enabled()
+    await Shots(page, tmp_path / "screenshots").take("refused-proof")
+    await context.close()
+
+
 async def test_closed_hours_show_their_text_in_the_page(
     open_web: OpenWeb, browser: Any, tmp_path: Path
 ) -> None:
