@@ -30,6 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.core.events import CreateRoom, Input, PurgeFinished, Relay, TimerFired, Withdraw
 from bot.core.model import Changes, Role, State, TimerKind
+from bot.report.figures import fate
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -85,6 +86,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.contacts = Counter(
+            "helpline_contacts",
+            "Contacts by what came of them, as the report counts them: answered, left "
+            "before an answer, turned away (closed, full), other",
+            ["fate"],
+            registry=self.registry,
+        )
         self.registry.register(_Live(status, sync_errors, syncs, skipped))
         # event ID -> when it arrived; dropped once its step is done
         self._arrived: OrderedDict[str, float] = OrderedDict()
@@ -128,6 +136,7 @@ class Metrics:
                 self.waits.observe(max(0.0, (now - (s.queued_at or s.created_at)).total_seconds()))
         for record in changes.stats:
             self.ended.labels(outcome=record.outcome).inc()
+            self.contacts.labels(fate=fate(record).value).inc()
         if isinstance(inp, PurgeFinished):
             self.purges.labels(outcome=purge_outcome(inp.result)).inc()
 

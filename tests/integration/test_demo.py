@@ -64,6 +64,29 @@ def test_simulate_plays_every_step_and_exits_0(tmp_path: Path) -> None:
     assert re.search(r"volunteer +<- Chatter #\d+ \(message, decrypted\)", out)
     assert re.search(r"web page +<- Jonas \(message, decrypted\)", out)
     assert "the account: deactivated and erased" in out
+    # The report reads what the simulated evening left, read-only, beside nothing running.
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "report",
+            "--config",
+            str(tmp_path / "simulate" / "config.yaml"),
+            "--out",
+            str(tmp_path / "report"),
+            "--lang",
+            "en",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "We answered <5 of <5" in report.stdout, report.stdout
+    written = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"per_day.csv", "answered_per_day.png", "wait_estimate.csv"} <= written
     assert "NOT ENCRYPTED" not in out
     started = pids_in(out)
     assert len(started) >= 2

@@ -133,6 +133,17 @@ def test_gauges_follow_the_core_status_and_purges_count_by_outcome() -> None:
     w.feed(PurgeFinished(a.id, "failed: M_FORBIDDEN"))
     assert w.value("helpline_purges_total", outcome="failed") == 1
     assert w.value("helpline_conversations_ended_total", outcome="completed") == 1
+    assert w.value("helpline_contacts_total", fate="answered") == 1
+
+
+def test_contacts_count_answered_and_left_as_the_report_does() -> None:
+    w = MeteredWorld()
+    s = w.arrive(chatter(1))  # nobody on duty: waits
+    w.chatter_says(s, "!slutt")
+    w.fire(TimerKind.PURGE, s)
+    w.feed(PurgeFinished(s.id, "verified"))
+    assert w.value("helpline_contacts_total", fate="left") == 1
+    assert w.value("helpline_contacts_total", fate="answered") == 0
 
 
 def test_purge_outcome_is_a_small_vocabulary() -> None:
