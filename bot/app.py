@@ -260,7 +260,7 @@ def _worker(
             volunteers=state.volunteers,
             timers=state.timers,
             counters=state.counters,
-            blocked=state.blocked,
+            blocks=state.blocks,
         )
 
     async def restore_core() -> Helpline:

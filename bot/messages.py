@@ -73,6 +73,8 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "intake.room_failed": (),
         "reject.closed_hours": (),
         "reject.queue_full": (),
+        "blocked.direct": (),
+        "blocked.lobby": (),
         # the chatter's side
         "consent": (),
         "welcome": ("position", "minutes"),
@@ -111,6 +113,8 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "help.tag": (),
         "help.handback": (),
         "help.alert": (),
+        "help.block": (),
+        "help.unblock": (),
         # canned replies a volunteer sends with !svar / !say
         "canned.unknown": ("names",),
         "canned.confidentiality": (),
@@ -152,6 +156,14 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "duty.on": ("alias", "waiting"),
         "duty.off": ("alias", "active"),
         "duty.off_ask": ("number",),
+        # blocking, by supervisors
+        "supervisors_only": (),
+        "block.done": ("number", "until"),
+        "block.done_permanent": ("number",),
+        "block.unknown": ("number",),
+        "block.volunteer": ("number",),
+        "unblock.done": ("number",),
+        "unblock.unknown": ("number",),
         # closing texts, one per bot.core.model.Outcome
         **{f"end.chatter.{o}": () for o in _OUTCOMES},
         **{f"end.volunteer.{o}": _END for o in _OUTCOMES},
@@ -234,6 +246,11 @@ NB: dict[str, str] = {
         "flere i køen. Det betyr ikke at det du har på hjertet er mindre viktig. "
         "Prøv gjerne igjen om en stund.\n\n{alternatives}\n\n{emergency}"
     ),
+    "blocked.direct": (
+        "Hei. Vi kan ikke ta imot en chat fra deg her akkurat nå. Trenger du noen å snakke "
+        "med, er disse der for deg.\n\n{alternatives}\n\n{emergency}"
+    ),
+    "blocked.lobby": "Trenger du noen å snakke med nå?\n\n{alternatives}\n\n{emergency}",
     # the chatter's side
     "consent": (
         "Før vi starter:\n"
@@ -321,6 +338,11 @@ NB: dict[str, str] = {
     "help.tag": "merk samtalen med tema (lagres bare som anonyme tall)",
     "help.handback": "gi fra deg samtalen; chatteren blir satt først i køen",
     "help.alert": "be en veileder om hjelp",
+    "help.block": (
+        "(veiledere) blokker chatteren fra samtale N: 24 timer om ikke annet er sagt, "
+        "ellers f.eks. 12t, 7d, 2u eller permanent"
+    ),
+    "help.unblock": "(veiledere) opphev blokkeringen som ble satt på samtale N",
     # canned replies, said in the volunteer's voice
     "canned.unknown": "Fant ikke det svaret. Du kan bruke: {names}.",
     "canned.confidentiality": (
@@ -444,6 +466,29 @@ NB: dict[str, str] = {
         "Du er av vakt. Samtalen med Chatter #{number} fortsetter til du velger: "
         "!slutt for å avslutte den, eller !tilbake for å gi den tilbake til køen "
         "(chatteren kommer først)."
+    ),
+    # blocking, by supervisors
+    "supervisors_only": "Den kommandoen er bare for veiledere.",
+    "block.done": (
+        "Chatter #{number} er blokkert til {until} og kan ikke starte nye samtaler. "
+        "Skriver de, får de nødnumrene (høyst én gang om dagen). Angre: !opphev {number}."
+    ),
+    "block.done_permanent": (
+        "Chatter #{number} er blokkert for godt og kan ikke starte nye samtaler. "
+        "Skriver de, får de nødnumrene (høyst én gang om dagen). Angre: !opphev {number}."
+    ),
+    "block.unknown": (
+        "Fant ingen samtale med nummer {number}. En blokkering må settes før samtalen er "
+        "slettet; etterpå vet boten ikke lenger hvem det var."
+    ),
+    "block.volunteer": (
+        "En veileder har blokkert Chatter #{number}: de kan ikke starte nye samtaler. "
+        "Denne samtalen fortsetter til du avslutter den med !slutt."
+    ),
+    "unblock.done": "Blokkeringen av Chatter #{number} er opphevet.",
+    "unblock.unknown": (
+        "Ingen blokkering har nummer {number}. Den kan ha gått ut av seg selv, eller være "
+        "opphevet allerede."
     ),
     # closing texts for the chatter
     "end.chatter.completed": (
@@ -609,6 +654,11 @@ EN: dict[str, str] = {
         "anyone else into the queue. That doesn't mean what's on your mind matters less. "
         "Please try again in a while.\n\n{alternatives}\n\n{emergency}"
     ),
+    "blocked.direct": (
+        "Hi. We can't take a chat from you here right now. If you need someone to talk to, "
+        "these are there for you.\n\n{alternatives}\n\n{emergency}"
+    ),
+    "blocked.lobby": "Do you need someone to talk to now?\n\n{alternatives}\n\n{emergency}",
     # the chatter's side
     "consent": (
         "Before we start:\n"
@@ -698,6 +748,11 @@ EN: dict[str, str] = {
     "help.tag": "tag the conversation with topics (kept only as anonymous counts)",
     "help.handback": "hand the conversation back; the chatter goes first in the queue",
     "help.alert": "ask a supervisor for help",
+    "help.block": (
+        "(supervisors) block the chatter of conversation N: 24 hours unless said otherwise, "
+        "or e.g. 12h, 7d, 2w or permanent"
+    ),
+    "help.unblock": "(supervisors) lift the block set on conversation N",
     # canned replies, said in the volunteer's voice
     "canned.unknown": "No reply by that name. You can use: {names}.",
     "canned.confidentiality": (
@@ -817,6 +872,30 @@ EN: dict[str, str] = {
     "duty.off_ask": (
         "You are off duty. The conversation with Chatter #{number} goes on until you choose: "
         "!end to end it, or !handback to give it back to the queue (the chatter goes first)."
+    ),
+    # blocking, by supervisors
+    "supervisors_only": "That command is for supervisors only.",
+    "block.done": (
+        "Chatter #{number} is blocked until {until} and can't start new conversations. "
+        "If they write, they get the emergency numbers (at most once a day). "
+        "Undo: !unblock {number}."
+    ),
+    "block.done_permanent": (
+        "Chatter #{number} is blocked for good and can't start new conversations. "
+        "If they write, they get the emergency numbers (at most once a day). "
+        "Undo: !unblock {number}."
+    ),
+    "block.unknown": (
+        "No conversation has the number {number}. A block must be set before the "
+        "conversation is deleted; after that the bot no longer knows who it was."
+    ),
+    "block.volunteer": (
+        "A supervisor has blocked Chatter #{number}: they can't start new conversations. "
+        "This conversation goes on until you end it with !end."
+    ),
+    "unblock.done": "The block on Chatter #{number} is lifted.",
+    "unblock.unknown": (
+        "No block has the number {number}. It may have run out by itself, or been lifted already."
     ),
     # closing texts for the chatter
     "end.chatter.completed": (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from bot.core.events import (
 )
 from bot.core.ids import OfferID, RoomID, SessionID, UserID
 from bot.core.model import (
+    Block,
     Changes,
     Offer,
     OfferState,
@@ -61,7 +62,7 @@ class Bookkeeping:
         volunteers: Iterable[VolunteerState] = (),
         timers: Iterable[Timer] = (),
         counters: Counters | None = None,
-        blocked: Iterable[str] = (),
+        blocks: Iterable[Block] = (),
     ) -> None:
         self.policy = policy
         self._rng = rng
@@ -71,13 +72,20 @@ class Bookkeeping:
             self.duty.setdefault(profile.user_id, VolunteerState(profile.user_id))
         self.timers: dict[str, Timer] = {t.key: t for t in timers}
         self.counters = counters.copy() if counters is not None else Counters()
-        self.blocked: set[str] = set(blocked)
+        self.blocks: dict[str, Block] = {b.hash: b for b in blocks}
+        self._next_expiry = _soonest(self.blocks.values())
         self._rooms: dict[RoomID, tuple[SessionID, OfferID | None]] = {}
         for s in self.sessions.values():
             self._index(s)
         self._rate: dict[SessionID, deque[datetime]] = {}
         self._changes = Changes()
         self._effects: list[Effect] = []
+
+    @property
+    def blocked(self) -> KeysView[str]:
+        """The keyed hashes of the chatters blocked now (`chatter_hash`), for `in`. A block
+        that ran out is gone from here from the first input handled after its end."""
+        return self.blocks.keys()
 
     def take_changes(self) -> Changes:
         changes, self._changes = self._changes, Changes()
@@ -127,6 +135,27 @@ class Bookkeeping:
 
     def _touch(self, s: Session) -> None:
         self._changes.sessions[s.id] = s
+
+    def _touch_block(self, b: Block) -> None:
+        self.blocks[b.hash] = b
+        self._changes.blocks[b.hash] = b
+        self._changes.unblocked.discard(b.hash)
+        self._next_expiry = _soonest(self.blocks.values())
+
+    def _lift_block(self, b: Block) -> None:
+        """The block is over (lifted, or ran out): its hash and its number go."""
+        self.blocks.pop(b.hash, None)
+        self._changes.blocks.pop(b.hash, None)
+        self._changes.unblocked.add(b.hash)
+        self._next_expiry = _soonest(self.blocks.values())
+
+    def _expire_blocks(self, now: datetime) -> None:
+        """Blocks whose time is up go, with the first input after their end (cheap when
+        none is due: one comparison)."""
+        if self._next_expiry is None or now < self._next_expiry:
+            return
+        for b in [b for b in self.blocks.values() if not b.lasts(now)]:
+            self._lift_block(b)
 
     def _touch_duty(self, v: VolunteerState) -> None:
         self._changes.volunteers[v.user_id] = v
@@ -231,3 +260,11 @@ class Bookkeeping:
     def _local_hour(self, at: datetime) -> int:
         """The hour of the helpline's day (0-23), for the statistics' weekday x hour counts."""
         return at.astimezone(ZoneInfo(self.policy.hours.timezone)).hour
+
+    def _local_time(self, at: datetime) -> str:
+        """A moment as staff read it, in the helpline's time zone: 2026-03-03 13:00."""
+        return at.astimezone(ZoneInfo(self.policy.hours.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _soonest(blocks: Iterable[Block]) -> datetime | None:
+    return min((b.until for b in blocks if b.until is not None), default=None)

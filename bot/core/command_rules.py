@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.core import commands, routing, texts
+from bot.core.blocking import BlockRules
 from bot.core.book import whole_minutes
 from bot.core.commands import Audience, Command, Usage
 from bot.core.events import (
@@ -18,6 +19,7 @@ from bot.core.events import (
     Say,
     Text,
 )
+from bot.core.ids import UserID
 from bot.core.lifecycle import Lifecycle
 from bot.core.model import (
     OPEN_STATES,
@@ -31,7 +33,7 @@ from bot.core.model import (
 )
 
 
-class CommandRules(Lifecycle):
+class CommandRules(Lifecycle, BlockRules):
     def _chatter_command(self, s: Session, c: Command, now: datetime) -> None:
         ref, lang = self._chatter_ref(s), s.language
         if c.name == "help":
@@ -63,7 +65,10 @@ class CommandRules(Lifecycle):
         lang = self._staff_language()
         active = s.state is State.ACTIVE
         if c.name == "help":
-            self._say(vref, "help", lang, lines=commands.help_lines(Audience.VOLUNTEER, lang))
+            lines = commands.help_lines(
+                Audience.VOLUNTEER, lang, supervisor=self._is_supervisor(s.volunteer)
+            )
+            self._say(vref, "help", lang, lines=lines)
         elif c.name == "status":
             self._say(vref, "status", lang, **self.status(now))
         elif c.name == "tag":
@@ -159,14 +164,22 @@ class CommandRules(Lifecycle):
             if direct:
                 self._say(m.room, "staff.dm_hint", lang)
             return
+        if self._supervisor_command(m.sender, m.room, parsed, now):
+            return
         if parsed.name == "help":
-            self._say(m.room, "help", lang, lines=commands.help_lines(Audience.STAFF, lang))
+            lines = commands.help_lines(
+                Audience.STAFF, lang, supervisor=self.policy.is_supervisor(m.sender)
+            )
+            self._say(m.room, "help", lang, lines=lines)
         elif parsed.name == "status":
             self._say(m.room, "status", lang, **self.status(now))
         elif parsed.name == "on":
             self._on_duty(m, now)
         elif parsed.name == "off":
             self._off_duty(m, now)
+
+    def _is_supervisor(self, user: UserID | None) -> bool:
+        return user is not None and self.policy.is_supervisor(user)
 
     def _volunteer(self, m: Message) -> tuple[VolunteerProfile, VolunteerState] | None:
         """The sender's profile and duty, or None (and they are told) for a supervisor

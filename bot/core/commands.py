@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class Audience(enum.Enum):
@@ -25,6 +26,17 @@ class Arg(enum.Enum):
     WORD = "word"  # exactly one word
     OPTIONAL_DURATION = "optional_duration"  # e.g. 10m, 15, 1h; may be absent
     WORDS = "words"  # one or more words
+    SESSION = "session"  # a session number, N of "Chatter #N"
+    SESSION_SPAN = "session_span"  # a session number, then optionally 24h, 7d or permanent
+
+
+class Forever(enum.Enum):
+    """How long a block lasts when it has no end (`!block N permanent`)."""
+
+    FOREVER = "permanent"
+
+
+FOREVER = Forever.FOREVER
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +46,18 @@ class Spec:
     audience: frozenset[Audience]
     arg: Arg = Arg.NONE
     usage: str = ""  # argument part of the usage line, e.g. "NAME"
+    supervisors_only: bool = False  # refused to others, and left out of their !help
 
 
 def _spec(
-    name: str, names: tuple[str, ...], *aud: Audience, arg: Arg = Arg.NONE, usage: str = ""
+    name: str,
+    names: tuple[str, ...],
+    *aud: Audience,
+    arg: Arg = Arg.NONE,
+    usage: str = "",
+    supervisors_only: bool = False,
 ) -> Spec:
-    return Spec(name, names, frozenset(aud), arg, usage)
+    return Spec(name, names, frozenset(aud), arg, usage, supervisors_only)
 
 
 C, V, S = Audience.CHATTER, Audience.VOLUNTEER, Audience.STAFF
@@ -59,10 +77,28 @@ TABLE: tuple[Spec, ...] = (
     _spec("tag", ("tema", "tag"), V, arg=Arg.WORDS, usage="TOPIC [TOPIC ...]"),
     _spec("handback", ("tilbake", "handback"), V),
     _spec("alert", ("hjelp-veileder", "alert"), V),
+    _spec(
+        "block",
+        ("blokker", "block"),
+        V,
+        S,
+        arg=Arg.SESSION_SPAN,
+        usage="N [24h|7d|permanent]",
+        supervisors_only=True,
+    ),
+    _spec(
+        "unblock", ("opphev", "unblock"), V, S, arg=Arg.SESSION, usage="N", supervisors_only=True
+    ),
 )
 
 _BY_NAME: dict[str, Spec] = {n: spec for spec in TABLE for n in spec.names}
 _DURATION = re.compile(r"^(\d{1,4})\s*(m|min|h|t)?$", re.IGNORECASE)
+# A block's length: hours (h, or t for "timer"), days (d) or weeks (w, or u for "uker");
+# a bare number is refused, since "!block 4821 7" could mean hours or days.
+_SPAN = re.compile(r"^(\d{1,4})\s*(h|t|d|w|u)$", re.IGNORECASE)
+_SPAN_UNITS = {"h": 1, "t": 1, "d": 24, "w": 24 * 7, "u": 24 * 7}
+_FOREVER_WORDS = frozenset({"permanent", "permanently", "perm", "forever", "alltid"})
+_NUMBER = re.compile(r"^#?(\d{1,6})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +106,8 @@ class Command:
     name: str
     args: tuple[str, ...] = ()
     minutes: int | None = None  # for OPTIONAL_DURATION
+    number: int | None = None  # for SESSION and SESSION_SPAN: the N of "Chatter #N"
+    span: timedelta | Forever | None = None  # for SESSION_SPAN; None when not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +141,8 @@ def parse(body: str, audience: Audience) -> Command | Usage | None:
         return Command(spec.name, args) if len(args) == 1 else Usage(spec)
     if spec.arg is Arg.WORDS:
         return Command(spec.name, args) if args else Usage(spec)
+    if spec.arg in (Arg.SESSION, Arg.SESSION_SPAN):
+        return _session_command(spec, args)
     # OPTIONAL_DURATION
     if not args:
         return Command(spec.name)
@@ -115,6 +155,25 @@ def parse(body: str, audience: Audience) -> Command | Usage | None:
     return Command(spec.name, args, minutes) if minutes > 0 else Usage(spec)
 
 
+def _session_command(spec: Spec, args: tuple[str, ...]) -> Command | Usage:
+    """`N` (SESSION) or `N [span]` (SESSION_SPAN); anything else gets the usage line."""
+    most = 2 if spec.arg is Arg.SESSION_SPAN else 1
+    number = _NUMBER.match(args[0]) if args else None
+    if number is None or len(args) > most or int(number.group(1)) <= 0:
+        return Usage(spec)
+    n = int(number.group(1))
+    if len(args) == 1:
+        return Command(spec.name, args, number=n)
+    word = args[1].casefold()
+    if word in _FOREVER_WORDS:
+        return Command(spec.name, args, number=n, span=FOREVER)
+    span = _SPAN.match(word)
+    if span is None or int(span.group(1)) <= 0:
+        return Usage(spec)
+    hours = int(span.group(1)) * _SPAN_UNITS[span.group(2).lower()]
+    return Command(spec.name, args, number=n, span=timedelta(hours=hours))
+
+
 def usage_line(spec: Spec, language: str) -> str:
     name = spec.names[0] if language == "nb" else _english_name(spec)
     return f"!{name} {spec.usage}".rstrip()
@@ -124,12 +183,15 @@ def _english_name(spec: Spec) -> str:
     return spec.name if spec.name in spec.names else spec.names[-1]
 
 
-def help_lines(audience: Audience, language: str) -> list[tuple[str, str]]:
-    """(usage line, help key) for every command open to `audience`, in table order."""
+def help_lines(
+    audience: Audience, language: str, *, supervisor: bool = False
+) -> list[tuple[str, str]]:
+    """(usage line, help key) for every command open to `audience`, in table order; the
+    supervisors' commands only for a `supervisor`."""
     return [
         (usage_line(spec, language), f"help.{spec.name}")
         for spec in TABLE
-        if audience in spec.audience
+        if audience in spec.audience and (supervisor or not spec.supervisors_only)
     ]
 
 

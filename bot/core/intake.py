@@ -1,10 +1,10 @@
 """Intake: a first message in a DM or a lobby, or a web chat account, and whether it
 opens a conversation.
 
-Who may open one (the allowed servers, the block list, a cap per day), what a refusal
-says and where, and the conversation's first state: `consent` when terms must be accepted
-first, else the queue (or straight to `ending`, when closed or full, to say why in a room
-of its own).
+Who may open one (the allowed servers, the block list of `bot.core.blocking`, a cap per
+day), what a refusal says and where, and the conversation's first state: `consent` when
+terms must be accepted first, else the queue (or straight to `ending`, when closed or
+full, to say why in a room of its own).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.core import commands, routing, texts
+from bot.core.blocking import BlockRules
 from bot.core.commands import Audience
 from bot.core.events import (
     CreateRoom,
@@ -36,13 +37,13 @@ from bot.core.model import (
 from bot.core.pseudonyms import chatter_hash
 
 
-class IntakeRules(Lifecycle):
+class IntakeRules(Lifecycle, BlockRules):
     def _intake(self, m: Message, source: Source, now: datetime) -> None:
         if not self.policy.allows(m.sender):
             return
-        key = chatter_hash(self.policy.block_key, m.sender)
-        if key in self.blocked:
+        if self._blocked_writes(m.sender, m.room, source, now):
             return
+        key = chatter_hash(self.policy.block_key, m.sender)
         lang = self.policy.default_language
         if self._turned_away(m, source, key, now):
             return
@@ -180,7 +181,7 @@ class IntakeRules(Lifecycle):
         now: datetime,
         state: State,
     ) -> Session:
-        used = {s.number for s in self.sessions.values()}
+        used = self._numbers_in_use()
         number = self._rng.randint(1000, 9999)
         while number in used:
             number = self._rng.randint(1000, 9999)

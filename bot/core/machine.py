@@ -10,6 +10,7 @@ here from the modules that each hold one part of it:
 - `bot.core.relay`: a participant's words, edits, redactions and typing, and what the bot
   could not read or may not trust;
 - `bot.core.command_rules`: what each command does (chatter, volunteer, staff);
+- `bot.core.blocking`: a supervisor's block on a chatter, and what a blocked person gets;
 - `bot.core.membership`: rooms made or not, joins, leaves, the bot removed from a room;
 - `bot.core.timers`: what each deadline does when it comes due;
 - `bot.core.book`: the state and the bookkeeping every rule shares (effects, changes,
@@ -72,6 +73,7 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
 
     def handle(self, event: Input, now: datetime) -> list[Effect]:
         self._effects = []
+        self._expire_blocks(now)
         match event:
             case Message():
                 self._on_message(event, now)
@@ -98,7 +100,7 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
             case PurgeStalled():
                 self._on_purge_stalled(event)
             case Unreadable():
-                self._on_unreadable(event)
+                self._on_unreadable(event, now)
             case IdentityChanged():
                 self._on_identity_changed(event)
             case ChatterUnverified():
@@ -117,6 +119,8 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                     self._chatter_message(session, m, now)
             elif m.sender == offer.volunteer:
                 self._volunteer_message(session, offer, m, now)
+            elif self.policy.is_supervisor(m.sender):
+                self._supervisor_message(session, offer, m, now)
             return
         if m.origin is Origin.STAFF:
             if self.policy.is_staff(m.sender):

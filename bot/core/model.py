@@ -454,6 +454,10 @@ class Policy:
     def is_staff(self, user: UserID) -> bool:
         return self.profile(user) is not None or user in self.supervisors
 
+    def is_supervisor(self, user: UserID) -> bool:
+        """Supervisors (`volunteers.supervisors`) may block; a volunteer who is one too may."""
+        return user in self.supervisors
+
     def allows(self, user: UserID) -> bool:
         """Whether `intake.allowed_servers` lets this user reach the line."""
         return server_allowed(self.allowed_servers, user.partition(":")[2])
@@ -489,6 +493,45 @@ class StatsRecord:
 
 
 @dataclass
+class Block:
+    """A chatter a supervisor blocked, known only by the keyed hash of their Matrix ID.
+
+    `number` is the session number the block was set on, so that `!unblock N` can find it
+    after the conversation is gone; it goes with the block, and while the block lasts no
+    new conversation gets that number. `told_day` is the helpline's local day on which the
+    person was last given the emergency numbers (at most once a day).
+    """
+
+    hash: str
+    since: date  # the local day it was set
+    until: datetime | None  # None: permanent
+    number: int | None  # None for a block from before numbers were kept
+    told_day: date | None = None
+
+    def lasts(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "since": self.since.isoformat(),
+            "until": _t(self.until),
+            "number": self.number,
+            "told_day": self.told_day.isoformat() if self.told_day else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Block:
+        return cls(
+            hash=d["hash"],
+            since=date.fromisoformat(d["since"]),
+            until=_dt(d["until"]),
+            number=d["number"],
+            told_day=date.fromisoformat(d["told_day"]) if d["told_day"] else None,
+        )
+
+
+@dataclass
 class Changes:
     """What one step changed, for storage to write in one transaction."""
 
@@ -499,7 +542,9 @@ class Changes:
     timers_cleared: set[str] = field(default_factory=set)
     counters: Counters | None = None  # all of them, when the step changed any
     stats: list[StatsRecord] = field(default_factory=list)
-    blocked: set[str] = field(default_factory=set)  # new block-list hashes
+    blocks: dict[str, Block] = field(default_factory=dict)  # upserts, by hash
+    unblocked: set[str] = field(default_factory=set)  # hashes lifted or expired
+    blocks_set: list[date] = field(default_factory=list)  # a local day per block set: stats
 
     def empty(self) -> bool:
         return not (
@@ -510,7 +555,9 @@ class Changes:
             or self.timers_cleared
             or self.counters is not None
             or self.stats
-            or self.blocked
+            or self.blocks
+            or self.unblocked
+            or self.blocks_set
         )
 
 

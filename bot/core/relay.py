@@ -41,11 +41,12 @@ from bot.core.model import (
     OfferState,
     Role,
     Session,
+    Source,
     State,
     TimerKind,
     timer_key,
 )
-from bot.core.pseudonyms import chatter_hash, scrub
+from bot.core.pseudonyms import scrub
 
 
 class RelayRules(CommandRules):
@@ -121,7 +122,8 @@ class RelayRules(CommandRules):
             self._say(vref, "usage", lang, usage=commands.usage_line(parsed.spec, lang))
             return
         if isinstance(parsed, Command):
-            self._volunteer_command(s, vref, parsed, now)
+            if not self._supervisor_command(m.sender, vref, parsed, now):
+                self._volunteer_command(s, vref, parsed, now)
             return
         if m.kind is Kind.TEXT and commands.is_command_like(m.body):
             # A mistyped command must not reach the chatter.
@@ -140,6 +142,15 @@ class RelayRules(CommandRules):
             return
         body = scrub(m.body, self._replacements(s))
         self._emit(Relay(self._chatter_ref(s), body, m.event_id, emote=m.kind is Kind.EMOTE))
+
+    def _supervisor_message(self, s: Session, offer: Offer, m: Message, now: datetime) -> None:
+        """A supervisor in a volunteer's room who is not its volunteer: their commands
+        (`!block`) are carried out there; nothing they write is relayed."""
+        if offer.state is not OfferState.ACCEPTED or m.kind is not Kind.TEXT:
+            return
+        parsed = commands.parse(m.body, Audience.VOLUNTEER)
+        if isinstance(parsed, Command):
+            self._supervisor_command(m.sender, RoomRef(s.id, Role.VOLUNTEER, offer.id), parsed, now)
 
     def _on_edit(self, e: Edit) -> None:
         hit = self.session_for_room(e.room)
@@ -196,7 +207,7 @@ class RelayRules(CommandRules):
         elif offer is not None and e.user == offer.volunteer and offer.state is OfferState.ACCEPTED:
             self._emit(SetTyping(self._chatter_ref(s), e.typing))
 
-    def _on_unreadable(self, u: Unreadable) -> None:
+    def _on_unreadable(self, u: Unreadable, now: datetime) -> None:
         """A message the bot never got the key for: whoever wrote it is asked to send it
         again, and in a conversation the volunteer learns that the chatter said something
         that did not arrive. No content exists to pass on, so none can leak."""
@@ -222,8 +233,10 @@ class RelayRules(CommandRules):
             if u.origin in (Origin.STAFF, Origin.DIRECT):
                 self._say(u.room, "unreadable.own", staff_lang)
         elif u.origin is Origin.DIRECT and self.policy.direct_messages:
-            key = chatter_hash(self.policy.block_key, u.sender)
-            if self.policy.allows(u.sender) and key not in self.blocked:
+            if not self.policy.allows(u.sender):
+                return
+            # Blocked: unread or not, what they get is the emergency numbers (once a day).
+            if not self._blocked_writes(u.sender, u.room, Source.DIRECT, now):
                 self._say(u.room, "unreadable.chatter", self.policy.default_language)
         elif u.origin is Origin.LOBBY:
             # Unread by the bot, perhaps not by others in the lobby: it goes, as any other.

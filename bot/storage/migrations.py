@@ -201,6 +201,26 @@ async def _v7_report_figures(tx: Tx) -> None:
     )
 
 
+async def _v8_timed_blocks(tx: Tx) -> None:
+    # A block lasts until `until` (epoch seconds; NULL: permanent, as every block before
+    # this step was), names the session number it was set on (for !unblock N; NULL before)
+    # and the local day its person was last told the emergency numbers. The row goes when
+    # the block ends, and with it the number.
+    await tx.execute("ALTER TABLE blocklist ADD COLUMN until REAL")
+    await tx.execute("ALTER TABLE blocklist ADD COLUMN number INTEGER")
+    await tx.execute("ALTER TABLE blocklist ADD COLUMN told_day TEXT")
+    # Blocks set per local day, for the report: a count, apart from the block list, so it
+    # stays when the blocks go and says nothing of whom. Until now the report counted the
+    # block list's rows by day: those counts come along.
+    await tx.execute(
+        "CREATE TABLE stats_blocks (day TEXT PRIMARY KEY, blocks INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    await tx.execute(
+        "INSERT INTO stats_blocks (day, blocks) "
+        "SELECT added_day, count(*) FROM blocklist GROUP BY added_day"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: state, timers, outbox, purge jobs, stats", _v1_initial),
     Migration(2, "identity pins: each user's cross-signing master key", _v2_identity_pins),
@@ -209,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "media seen: who posted each item", _v5_media_sender),
     Migration(6, "web accounts: throw-away accounts not yet erased", _v6_web_accounts),
     Migration(7, "stats: the wait estimate told, arrivals per hour", _v7_report_figures),
+    Migration(8, "block list: an end, the session number, the day last told", _v8_timed_blocks),
 )
 
 

@@ -6,7 +6,7 @@ Rules:
   and on a backup copy.
 - A schema newer than this code knows is refused (its rows could mean something else);
   an older one is read with what it has: rows from before migration 7 have no estimate
-  told and no hour counts.
+  told and no hour counts; before migration 8, blocks are counted from the block list.
 - Plain sqlite3 and no event loop: the report is a short command, not part of the bot.
 """
 
@@ -83,14 +83,14 @@ def _read(
                 f"SELECT day, hour, contacts FROM stats_hours{where}", params
             ):
                 hours[(date.fromisoformat(day), int(hour))] = int(contacts)
-        where_added, _ = day_range(since, until, column="added_day")
-        blocks = {
-            date.fromisoformat(day): int(n)
-            for day, n in conn.execute(
-                f"SELECT added_day, count(*) FROM blocklist{where_added} GROUP BY added_day",
-                params,
-            )
-        }
+        # From migration 8 blocks end and leave the block list, so they are counted per
+        # day apart from it; before, the list's rows were every block there had been.
+        if "stats_blocks" in tables:
+            counted = f"SELECT day, blocks FROM stats_blocks{where}"
+        else:
+            where_added, _ = day_range(since, until, column="added_day")
+            counted = f"SELECT added_day, count(*) FROM blocklist{where_added} GROUP BY added_day"
+        blocks = {date.fromisoformat(day): int(n) for day, n in conn.execute(counted, params)}
     finally:
         conn.execute("ROLLBACK")  # nothing was written: this only ends the read
     return StatsSnapshot(

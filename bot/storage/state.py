@@ -8,11 +8,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from bot.core.counters import Counters
 from bot.core.ids import SessionID
-from bot.core.model import Changes, Session, Timer, TimerKind, VolunteerState
+from bot.core.model import Block, Changes, Session, Timer, TimerKind, VolunteerState
 from bot.storage.db import Database, ScrubIncomplete, Tx, dumps, epoch, from_epoch
 from bot.storage.events import Processed, processed_event_rows
 from bot.storage.outbox import OutboxItem, OutboxRepo
@@ -27,7 +28,12 @@ class LoadedState:
     volunteers: list[VolunteerState] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)  # soonest first
     counters: Counters = field(default_factory=Counters)
-    blocked: set[str] = field(default_factory=set)
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> set[str]:
+        """The hashes of `blocks`."""
+        return {b.hash for b in self.blocks}
 
 
 class StateRepo:
@@ -54,8 +60,13 @@ class StateRepo:
             ]
             meta = {k: json.loads(v) for k, v in await tx.fetchall("SELECT key, value FROM meta")}
             counters = Counters.from_meta(meta)
-            blocked = {h for (h,) in await tx.fetchall("SELECT hash FROM blocklist")}
-        return LoadedState(sessions, volunteers, timers, counters, blocked)
+            blocks = [
+                block_of(row)
+                for row in await tx.fetchall(
+                    "SELECT hash, added_day, until, number, told_day FROM blocklist ORDER BY hash"
+                )
+            ]
+        return LoadedState(sessions, volunteers, timers, counters, blocks)
 
     async def apply(
         self,
@@ -82,7 +93,6 @@ class StateRepo:
             if key != timer.key:
                 raise ValueError(f"timer stored under {key!r} but its key is {timer.key!r}")
         processed_rows = processed_event_rows(processed, at)
-        day = datetime.fromtimestamp(at, UTC).date().isoformat()
 
         async with self._db.writing(tx) as t:
             if changes.sessions:
@@ -123,11 +133,20 @@ class StateRepo:
                 )
             if changes.stats:
                 await Stats(self._db).add(changes.stats, tx=t)
-            if changes.blocked:
+            if changes.unblocked:
                 await t.executemany(
-                    "INSERT OR IGNORE INTO blocklist (hash, added_day) VALUES (?, ?)",
-                    [(h, day) for h in changes.blocked],
+                    "DELETE FROM blocklist WHERE hash = ?", [(h,) for h in changes.unblocked]
                 )
+            if changes.blocks:
+                await t.executemany(
+                    "INSERT INTO blocklist (hash, added_day, until, number, told_day) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET "
+                    "added_day = excluded.added_day, until = excluded.until, "
+                    "number = excluded.number, told_day = excluded.told_day",
+                    [block_row(b) for b in changes.blocks.values()],
+                )
+            if changes.blocks_set:
+                await Stats(self._db).count_blocks(changes.blocks_set, tx=t)
             if outbox:
                 await OutboxRepo(self._db).add(outbox, now=from_epoch(at), tx=t)
             if processed_rows:
@@ -164,3 +183,24 @@ class StateRepo:
         async with self._db.transaction() as tx:
             await tx.execute("DELETE FROM sessions WHERE id = ?", (int(session_id),))
         await self._db.scrub()
+
+
+def block_row(b: Block) -> tuple[str, str, float | None, int | None, str | None]:
+    return (
+        b.hash,
+        b.since.isoformat(),
+        epoch(b.until) if b.until is not None else None,
+        b.number,
+        b.told_day.isoformat() if b.told_day is not None else None,
+    )
+
+
+def block_of(row: Sequence[Any]) -> Block:
+    hash_, since, until, number, told = row
+    return Block(
+        hash=hash_,
+        since=date.fromisoformat(since),
+        until=from_epoch(until) if until is not None else None,
+        number=number,
+        told_day=date.fromisoformat(told) if told is not None else None,
+    )

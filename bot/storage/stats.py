@@ -129,6 +129,27 @@ class Stats:
                 [(r.day.isoformat(), r.hour) for r in records if r.hour is not None],
             )
 
+    async def count_blocks(self, days: Sequence[date], *, tx: Tx | None = None) -> None:
+        """One more block set on each of `days` (a day may come more than once)."""
+        async with self._db.writing(tx) as t:
+            await t.executemany(
+                "INSERT INTO stats_blocks (day, blocks) VALUES (?, 1) "
+                "ON CONFLICT (day) DO UPDATE SET blocks = blocks + 1",
+                [(d.isoformat(),) for d in days],
+            )
+
+    async def blocks_by_day(
+        self, since: date | None = None, until: date | None = None
+    ) -> dict[date, int]:
+        """Blocks set per local day within [since, until], oldest first; days without
+        any are absent."""
+        where, params = day_range(since, until)
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                f"SELECT day, blocks FROM stats_blocks{where} ORDER BY day", params
+            )
+        return {date.fromisoformat(day): n for day, n in rows}
+
     async def query(
         self, since: date | None = None, until: date | None = None
     ) -> list[StatsRecord]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from bot.core.model import Block
 from bot.storage import SchemaTooNew, open_database
 from bot.storage.db import Tx
 from bot.storage.migrations import MIGRATIONS, Migration, latest_version, upgrade
+from bot.storage.state import StateRepo
 
 TABLES = {
     "sessions",
@@ -27,6 +30,7 @@ TABLES = {
     "blocklist",
     "identity_pins",
     "web_accounts",
+    "stats_blocks",
 }
 
 
@@ -164,8 +168,31 @@ async def test_migration_7_keeps_older_stats_rows_with_no_estimate(db_path: Path
                 "INSERT INTO stats (day, outcome, requeues, tags, purge_result)"
                 " VALUES ('2026-03-01', 'completed', 0, '[]', 'verified')"
             )
-        assert await upgrade(db) == [7]
+        assert await upgrade(db, MIGRATIONS[:7]) == [7]
         assert await db.query("SELECT day, told_wait_minutes FROM stats") == [("2026-03-01", None)]
         assert await db.query("SELECT count(*) FROM stats_hours") == [(0,)]
+    finally:
+        await db.close()
+
+
+async def test_migration_8_keeps_earlier_blocks_as_permanent_ones_and_counts_them(
+    db_path: Path,
+) -> None:
+    db = await open_database(db_path, MIGRATIONS[:7])
+    try:
+        async with db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO blocklist (hash, added_day) VALUES (?, ?)",
+                [("hmac-a", "2026-01-02"), ("hmac-b", "2026-01-02"), ("hmac-c", "2026-01-05")],
+            )
+        assert await upgrade(db) == [8]
+        blocks = (await StateRepo(db).load()).blocks
+        assert blocks[0] == Block("hmac-a", date(2026, 1, 2), None, None, None)
+        assert all(b.until is None and b.number is None for b in blocks)
+        # The report counted these rows by day; the counts move to stats_blocks.
+        assert await db.query("SELECT day, blocks FROM stats_blocks ORDER BY day") == [
+            ("2026-01-02", 2),
+            ("2026-01-05", 1),
+        ]
     finally:
         await db.close()

@@ -69,7 +69,7 @@ SEEDED = [
 async def seed(path: Path, records: list[StatsRecord] = SEEDED) -> None:
     st = await Storage.open(path)
     try:
-        await st.state.apply(Changes(stats=records, blocked={"a1b2"}))
+        await st.state.apply(Changes(stats=records, blocks_set=[MON, MON, TUE]))
     finally:
         await st.close()
 
@@ -88,6 +88,7 @@ async def test_reads_the_statistics_without_changing_the_file(db_path: Path) -> 
     assert len(snap.records) == 7
     assert {r.told_wait_minutes for r in snap.records} == {5}
     assert snap.hours == {(MON, 20): 7}
+    assert snap.blocks == {MON: 2}
     assert snap.schema_version == latest_version()
     assert digest(db_path) == before
 
@@ -111,6 +112,8 @@ async def test_an_older_schema_is_read_as_it_is_and_never_migrated(db_path: Path
                 "INSERT INTO stats (day, outcome, wait_seconds, requeues, tags, purge_result)"
                 " VALUES ('2026-03-02', 'completed', 60, 0, '[\"angst\"]', 'verified')"
             )
+            # Before migration 8 every block stayed on the list: its rows were the count.
+            await tx.execute("INSERT INTO blocklist (hash, added_day) VALUES ('h', '2026-03-02')")
     finally:
         await db.close()
     snap = read_snapshot(db_path)
@@ -119,6 +122,7 @@ async def test_an_older_schema_is_read_as_it_is_and_never_migrated(db_path: Path
         ("completed", ("angst",), None)
     ]
     assert snap.hours == {}
+    assert snap.blocks == {date(2026, 3, 2): 1}
     snap = read_snapshot(db_path)  # still version 6: nothing was migrated
     assert snap.schema_version == 6
 

@@ -212,6 +212,9 @@ async def test_blocklist(storage: Storage) -> None:
     await storage.blocklist.add("h", date(2026, 2, 3))  # already there: kept as it was
     assert await storage.blocklist.contains("h")
     assert (await storage.state.load()).blocked == {"h"}
+    block = await storage.blocklist.get("h")
+    assert block is not None
+    assert (block.since, block.until, block.number) == (date(2026, 1, 2), None, None)
 
 
 # -- statistics ------------------------------------------------------------------------------

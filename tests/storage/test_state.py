@@ -10,7 +10,7 @@ import pytest
 
 from bot.core.counters import Counters
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
-from bot.core.model import Changes, State, StatsRecord, Timer, TimerKind
+from bot.core.model import Block, Changes, State, StatsRecord, Timer, TimerKind
 from bot.storage import OutboxItem, Storage
 
 from .conftest import T0, make_session, make_timers, make_volunteer
@@ -29,6 +29,13 @@ def _stats(outcome: str = "completed") -> StatsRecord:
         rating=4,
         purge_result="verified",
     )
+
+
+def _blocks() -> list[Block]:
+    return [
+        Block("hmac-abc", date(2026, 3, 14), T0 + timedelta(days=7), 4821, date(2026, 3, 14)),
+        Block("hmac-def", date(2026, 3, 14), None, 1234),
+    ]
 
 
 def _full_changes() -> Changes:
@@ -50,7 +57,8 @@ def _full_changes() -> Changes:
             day_counts={"hmac-abc": 2},
         ),
         stats=[_stats()],
-        blocked={"hmac-abc", "hmac-def"},
+        blocks={b.hash: b for b in _blocks()},
+        blocks_set=[date(2026, 3, 14), date(2026, 3, 14)],
     )
 
 
@@ -82,7 +90,8 @@ async def test_round_trip(storage: Storage) -> None:
     assert loaded.timers == sorted(changes.timers_set.values(), key=lambda t: (t.due, t.key))
     assert {t.key for t in loaded.timers} == set(changes.timers_set)
     assert loaded.counters == changes.counters
-    assert loaded.blocked == changes.blocked
+    assert loaded.blocks == _blocks()
+    assert await storage.stats.blocks_by_day() == {date(2026, 3, 14): 2}
     assert await storage.stats.query() == changes.stats
 
 
@@ -306,8 +315,38 @@ async def test_processed_string_refused(storage: Storage) -> None:
         await storage.state.apply(Changes(), processed="$oops")
 
 
-async def test_blocked_hash_gets_day(storage: Storage) -> None:
-    await storage.state.apply(Changes(blocked={"h1"}), now=T0)
+async def test_a_block_is_updated_in_place_and_goes_when_lifted(storage: Storage) -> None:
+    first = Block("h1", date(2026, 3, 14), T0 + timedelta(hours=24), 4821)
+    await storage.state.apply(Changes(blocks={"h1": first}), now=T0)
     assert await storage.blocklist.contains("h1")
     async with storage.db.read() as tx:
         assert await tx.fetchval("SELECT added_day FROM blocklist") == "2026-03-14"
+    told = Block("h1", date(2026, 3, 14), T0 + timedelta(hours=24), 4821, date(2026, 3, 15))
+    await storage.state.apply(Changes(blocks={"h1": told}), now=T0)
+    assert (await storage.state.load()).blocks == [told]
+    assert await storage.blocklist.get("h1") == told
+    await storage.state.apply(Changes(unblocked={"h1"}), now=T0)
+    assert (await storage.state.load()).blocks == []
+    assert await _count(storage, "blocklist") == 0
+    # The count for the report stays: it says how many, never whom.
+    assert await storage.stats.blocks_by_day() == {}
+
+
+async def test_blocks_are_counted_per_day_apart_from_the_list(storage: Storage) -> None:
+    days = [date(2026, 3, 14), date(2026, 3, 14), date(2026, 3, 16)]
+    await storage.state.apply(Changes(blocks_set=days[:2]), now=T0)
+    await storage.state.apply(Changes(blocks_set=days[2:]), now=T0)
+    by_day = await storage.stats.blocks_by_day()
+    assert by_day == {date(2026, 3, 14): 2, date(2026, 3, 16): 1}
+    assert await storage.stats.blocks_by_day(since=date(2026, 3, 15)) == {date(2026, 3, 16): 1}
+    async with storage.db.read() as tx:
+        cols = [r[1] for r in await tx.fetchall("PRAGMA table_info(stats_blocks)")]
+    assert cols == ["day", "blocks"]  # nothing that could name anyone
+
+
+async def test_contains_with_a_time_reads_the_end(storage: Storage) -> None:
+    b = Block("h1", date(2026, 3, 14), T0 + timedelta(hours=1), None)
+    await storage.state.apply(Changes(blocks={"h1": b}), now=T0)
+    assert await storage.blocklist.contains("h1", T0)
+    assert not await storage.blocklist.contains("h1", T0 + timedelta(hours=1))
+    assert not await storage.blocklist.contains("h2")

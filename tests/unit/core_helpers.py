@@ -31,6 +31,7 @@ from bot.core.events import (
 from bot.core.ids import EventID, OfferID, RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import (
+    Block,
     Changes,
     Offer,
     OfferState,
@@ -42,6 +43,7 @@ from bot.core.model import (
     VolunteerState,
     timer_key,
 )
+from bot.core.pseudonyms import chatter_hash
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday, 13:00 in Oslo
 STAFF_ROOM = RoomID("!vakt:example.org")
@@ -102,7 +104,8 @@ class Store:
         self.timers: dict[str, dict[str, Any]] = {}
         self.meta: dict[str, Any] = {}
         self.stats: list[Any] = []
-        self.blocked: set[str] = set()
+        self.blocks_set: list[Any] = []
+        self.blocks: dict[str, dict[str, Any]] = {}
 
     def apply(self, c: Changes) -> None:
         def row(value: Any) -> Any:
@@ -121,7 +124,11 @@ class Store:
         if c.counters is not None:
             self.meta.update(row(c.counters.to_meta()))
         self.stats.extend(c.stats)
-        self.blocked |= c.blocked
+        for h in c.unblocked:
+            self.blocks.pop(h, None)
+        for h, b in c.blocks.items():
+            self.blocks[h] = row(b.to_dict())
+        self.blocks_set.extend(c.blocks_set)
 
 
 class World:
@@ -154,6 +161,14 @@ class World:
                 self.store.apply(self.h.take_changes())
         return fx
 
+    def blocked_before(
+        self, user: UserID, until: datetime | None = None, number: int | None = None
+    ) -> None:
+        """`user` on the block list, as if a supervisor had blocked them before a restart."""
+        h = chatter_hash(self.policy.block_key, user)
+        self.store.blocks[h] = Block(h, self.now.date(), until, number).to_dict()
+        self.restart()
+
     def restart(self) -> None:
         """A new Helpline from what storage holds, as after a crash."""
         s = self.store
@@ -164,7 +179,7 @@ class World:
             volunteers=[VolunteerState.from_dict(d) for d in s.volunteers.values()],
             timers=[Timer.from_dict(d) for d in s.timers.values()],
             counters=Counters.from_meta(s.meta),
-            blocked=set(s.blocked),
+            blocks=[Block.from_dict(d) for d in s.blocks.values()],
         )
 
     # -- what people do -----------------------------------------------------------------

@@ -7,7 +7,14 @@ import pytest
 from bot.core import commands
 from bot.core.commands import TABLE, Arg, Audience, Command, Spec, Usage
 
-GOOD_ARG = {Arg.NONE: "", Arg.WORD: " en", Arg.WORDS: " angst skole", Arg.OPTIONAL_DURATION: ""}
+GOOD_ARG = {
+    Arg.NONE: "",
+    Arg.WORD: " en",
+    Arg.WORDS: " angst skole",
+    Arg.OPTIONAL_DURATION: "",
+    Arg.SESSION: " 4821",
+    Arg.SESSION_SPAN: " 4821",
+}
 SPELLINGS = [(spec, name, aud) for spec in TABLE for name in spec.names for aud in spec.audience]
 
 
@@ -22,7 +29,8 @@ def spec(name: str) -> Spec:
 )
 def test_every_spelling_parses(spec: Spec, name: str, audience: Audience) -> None:
     args = GOOD_ARG[spec.arg]
-    expected = Command(spec.name, tuple(args.split()))
+    number = 4821 if spec.arg in (Arg.SESSION, Arg.SESSION_SPAN) else None
+    expected = Command(spec.name, tuple(args.split()), number=number)
     assert commands.parse(f"!{name}{args}", audience) == expected
     assert commands.parse(f"  !{name.upper()}{args}  \n", audience) == expected
 
@@ -139,10 +147,15 @@ def test_usage_line(name: str, nb: str, en: str) -> None:
 def test_help_lists_every_command_for_its_audience_in_table_order(
     audience: Audience, language: str
 ) -> None:
-    lines = commands.help_lines(audience, language)
+    lines = commands.help_lines(audience, language, supervisor=True)
     mine = [s for s in TABLE if audience in s.audience]
     assert lines == [(commands.usage_line(s, language), f"help.{s.name}") for s in mine]
     assert {key for _, key in lines} == {f"help.{s.name}" for s in mine}
+    # Anyone else sees the same, without the supervisors' commands.
+    theirs = [s for s in mine if not s.supervisors_only]
+    assert commands.help_lines(audience, language) == [
+        (commands.usage_line(s, language), f"help.{s.name}") for s in theirs
+    ]
 
 
 def test_help_by_audience() -> None:
@@ -151,5 +164,10 @@ def test_help_by_audience() -> None:
 
     assert names(Audience.CHATTER) == {"end", "delete", "language", "yes", "help"}
     assert names(Audience.STAFF) == {"help", "on", "off", "status"}
+    supervisor = {
+        k.removeprefix("help.")
+        for _, k in commands.help_lines(Audience.STAFF, "en", supervisor=True)
+    }
+    assert supervisor == {"help", "on", "off", "status", "block", "unblock"}
     assert {"extend", "time", "say", "tag", "handback", "alert", "end"} <= names(Audience.VOLUNTEER)
     assert "delete" not in names(Audience.VOLUNTEER)

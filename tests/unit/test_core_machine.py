@@ -45,7 +45,7 @@ from bot.core.events import (
     Withdraw,
 )
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
-from bot.core.machine import TRANSITIONS, IllegalTransition, chatter_hash, check, scrub
+from bot.core.machine import TRANSITIONS, IllegalTransition, check, scrub
 from bot.core.model import (
     Hours,
     Interval,
@@ -372,11 +372,11 @@ def test_allowed_servers(allowed: set[str], user: str, served: bool) -> None:
     assert len(w.h.sessions) == (2 if served else 0)
 
 
-def test_blocked_chatter_is_ignored_silently() -> None:
+def test_a_blocked_chatter_gets_no_conversation_and_the_emergency_numbers_once() -> None:
     w = World()
-    w.store.blocked.add(chatter_hash(w.policy.block_key, C1))
-    w.restart()
-    assert w.dm(C1) == []
+    w.blocked_before(C1)
+    assert keys(w.dm(C1)) == ["blocked.direct"]
+    assert w.dm(C1) == []  # the same day: told already
     assert of(w.lobby(C1), Redact)
     assert not of(w.log, CreateRoom)
     assert w.h.sessions == {}
@@ -1625,7 +1625,9 @@ def test_staff_help_is_generated_from_the_table() -> None:
     lines = said(fx, "help").text.params["lines"]
     assert lines == commands.help_lines(Audience.STAFF, "nb")
     assert [key for _, key in lines] == [
-        f"help.{spec.name}" for spec in commands.TABLE if Audience.STAFF in spec.audience
+        f"help.{spec.name}"
+        for spec in commands.TABLE
+        if Audience.STAFF in spec.audience and not spec.supervisors_only
     ]
     s = w.active(C1)
     fx = w.volunteer_says(s, "!help")

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from bot.core.events import CreateRoom, Purge, PurgeFinished, RoomRef, Say, WebChatter
 from bot.core.ids import UserID
-from bot.core.machine import chatter_hash
 from bot.core.model import Outcome, Role, Session, Source, State, TimerKind
 from tests.unit.core_helpers import ANNA, World, keys, of, policy, said
 from tests.unit.test_core_machine import CLOSED_NOW
@@ -107,8 +106,7 @@ def test_consent_comes_first_when_required() -> None:
 
 def test_a_blocked_account_gets_nothing() -> None:
     w = World()
-    w.store.blocked.add(chatter_hash(w.policy.block_key, WEB1))
-    w.restart()
+    w.blocked_before(WEB1)
     assert w.feed(WebChatter(WEB1)) == []
     assert w.h.sessions == {}
 

@@ -70,6 +70,7 @@ SAMPLE: dict[str, Any] = {
     "lapses": 2,
     "by": "chatter",
     "name": "Irene",
+    "until": "2026-03-03 13:00",
 }
 
 BRACE = re.compile(r"[{}]")
