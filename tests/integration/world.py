@@ -60,6 +60,7 @@ class World:
     logs: io.StringIO
     _handler: logging.Handler = field(repr=False)
     _old_level: int = field(repr=False)
+    supervisors: list[Volunteer] = field(default_factory=list)  # in the room, not members
 
     @property
     def bot_id(self) -> str:
@@ -83,6 +84,7 @@ class Staffed:
     volunteers: list[Volunteer]
     staff_room: str
     config: Path
+    supervisors: list[Volunteer] = field(default_factory=list)
 
 
 async def build_world(
@@ -100,10 +102,12 @@ async def build_world(
     bot_user, volunteers, staff_room = staffed.bot_user, staffed.volunteers, staffed.staff_room
     logs, handler, old_level = capture_logs()
     bot = InProcessBot(staffed.config, purge_backoff=purge_backoff)
-    world = World(bot, bot_user, volunteers, staff_room, logs, handler, old_level)
+    world = World(
+        bot, bot_user, volunteers, staff_room, logs, handler, old_level, staffed.supervisors
+    )
     try:
         await bot.start()
-        for v in volunteers:
+        for v in [*volunteers, *staffed.supervisors]:
             await v.client.wait_for_join(staff_room, bot_user.user_id, timeout=TIMEOUT)
     except BaseException:
         await world.close()
@@ -132,6 +136,7 @@ async def staff_helpline(
     tmp_path: Path,
     *,
     aliases: tuple[str, ...] = ("Irene",),
+    supervisor_aliases: tuple[str, ...] = (),
     bot_user: RegisteredUser | None = None,
     lobby_rooms: tuple[str, ...] = (),
     max_sessions: int = 1,
@@ -140,17 +145,24 @@ async def staff_helpline(
 ) -> Staffed:
     """Everything `build_world` does before the bot starts, for tests that start the bot
     themselves (as a child process, say). `homeserver`: the URL the bot talks to, when
-    not Synapse's own (a fault proxy in front of it); people's clients stay direct."""
+    not Synapse's own (a fault proxy in front of it); people's clients stay direct.
+    `supervisor_aliases`: supervisors (`volunteers.supervisors`), in the volunteers' room
+    but not volunteers themselves."""
     bot_user = bot_user or await make_user("bot")
     volunteers: list[Volunteer] = []
     for alias in aliases:
         user = await make_user(alias.lower())
         volunteers.append(Volunteer(alias, user, await make_client(user)))
+    supervisors: list[Volunteer] = []
+    for alias in supervisor_aliases:
+        user = await make_user(alias.lower())
+        supervisors.append(Volunteer(alias, user, await make_client(user)))
     first = volunteers[0].client
+    others = [*volunteers[1:], *supervisors]
     staff_room = await first.create_encrypted_room(
-        invite=[bot_user.user_id, *(v.user.user_id for v in volunteers[1:])], name="Vakt"
+        invite=[bot_user.user_id, *(v.user.user_id for v in others)], name="Vakt"
     )
-    for v in volunteers[1:]:
+    for v in others:
         await v.client.wait_for_invite(room_id=staff_room, timeout=TIMEOUT)
         await v.client.join(staff_room)
     sections.setdefault("privacy", {}).setdefault("purge_after", "2s")
@@ -171,10 +183,11 @@ async def staff_helpline(
             }
             for v in volunteers
         ],
+        supervisors=[s.user.user_id for s in supervisors],
         lobby_rooms=list(lobby_rooms),
         **extra,
     )
-    return Staffed(bot_user, volunteers, staff_room, config)
+    return Staffed(bot_user, volunteers, staff_room, config, supervisors)
 
 
 async def next_from_bot(
