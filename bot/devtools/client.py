@@ -320,11 +320,13 @@ class TestClient(Seen):
         return str(resp.room_id)
 
     async def join(self, room_id: str, timeout: float = 10.0) -> MatrixRoom:
-        """Join ``room_id`` and wait until the room (with its state) has been synced."""
+        """Join ``room_id`` (or a room alias: a room on another server is joined by its
+        alias, which names a server to join through) and wait until the room (with its
+        state) has been synced."""
         resp = await self.client.join(room_id)
         if isinstance(resp, JoinError):
             raise TestClientError(f"{self.user_id}: join {room_id} failed: {resp}")
-        return await self.wait_for_room(room_id, timeout=timeout)
+        return await self.wait_for_room(str(resp.room_id), timeout=timeout)
 
     async def apply_trust(self, room_id: str) -> None:
         """Element's rule: verify (in nio's store) exactly the member devices their owner
