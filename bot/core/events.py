@@ -221,11 +221,16 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class CreateRoom:
-    """A fresh private encrypted room between the bot and `invite`, for one conversation."""
+    """A fresh private encrypted room between the bot and `invite`, for one conversation.
+
+    `federate`: whether servers other than the helpline's may take part (`m.federate`).
+    Only a room for someone on another server does; an effect stored before the field
+    existed reads back as False, as every room was made then."""
 
     ref: RoomRef
     invite: UserID
     persona: str  # the bot's display name in that room: the volunteer's alias or "Chatter #n"
+    federate: bool = False
 
 
 @dataclass(frozen=True, slots=True)

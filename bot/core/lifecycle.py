@@ -151,9 +151,9 @@ class Lifecycle(Bookkeeping):
         self._touch(s)
         self.counters.last_offered = volunteer
         self._counted()
-        self._emit(
-            CreateRoom(RoomRef(s.id, Role.VOLUNTEER, offer.id), volunteer, self._pseudonym(s))
-        )
+        ref = RoomRef(s.id, Role.VOLUNTEER, offer.id)
+        federate = self.policy.is_remote(volunteer)
+        self._emit(CreateRoom(ref, volunteer, self._pseudonym(s), federate))
         self._set_timer(TimerKind.OFFER_TIMEOUT, s, now + self.policy.offer_timeout, offer=offer.id)
 
     def _withdraw(self, s: Session, o: Offer, now: datetime, lapsed: bool = False) -> None:

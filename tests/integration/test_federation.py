@@ -1,4 +1,13 @@
-"""Two real Synapses federating over TLS, for the tests of chatters from another server.
+"""Chatters from another homeserver, against two real Synapses federating over TLS.
+
+The helpline (the bot, the volunteers) lives on one server; the chatter has an account on
+the other. A chatter from elsewhere writes to the bot, joins the conversation room it
+makes for them (which federates; the volunteer's stays on the helpline's server), talks
+with a volunteer both ways, end to end encrypted with cross-signed devices, and the
+conversation ends and is purged: everything the helpline's server held is gone, and the
+chatter's server was told to drop every message (the redactions federate) and holds no
+member of the room any more. It still knows the room itself: nothing the helpline does
+deletes another server's copy, which is why the purge counts such a conversation apart.
 
 These tests ask for the `federation` fixture, which starts the two servers once per
 session, only when one of them runs.
@@ -7,13 +16,39 @@ session, only when one of them runs.
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 import socket
 import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from nio import RoomPreset, RoomVisibility
 
+from bot.devtools.client import MEGOLM_ALGORITHM
 from bot.devtools.synapse import SynapseServer
-from tests.integration.conftest import Federation
+from bot.devtools.users import admin_request, q, room_messages_admin
+from tests.integration.conftest import ClientMaker, Federation, Homeserver
+from tests.integration.test_purge import Side, data_dir, leaks, query, room_gone, words
+from tests.integration.waits import wait_until
+from tests.integration.world import (
+    TIMEOUT,
+    Chatter,
+    World,
+    accept_offer,
+    assert_logs_clean,
+    build_world,
+    go_on_duty,
+    next_from_bot,
+    open_conversation,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+PURGE_TIMEOUT = 40.0
+
 
 # --------------------------------------------------------------------------------------
 # the two servers
@@ -47,3 +82,191 @@ async def test_the_two_servers_federate_over_tls_that_only_the_test_ca_vouches_f
         with pytest.raises(ssl.SSLCertVerificationError):
             await asyncio.to_thread(_handshake, port, ssl.create_default_context())
     assert federation.helpline.name != federation.remote.name
+
+
+# --------------------------------------------------------------------------------------
+# a helpline on one server, a chatter on the other
+
+OpenWorld = Callable[..., Awaitable[World]]
+
+
+@pytest.fixture
+async def helpline(
+    federation: Federation, remote_clients: tuple[ClientMaker, ClientMaker], tmp_path: Path
+) -> AsyncIterator[OpenWorld]:
+    """`await helpline(**config sections)`: the bot and its volunteers on the helpline's
+    server, purging with that server's admin token."""
+    worlds: list[World] = []
+    home = federation.helpline
+
+    async def _open(**sections: Any) -> World:
+        sections.setdefault("privacy", {}).setdefault("purge_after", "0s")
+        w = await build_world(
+            home.synapse,
+            home.make_user,
+            remote_clients[0],
+            tmp_path,
+            admin_token=home.admin.access_token,
+            **sections,
+        )
+        worlds.append(w)
+        return w
+
+    yield _open
+    for w in worlds:
+        await w.close()
+
+
+async def room_details(home: Homeserver, room: str) -> dict[str, Any]:
+    _, details = await admin_request(
+        home.synapse.base_url,
+        home.admin.access_token,
+        "GET",
+        f"/_synapse/admin/v1/rooms/{q(room)}",
+    )
+    return dict(details)
+
+
+async def talk(w: World, chatter: Chatter, vroom: str) -> list[str]:
+    """Words both ways; each side reads what the other wrote, decrypted."""
+    v = w.volunteers[0]
+    said = []
+    for who, room, text in [
+        (v.client, vroom, words("Jeg er her. Fortell meg mer")),
+        (chatter.client, chatter.room, words("Jeg bor langt unna, men trengte noen")),
+        (v.client, vroom, words("Godt at du skrev")),
+    ]:
+        await who.send_text(room, text)
+        other, other_room = (chatter.client, chatter.room) if who is v.client else (v.client, vroom)
+        got = await next_from_bot(w, other, other_room)
+        assert got.body == text
+        said.append(text)
+    return said
+
+
+async def assert_purged_across(
+    w: World,
+    federation: Federation,
+    chatter: Chatter,
+    cside: Side,
+    vroom: str,
+    said: list[str],
+) -> None:
+    """What the purge reaches on each server, and what the statistics say of it."""
+    helpline, remote = federation.helpline, federation.remote
+    rooms = [chatter.room, vroom]
+
+    async def gone_here() -> bool:
+        gone = [await room_gone(helpline.synapse, helpline.admin, r) for r in rooms]
+        return all(gone) and not leaks(data_dir(w), [*said, *rooms])
+
+    await wait_until(gone_here, PURGE_TIMEOUT, "the purge on the helpline's server")
+
+    # The chatter's app was told to drop every message, then removed from the room.
+    await cside.leaves.wait_removed(chatter.room)
+    assert cside.redactions.seen_events(chatter.room), "the chatter saw no messages at all"
+    assert not cside.redactions.unredacted(chatter.room)
+
+    # The chatter's server still knows the room (nobody can delete another server's
+    # copy), but holds no member of it and no message content.
+    details = await room_details(remote, chatter.room)
+    assert details["joined_local_members"] == 0
+    server = await room_messages_admin(
+        remote.synapse.base_url, remote.admin.access_token, chatter.room, limit=200
+    )
+    messages = [e for e in server["chunk"] if "state_key" not in e]
+    assert [e for e in messages if e["type"] == "m.room.encrypted"], "no messages to check"
+    assert not [e["event_id"] for e in messages if e["type"] != "m.room.redaction" and e["content"]]
+
+    assert_logs_clean(w, *said, chatter.client.user_id, *rooms)
+    assert await w.bot.stop() == 0
+    assert not leaks(data_dir(w), [*said, chatter.client.user_id, *rooms])
+    assert query(data_dir(w), "SELECT outcome, purge_result FROM stats") == [
+        ("completed", "verified")
+    ]
+
+
+async def test_a_chatter_on_another_server_talks_with_a_volunteer_and_is_purged(
+    federation: Federation,
+    remote_clients: tuple[ClientMaker, ClientMaker],
+    helpline: OpenWorld,
+) -> None:
+    w = await helpline()
+    remote_maker = remote_clients[1]
+    first = words("Hei, jeg skriver fra skolen sin server")
+    chatter, vroom = await open_conversation(w, federation.remote.make_user, remote_maker, first)
+    assert chatter.client.user_id.endswith(":" + federation.remote.name)
+    cside = Side(chatter.client)
+
+    # The chatter's room federates (their server joined it); the volunteer's stays here.
+    assert (await room_details(federation.helpline, chatter.room))["federatable"] is True
+    assert (await room_details(federation.helpline, vroom))["federatable"] is False
+    assert (await room_details(federation.remote, chatter.room))["joined_local_members"] == 1
+
+    said = [first, *await talk(w, chatter, vroom)]
+    await chatter.client.send_text(chatter.room, "!slutt")
+    await assert_purged_across(w, federation, chatter, cside, vroom, said)
+
+
+async def test_a_chatter_from_another_server_comes_in_through_the_helplines_lobby(
+    federation: Federation,
+    remote_clients: tuple[ClientMaker, ClientMaker],
+    helpline: OpenWorld,
+) -> None:
+    local_maker, remote_maker = remote_clients
+    home = federation.helpline
+    bot_user = await home.make_user("bot")
+    owner = await local_maker("lobbyowner")
+    localpart = f"snakk-{secrets.token_hex(3)}"
+    resp = await owner.client.room_create(
+        visibility=RoomVisibility.private,
+        preset=RoomPreset.public_chat,
+        name="Snakk med oss",
+        alias=localpart,
+        invite=[bot_user.user_id],
+        initial_state=[
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": MEGOLM_ALGORITHM},
+            }
+        ],
+        power_level_override={"users": {bot_user.user_id: 50}},
+    )
+    lobby = resp.room_id
+    await owner.wait_for_room(lobby, encrypted=True)
+    w = await helpline(bot_user=bot_user, lobby_rooms=(lobby,))
+    v = w.volunteers[0]
+    await go_on_duty(w, v)
+    await owner.wait_for_join(lobby, w.bot_id, timeout=TIMEOUT)
+
+    user = await federation.remote.make_user("chatter")
+    client = await remote_maker(user)
+    # Someone from elsewhere finds the lobby by its address, which names the server.
+    await client.join(f"#{localpart}:{home.name}")
+    await client.wait_for_room(lobby, encrypted=True)
+    await owner.wait_for_join(lobby, client.user_id, timeout=TIMEOUT)
+    first = words("Kan noen snakke med meg?")
+    event_id = await client.send_text(lobby, first)
+
+    invite = await client.wait_for_invite(timeout=TIMEOUT)
+    assert invite.sender == w.bot_id
+    assert invite.room_id != lobby
+    await client.join(invite.room_id)
+    welcome = await next_from_bot(w, client, invite.room_id)
+    assert "113" in (welcome.body or "")
+    # The words left the lobby at once, on both servers' copies of it.
+    stored = await room_messages_admin(home.synapse.base_url, home.admin.access_token, lobby)
+    assert next(e for e in stored["chunk"] if e["event_id"] == event_id)["content"] == {}
+
+    chatter = Chatter(user, client, invite.room_id, welcome)
+    cside = Side(client)
+    vroom, intro = await accept_offer(w, v)
+    assert (await next_from_bot(w, v.client, vroom)).body == first
+    assert client.user_id not in (intro.body or "")
+    assert re.search(r"#\d+", intro.body or "")
+    assert v.alias in (await next_from_bot(w, client, chatter.room)).body
+
+    said = [first, *await talk(w, chatter, vroom)]
+    await client.send_text(chatter.room, "!slutt")
+    await assert_purged_across(w, federation, chatter, cside, vroom, said)
