@@ -123,7 +123,8 @@ class TimerFired:
 @dataclass(frozen=True, slots=True)
 class PurgeFinished:
     session_id: SessionID
-    result: str  # "verified", "verified_without_admin", "failed: <reason code>"
+    # "verified", "verified_local_only", "verified_without_admin", "failed: <reason code>"
+    result: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +335,10 @@ class Purge:
     dm: RoomID | None = None
     # A web chatter's throw-away account: deactivated with erase once the rooms are gone.
     erase: UserID | None = None
+    # A participant is on another server, which holds its own copy of their room that the
+    # helpline cannot delete: the purge checks what the helpline's server will have told
+    # it, and says so in its result ("verified_local_only").
+    federated: bool = False
 
 
 Effect = (

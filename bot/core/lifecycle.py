@@ -326,7 +326,9 @@ class Lifecycle(Bookkeeping):
         participants = tuple(dict.fromkeys([s.chatter, *(o.volunteer for o in s.offers)]).keys())
         erase = s.chatter if s.source is Source.WEB else None
         dm = self._dm_to_purge(s)
-        self._emit(Purge(s.id, tuple(s.all_rooms()), participants, dm=dm, erase=erase))
+        federated = any(self.policy.is_remote(p) for p in participants)
+        rooms = tuple(s.all_rooms())
+        self._emit(Purge(s.id, rooms, participants, dm=dm, erase=erase, federated=federated))
 
     def _dm_to_purge(self, s: Session) -> RoomID | None:
         """The DM the conversation came from, unless a conversation of the same DM that is

@@ -25,13 +25,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nio import RoomPreset, RoomVisibility
+from nio import Event, RoomGetStateResponse, RoomMessagesResponse, RoomPreset, RoomVisibility
 
+from bot.core.events import Purge
+from bot.core.ids import RoomID, SessionID, UserID
+from bot.core.model import Changes
 from bot.devtools.client import MEGOLM_ALGORITHM
 from bot.devtools.synapse import SynapseServer
 from bot.devtools.users import admin_request, q, room_messages_admin
+from bot.matrix.purge import Purger
+from bot.outcomes import Transient
+from bot.storage import Storage
 from tests.integration.conftest import ClientMaker, Federation, Homeserver
-from tests.integration.test_purge import Side, data_dir, leaks, query, room_gone, words
+from tests.integration.test_purge import (
+    FakeClient,
+    Side,
+    data_dir,
+    leaks,
+    query,
+    room_gone,
+    words,
+)
 from tests.integration.waits import wait_until
 from tests.integration.world import (
     TIMEOUT,
@@ -44,6 +58,7 @@ from tests.integration.world import (
     next_from_bot,
     open_conversation,
 )
+from tests.storage.conftest import T0, make_session
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -181,8 +196,9 @@ async def assert_purged_across(
     assert_logs_clean(w, *said, chatter.client.user_id, *rooms)
     assert await w.bot.stop() == 0
     assert not leaks(data_dir(w), [*said, chatter.client.user_id, *rooms])
+    # Counted apart: the helpline's side is verified, the other server's copy cannot be.
     assert query(data_dir(w), "SELECT outcome, purge_result FROM stats") == [
-        ("completed", "verified")
+        ("completed", "verified_local_only")
     ]
 
 
@@ -270,3 +286,107 @@ async def test_a_chatter_from_another_server_comes_in_through_the_helplines_lobb
     said = [first, *await talk(w, chatter, vroom)]
     await client.send_text(chatter.room, "!slutt")
     await assert_purged_across(w, federation, chatter, cside, vroom, said)
+
+
+# --------------------------------------------------------------------------------------
+# what the purge checks before the bot leaves a room another server took part in
+
+BOT = "@bot:helpline.test"
+REMOTE_CHATTER = UserID("@ola:school.test")
+
+
+class ServerView(FakeClient):
+    """The helpline's server as the purge reads it: the rooms' messages and members."""
+
+    def __init__(self, members: dict[str, str], unredacted: int = 0) -> None:
+        super().__init__()
+        self.user_id = BOT
+        self.members = members
+        self.unredacted = unredacted
+
+    async def room_messages(self, room: str, start: str | None = None, limit: int = 10) -> Any:
+        self.calls.append("messages")
+        chunk = [
+            Event.parse_event(
+                {
+                    "event_id": f"$e{i}",
+                    "sender": REMOTE_CHATTER,
+                    "origin_server_ts": 1,
+                    "type": "m.room.message",
+                    "content": {"msgtype": "m.text", "body": "x"},
+                }
+            )
+            for i in range(self.unredacted)
+        ]
+        return RoomMessagesResponse(room, chunk, "t0", None)
+
+    async def room_get_state(self, room: str) -> Any:
+        self.calls.append("get_state")
+        events = [
+            {"type": "m.room.member", "state_key": user, "content": {"membership": membership}}
+            for user, membership in {BOT: "join", **self.members}.items()
+        ]
+        return RoomGetStateResponse(events, room)
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    store = await Storage.open(tmp_path / "bot.db")
+    yield store
+    await store.close()
+
+
+def purger_for(client: FakeClient, storage: Storage) -> Purger:
+    return Purger(
+        client,  # type: ignore[arg-type]
+        jobs=storage.purges,
+        media=storage.media,
+        homeserver="http://127.0.0.1:9",
+        admin_token=None,
+        clock=lambda: T0,
+        pause_after="",
+    )
+
+
+async def purge_of(storage: Storage, *, federated: bool) -> Purge:
+    sid = SessionID(7)
+    await storage.state.apply(Changes(sessions={sid: make_session(7)}), now=T0)
+    return Purge(sid, (RoomID("!r:helpline.test"),), (REMOTE_CHATTER,), federated=federated)
+
+
+async def test_someone_still_in_a_shared_room_is_kicked_again_before_the_bot_leaves(
+    storage: Storage,
+) -> None:
+    effect = await purge_of(storage, federated=True)
+    server = ServerView({REMOTE_CHATTER: "join"})  # the first kick did not take
+    with pytest.raises(Transient):
+        await purger_for(server, storage)(effect)
+    assert "leave" not in server.calls  # the bot stays, to see the room as it is
+    assert server.calls[-2:] == ["get_state", "kick"]
+    job = await storage.purges.get(effect.session_id)
+    assert job is not None
+    assert job.step == "kick"  # the leave step is tried again, from its redaction sweep
+
+    server = ServerView({REMOTE_CHATTER: "leave"})
+    assert await purger_for(server, storage)(effect) == "verified_without_admin"
+    assert server.calls.index("get_state") < server.calls.index("leave")
+
+
+async def test_an_unredacted_event_in_a_shared_room_keeps_the_bot_in_it(
+    storage: Storage,
+) -> None:
+    effect = await purge_of(storage, federated=True)
+    server = ServerView({REMOTE_CHATTER: "leave"}, unredacted=1)  # redactions refused
+    with pytest.raises(Transient):
+        await purger_for(server, storage)(effect)
+    assert "leave" not in server.calls
+    assert "get_state" not in server.calls
+
+
+async def test_a_room_no_other_server_took_part_in_is_left_without_that_check(
+    storage: Storage,
+) -> None:
+    effect = await purge_of(storage, federated=False)
+    server = ServerView({REMOTE_CHATTER: "join"})
+    assert await purger_for(server, storage)(effect) == "verified_without_admin"
+    assert "get_state" not in server.calls

@@ -11,9 +11,9 @@ import pytest
 
 from bot.config import build_policy, load_config
 from bot.core import codec
-from bot.core.events import CreateRoom
+from bot.core.events import CreateRoom, Purge
 from bot.core.ids import UserID, server_of
-from bot.core.model import VolunteerProfile
+from bot.core.model import TimerKind, VolunteerProfile
 from tests.unit.core_helpers import ANNA, World, chatter, of, policy
 from tests.unit.test_config import MINIMAL, write_config
 
@@ -70,6 +70,23 @@ def test_a_volunteer_on_another_server_gets_an_offer_room_that_federates() -> No
     w.dm(chatter(1))
     fx = w.join_chatter(w.session_of(chatter(1)))
     assert [(c.invite, c.federate) for c in of(fx, CreateRoom)] == [(REMOTE_VOLUNTEER, True)]
+
+
+def test_the_purge_of_a_remote_chatters_conversation_says_another_server_took_part() -> None:
+    w = World()
+    s = w.active(REMOTE)
+    w.chatter_says(s, "!slutt")
+    [purge] = of(w.fire(TimerKind.PURGE, s), Purge)
+    assert purge.participants == (REMOTE, ANNA)
+    assert purge.federated is True
+
+
+def test_the_purge_of_a_conversation_among_the_helplines_own_accounts_is_not_federated() -> None:
+    w = World()
+    s = w.active(chatter(1))
+    w.chatter_says(s, "!slutt")
+    [purge] = of(w.fire(TimerKind.PURGE, s), Purge)
+    assert purge.federated is False
 
 
 def test_with_no_server_name_known_no_room_federates() -> None:
