@@ -54,6 +54,7 @@ def converted(config: Config, staff_room: RoomID | None) -> dict[str, Any]:
         "canned": _canned(config.language.default),
         "hours": config.opening_hours.hours(),
         "block_key": config.block_key,
+        "server_name": config.server_name,
     }
 
 

@@ -123,7 +123,8 @@ class TimerFired:
 @dataclass(frozen=True, slots=True)
 class PurgeFinished:
     session_id: SessionID
-    result: str  # "verified", "verified_without_admin", "failed: <reason code>"
+    # "verified", "verified_local_only", "verified_without_admin", "failed: <reason code>"
+    result: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +222,16 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class CreateRoom:
-    """A fresh private encrypted room between the bot and `invite`, for one conversation."""
+    """A fresh private encrypted room between the bot and `invite`, for one conversation.
+
+    `federate`: whether servers other than the helpline's may take part (`m.federate`).
+    Only a room for someone on another server does; an effect stored before the field
+    existed reads back as False, as every room was made then."""
 
     ref: RoomRef
     invite: UserID
     persona: str  # the bot's display name in that room: the volunteer's alias or "Chatter #n"
+    federate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +335,10 @@ class Purge:
     dm: RoomID | None = None
     # A web chatter's throw-away account: deactivated with erase once the rooms are gone.
     erase: UserID | None = None
+    # A participant is on another server, which holds its own copy of their room that the
+    # helpline cannot delete: the purge checks what the helpline's server will have told
+    # it, and says so in its result ("verified_local_only").
+    federated: bool = False
 
 
 Effect = (

@@ -13,3 +13,9 @@ RoomID = NewType("RoomID", str)
 EventID = NewType("EventID", str)
 SessionID = NewType("SessionID", int)
 OfferID = NewType("OfferID", int)
+
+
+def server_of(user: UserID) -> str:
+    """The server part of a user ID: `example.org` of `@anna:example.org`, `127.0.0.1:8448`
+    of `@anna:127.0.0.1:8448` (the localpart never holds a colon)."""
+    return user.partition(":")[2]

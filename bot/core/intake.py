@@ -118,7 +118,8 @@ class IntakeRules(Lifecycle, BlockRules):
         )
         s = self._new_session(chatter, source, room, lang, now, first)
         s.outcome = rejection
-        self._emit(CreateRoom(self._chatter_ref(s), chatter, self.policy.bot_name))
+        federate = self.policy.is_remote(chatter)
+        self._emit(CreateRoom(self._chatter_ref(s), chatter, self.policy.bot_name, federate))
         return s
 
     def _first_state(self, s: Session, rejection: Outcome | None, now: datetime) -> None:

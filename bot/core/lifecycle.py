@@ -153,9 +153,9 @@ class Lifecycle(Bookkeeping):
         self._touch(s)
         self.counters.last_offered = volunteer
         self._counted()
-        self._emit(
-            CreateRoom(RoomRef(s.id, Role.VOLUNTEER, offer.id), volunteer, self._pseudonym(s))
-        )
+        ref = RoomRef(s.id, Role.VOLUNTEER, offer.id)
+        federate = self.policy.is_remote(volunteer)
+        self._emit(CreateRoom(ref, volunteer, self._pseudonym(s), federate))
         self._set_timer(TimerKind.OFFER_TIMEOUT, s, now + self.policy.offer_timeout, offer=offer.id)
 
     def _withdraw(self, s: Session, o: Offer, now: datetime, lapsed: bool = False) -> None:
@@ -328,7 +328,9 @@ class Lifecycle(Bookkeeping):
         participants = tuple(dict.fromkeys([s.chatter, *(o.volunteer for o in s.offers)]).keys())
         erase = s.chatter if s.source is Source.WEB else None
         dm = self._dm_to_purge(s)
-        self._emit(Purge(s.id, tuple(s.all_rooms()), participants, dm=dm, erase=erase))
+        federated = any(self.policy.is_remote(p) for p in participants)
+        rooms = tuple(s.all_rooms())
+        self._emit(Purge(s.id, rooms, participants, dm=dm, erase=erase, federated=federated))
 
     def _dm_to_purge(self, s: Session) -> RoomID | None:
         """The DM the conversation came from, unless a conversation of the same DM that is

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bot.core.counters import Counters
-from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
+from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID, server_of
 
 
 class State(enum.Enum):
@@ -447,6 +447,10 @@ class Policy:
     canned: tuple[str, ...] = ()  # names of canned replies volunteers may send with !say
     hours: Hours = Hours()
     block_key: bytes = b""
+    # The helpline's own homeserver, where the bot makes its rooms. A room for someone on
+    # another server must federate for them to join; None (tests that do not care): none
+    # is taken to be elsewhere, and every room stays local.
+    server_name: str | None = None
 
     def profile(self, user: UserID) -> VolunteerProfile | None:
         return next((v for v in self.volunteers if v.user_id == user), None)
@@ -460,7 +464,12 @@ class Policy:
 
     def allows(self, user: UserID) -> bool:
         """Whether `intake.allowed_servers` lets this user reach the line."""
-        return server_allowed(self.allowed_servers, user.partition(":")[2])
+        return server_allowed(self.allowed_servers, server_of(user))
+
+    def is_remote(self, user: UserID) -> bool:
+        """Whether `user` is on another homeserver than the helpline's: a room made for
+        them must federate."""
+        return self.server_name is not None and server_of(user) != self.server_name
 
 
 def server_allowed(allowed: Collection[str], server_name: str) -> bool:

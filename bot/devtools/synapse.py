@@ -123,11 +123,13 @@ class SynapseServer:
         extra_config: dict[str, Any] | None = None,
         startup_timeout: float = 60.0,
         log_level: str = "WARNING",
+        server_name: str = SERVER_NAME,
+        extra_listeners: list[dict[str, Any]] | None = None,
     ) -> None:
         self._owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="helpline-synapse-")).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.server_name = SERVER_NAME
+        self.server_name = server_name
         self.host = HOST
         self.config_path = self.data_dir / "homeserver.yaml"
         # A data dir that already has a config (the demo, run again) keeps its port and
@@ -145,6 +147,8 @@ class SynapseServer:
         self.startup_timeout = startup_timeout
         self.log_level = log_level
         self.extra_config = extra_config or {}
+        # Listeners beside the client one (a TLS federation listener, bot.devtools.federation).
+        self.extra_listeners = extra_listeners or []
         self.startup_times: list[float] = []
         self.announce = True  # print one line on stderr when up
         self._proc: subprocess.Popen[bytes] | None = None
@@ -170,7 +174,8 @@ class SynapseServer:
             "public_baseurl": self.base_url + "/",
             "pid_file": str(self.data_dir / "homeserver.pid"),
             # One plain-HTTP client listener on loopback only. The "client" resource
-            # also serves /_synapse/admin. No federation listener: no federation.
+            # also serves /_synapse/admin. No federation listener unless one is added
+            # (`extra_listeners`): no federation.
             "listeners": [
                 {
                     "port": self.port,
@@ -179,7 +184,8 @@ class SynapseServer:
                     "tls": False,
                     "x_forwarded": False,
                     "resources": [{"names": ["client"], "compress": False}],
-                }
+                },
+                *self.extra_listeners,
             ],
             "database": {
                 "name": "sqlite3",

@@ -327,7 +327,9 @@ class Executor:
                 is_direct=is_chatter,
                 initial_state=initial_state,
                 power_level_override=power,
-                federate=False,
+                # Only a room for someone on another server federates: a conversation
+                # among the helpline's own accounts never leaves its server.
+                federate=effect.federate,
             )
         )
         assert isinstance(resp, RoomCreateResponse)

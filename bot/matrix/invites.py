@@ -7,6 +7,10 @@ The `is_direct` flag is the inviter's word, not a fact: a "DM" that turns out to
 anyone but the inviter and the bot (joined or invited) is left and forgotten at once, so
 that nothing a third person writes there is ever read, and the bot keeps no room it has
 no business in. What the gate remembers of inviters is bounded in time and in size.
+
+An invite from another server can reach the bot before the inviter's server has stored
+it: a join at once is then refused there ("not invited"). Such a join is asked again a
+few times, within the invite's own task, so nobody else waits for it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from nio import AsyncClient, RoomGetStateResponse
+from nio import AsyncClient, JoinResponse, RoomGetStateResponse
 
 from bot.core.ids import RoomID, UserID
 from bot.core.model import Policy
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 
 PER_HOUR = 5
 REMEMBERED = 10_000  # inviters remembered at most; the oldest are forgotten first
+# Seconds between joins of a room on another server that does not know its invite yet.
+REMOTE_JOIN_DELAYS = (0.5, 1.0, 2.0, 4.0)
 
 
 class InviteGate:
@@ -74,7 +80,9 @@ class InviteGate:
                 await self._leave(room)
                 log.info("invite rejected")
                 return
-            await self.client.join(room)
+            if not await self._join(room, remote=self.policy.is_remote(inviter)):
+                log.info("invite could not be joined")
+                return
             if not configured and not await self._only_two(room, inviter):
                 await self._leave(room)
                 log.info("a direct chat with others in it was left")
@@ -82,6 +90,16 @@ class InviteGate:
             log.info("invite accepted", extra={"kind": "direct" if is_direct else "room"})
         except Exception as exc:  # a stranger's invite must never take anything down
             log.warning("invite handling failed", extra={"error": type(exc).__name__})
+
+    async def _join(self, room: RoomID, *, remote: bool) -> bool:
+        for delay in (*(REMOTE_JOIN_DELAYS if remote else ()), None):
+            resp = await self.client.join(room)
+            if isinstance(resp, JoinResponse):
+                return True
+            if delay is None or getattr(resp, "status_code", None) != "M_FORBIDDEN":
+                return False
+            await asyncio.sleep(delay)
+        return False
 
     async def _only_two(self, room: RoomID, inviter: UserID) -> bool:
         """Whether the room's members (joined or invited) are just the inviter and the bot."""

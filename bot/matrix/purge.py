@@ -2,8 +2,9 @@
 
 `Purger` is the `purge` hook of the `Executor`: it carries out one `Purge` effect and
 returns the result for `PurgeFinished`: "verified" (the admin API answers 404 for every
-room), "verified_without_admin" (no admin token; every event the bot can still read is
-redacted) or "failed:<reason>" (a code, never an ID).
+room), "verified_local_only" (the same, for a conversation with someone on another
+server: see below), "verified_without_admin" (no admin token; every event the bot can
+still read is redacted) or "failed:<reason>" (a code, never an ID).
 
 The steps, in order, each recorded in `purge_jobs` once done, so that a crash resumes at
 the next one (the `Purge` effect stays in the outbox until `PurgeFinished` is stored, and
@@ -13,8 +14,8 @@ the worker carries it out again on start):
                 so that the participants' clients drop what they cached
   kick          every participant (Synapse's Delete Room API sends them no leave event,
                 so without the kick their clients would keep showing the room)
-  leave         a second redaction sweep for words written while the first ran, then the
-                bot leaves
+  leave         a second redaction sweep for words written while the first ran, the
+                check of what another server was told (below), then the bot leaves
   admin_delete  with an admin token: DELETE /_synapse/admin/v2/rooms/{id} (block, purge),
                 polled until complete; retried if the server reports it failed
   media         with an admin token: every mxc:// the conversation carried
@@ -41,6 +42,16 @@ room); it leaves and forgets, and with an admin token deletes the room with purg
 removes the chatter too. Without an admin token, the check counts only the bot's own
 events in the DM.
 
+Another server (`Purge.federated`: a participant's account is elsewhere) keeps its own
+copy of the rooms it took part in, and nothing the helpline does deletes it. What reaches
+it: the redactions (it drops the content it stored, on its own schedule), the kicks and
+the bot's leave (nobody of the helpline is left in its copy). The admin API deletes the
+helpline's copy only. So before the bot leaves, while it can still see the room as its
+server has it, the purge checks what can be checked from here: every event redacted and
+nobody but the bot still in the room (anyone still in is kicked again); if not, the step
+is tried again later (`Transient`, the lane's growing delay and its alert). The result is
+then "verified_local_only", counted apart from "verified" in the statistics.
+
 Media: only what a participant of the conversation uploaded is deleted (the admin media
 API names the uploader). An `mxc://` is whatever a chatter put in a message, and may
 point at anyone's upload.
@@ -65,7 +76,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from nio import AsyncClient, ErrorResponse, RedactedEvent, RedactionEvent, RoomMessagesResponse
+from nio import (
+    AsyncClient,
+    ErrorResponse,
+    RedactedEvent,
+    RedactionEvent,
+    RoomGetStateResponse,
+    RoomMessagesResponse,
+)
 from nio.store.models import (
     EncryptedRooms,
     ForwardedChains,
@@ -87,6 +105,7 @@ STEPS = ("redact", "kick", "leave", "admin_delete", "media", "account", "local")
 VERIFY = "verify"
 
 VERIFIED = "verified"
+VERIFIED_LOCAL_ONLY = "verified_local_only"
 VERIFIED_WITHOUT_ADMIN = "verified_without_admin"
 
 MAX_ERRORS = 6  # unexpected errors (bugs) before a purge ends as "failed:error"
@@ -171,7 +190,9 @@ class Purger:
         if job.step != self.jobs.INITIAL_STEP:
             log.info("purge resumed", extra={"session": int(sid), "after": _name(job.step)})
         try:
-            result = await self._run(job, effect.participants, effect.dm, effect.erase)
+            result = await self._run(
+                job, effect.participants, effect.dm, effect.erase, federated=effect.federated
+            )
         except Transient:
             raise  # tried again later, for as long as it takes (the worker's purge lane)
         except Exception as exc:
@@ -204,6 +225,8 @@ class Purger:
         participants: Sequence[UserID],
         dm: RoomID | None,
         erase: UserID | None = None,
+        *,
+        federated: bool = False,
     ) -> str:
         sid, rooms = job.session_id, list(job.rooms)
         # The chatter's own DM: nobody is kicked from it (see the module's docstring).
@@ -213,7 +236,7 @@ class Purger:
         actions: dict[str, Callable[[], Any]] = {
             "redact": lambda: self._redact(rooms),
             "kick": lambda: self._kick(conversation, participants),
-            "leave": lambda: self._leave(rooms),
+            "leave": lambda: self._leave(rooms, rooms if federated else (), dm),
             "admin_delete": lambda: self._admin_delete(rooms),
             "media": lambda: self._delete_media(sid, job.media, participants),
             "account": lambda: self._erase(erase),
@@ -226,7 +249,9 @@ class Purger:
             log.debug("purge step", extra={"step": step, "seconds": _since(began)})
         if not result:
             result = await self._verify(rooms, dm)
-            if result == VERIFIED and not await self._erased(erase):
+            if result == VERIFIED and federated:
+                result = VERIFIED_LOCAL_ONLY
+            if result in (VERIFIED, VERIFIED_LOCAL_ONLY) and not await self._erased(erase):
                 result = "failed:account_active"
             await self._advance(sid, f"{VERIFY}={result}")
         await self._forget(rooms)
@@ -295,9 +320,48 @@ class Purger:
             *(_call(self.client.room_kick(room, user)) for room in rooms for user in participants)
         )
 
-    async def _leave(self, rooms: Sequence[RoomID]) -> None:
+    async def _leave(
+        self, rooms: Sequence[RoomID], shared: Sequence[RoomID] = (), dm: RoomID | None = None
+    ) -> None:
+        """`shared`: the conversation's rooms another server took part in, checked before
+        the bot leaves them (see the module's docstring)."""
         await self._redact(rooms)  # anything written between the first sweep and the kick
+        if shared:
+            await self._told_everything(shared, dm)
         await _all(*(_call(self.client.room_leave(room)) for room in rooms))
+
+    async def _told_everything(self, rooms: Sequence[RoomID], dm: RoomID | None) -> None:
+        """Every event of `rooms` redacted and nobody but the bot in them, as the
+        helpline's server has them: all that another server's copy will be told. A room
+        the bot already left (a crash after the leave) is read as it was then."""
+        for room in rooms:
+            # In the chatter's DM only the bot's own events are surely its to redact.
+            left = await self._events_to_redact(room, self.client.user_id if room == dm else None)
+            if left is None and room != dm:
+                raise Transient("unreadable")
+            if left:
+                raise Transient("unredacted_events")
+            if room == dm:
+                continue  # the chatter's own room (or one they removed the bot from)
+            present = await self._members_present(room)
+            if present:
+                # A kick that did not take: again, and checked again on the next attempt.
+                await _all(*(_call(self.client.room_kick(room, user)) for user in present))
+                raise Transient("members_remain")
+
+    async def _members_present(self, room: RoomID) -> list[str]:
+        """Who, other than the bot, is joined or invited in `room` (the state as the bot
+        last saw it if it has left)."""
+        resp = await _call(self.client.room_get_state(room))
+        if not isinstance(resp, RoomGetStateResponse):
+            raise Transient(_code(resp))
+        return [
+            ev["state_key"]
+            for ev in resp.events
+            if ev.get("type") == "m.room.member"
+            and ev.get("state_key") != self.client.user_id
+            and (ev.get("content") or {}).get("membership") in ("join", "invite")
+        ]
 
     async def _forget(self, rooms: Sequence[RoomID]) -> None:
         await _all(*(_call(self.client.room_forget(room)) for room in rooms))

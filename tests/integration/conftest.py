@@ -8,6 +8,9 @@
   admin=False, unlimited=True, displayname=None) -> RegisteredUser`` with unique names.
 - ``make_client`` (per test): ``await make_client(user=None, *, auto_join=False, ...)
   -> TestClient``, a logged-in, syncing E2EE client; closed at teardown.
+- ``federation`` (session, started only when a test asks for it): two more Synapses that
+  federate with each other over TLS (:mod:`bot.devtools.federation`), each with an admin
+  and a user factory; ``remote_clients`` (per test) logs accounts of either in.
 
 Every test in this directory is marked ``integration`` and gets a 120 s timeout unless
 it sets its own ``@pytest.mark.timeout``.
@@ -15,15 +18,18 @@ it sets its own ``@pytest.mark.timeout``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.devtools.client import TestClient
+from bot.devtools.federation import federating_servers, start_all
 from bot.devtools.synapse import SynapseServer, SynapseStartError
 from bot.devtools.users import RegisteredUser, UserFactory, override_ratelimit, register_user
 from bot.matrix.keyfile import CrossSigningKeys
@@ -35,6 +41,7 @@ __all__ = ["open_web"]  # the web chat's fixture (tests.integration.web)
 DEFAULT_TIMEOUT_S = 120
 _HERE = Path(__file__).parent.resolve()
 _SERVERS: list[SynapseServer] = []
+_FEDERATION_STARTS: list[float] = []  # wall time until both federating servers answered
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,6 +60,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"synapse {server.base_url}: startup {times}; data in {server.data_dir}"
         )
+    for seconds in _FEDERATION_STARTS:
+        terminalreporter.write_line(f"federating synapses: both up in {seconds:.2f}s")
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +92,10 @@ def _synapse_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture(scope="session")
 async def admin(synapse: SynapseServer) -> RegisteredUser:
     """A server admin, created once per session, exempt from rate limits."""
+    return await _make_admin(synapse)
+
+
+async def _make_admin(synapse: SynapseServer) -> RegisteredUser:
     localpart = f"admin-{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(18)
     user_id, token, device_id = await register_user(
@@ -110,6 +123,57 @@ def account_keys() -> dict[str, CrossSigningKeys]:
     return {}
 
 
+class ClientMaker:
+    """Logs accounts of one server in as test clients, and closes them all at the end."""
+
+    def __init__(
+        self,
+        base_url: str,
+        make_user: MakeUser,
+        tmp_path: Path,
+        account_keys: dict[str, CrossSigningKeys],
+        store_prefix: str = "nio",
+    ) -> None:
+        self.base_url = base_url
+        self.store_prefix = store_prefix
+        self.make_user = make_user
+        self.tmp_path = tmp_path
+        self.account_keys = account_keys
+        self.clients: list[TestClient] = []
+
+    async def __call__(
+        self, user: RegisteredUser | str | None = None, *, auto_join: bool = False, **kwargs: Any
+    ) -> TestClient:
+        if not isinstance(user, RegisteredUser):
+            user = await self.make_user(user or "client")
+        store_dir = self.tmp_path / f"{self.store_prefix}-{len(self.clients)}-{user.localpart}"
+        kwargs.setdefault("cross_signing_keys", self.account_keys.get(user.user_id))
+        client = await TestClient.create(
+            self.base_url,
+            user.user_id,
+            user.password,
+            store_dir=store_dir,
+            auto_join=auto_join,
+            **kwargs,
+        )
+        if client.cross_signing_keys is not None:
+            self.account_keys[user.user_id] = client.cross_signing_keys
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close every client; a client whose sync loop died fails the test."""
+        failures: list[str] = []
+        for client in self.clients:
+            try:
+                client.check()
+            except Exception as exc:
+                failures.append(str(exc))
+            await client.close()
+        if failures:
+            pytest.fail("test client sync loop(s) failed:\n" + "\n".join(failures))
+
+
 @pytest.fixture
 async def make_client(
     synapse: SynapseServer,
@@ -124,39 +188,9 @@ async def make_client(
     device); with a string or None it first registers a new user with that prefix.
     All clients are closed at teardown; a client whose sync loop died fails the test.
     """
-    clients: list[TestClient] = []
-
-    async def _make(
-        user: RegisteredUser | str | None = None, *, auto_join: bool = False, **kwargs: Any
-    ) -> TestClient:
-        if not isinstance(user, RegisteredUser):
-            user = await make_user(user or "client")
-        store_dir = tmp_path / f"nio-{len(clients)}-{user.localpart}"
-        kwargs.setdefault("cross_signing_keys", account_keys.get(user.user_id))
-        client = await TestClient.create(
-            synapse.base_url,
-            user.user_id,
-            user.password,
-            store_dir=store_dir,
-            auto_join=auto_join,
-            **kwargs,
-        )
-        if client.cross_signing_keys is not None:
-            account_keys[user.user_id] = client.cross_signing_keys
-        clients.append(client)
-        return client
-
-    yield _make
-
-    failures: list[str] = []
-    for client in clients:
-        try:
-            client.check()
-        except Exception as exc:
-            failures.append(str(exc))
-        await client.close()
-    if failures:
-        pytest.fail("test client sync loop(s) failed:\n" + "\n".join(failures))
+    maker = ClientMaker(synapse.base_url, make_user, tmp_path, account_keys)
+    yield maker
+    await maker.close()
 
 
 @pytest.fixture
@@ -174,3 +208,79 @@ async def open_world(
     yield _open
     for w in worlds:
         await w.close()
+
+
+# -- two federating servers, for the tests that need them ---------------------------------
+
+
+@dataclass
+class Homeserver:
+    """One of the two federating servers: its process, an admin, accounts on demand."""
+
+    synapse: SynapseServer
+    admin: RegisteredUser
+    users: UserFactory
+
+    @property
+    def name(self) -> str:
+        return self.synapse.server_name
+
+    @property
+    def make_user(self) -> MakeUser:
+        return self.users.create
+
+
+@dataclass
+class Federation:
+    helpline: Homeserver  # the bot's and the volunteers' server
+    remote: Homeserver  # another server, where chatters from elsewhere have accounts
+    start_seconds: float
+
+
+@pytest.fixture(scope="session")
+async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
+    """Two Synapses federating with each other only, started by the first test that asks
+    (the single `synapse` of the other tests has no federation at all)."""
+    servers = federating_servers(tmp_path_factory.mktemp("federation"))
+    _SERVERS.extend(servers)
+    try:
+        seconds = await asyncio.to_thread(start_all, servers)
+    except SynapseStartError as exc:
+        pytest.fail(f"the federating Synapses could not start:\n{exc}", pytrace=False)
+    _FEDERATION_STARTS.append(seconds)
+    try:
+        homes = []
+        for server in servers:
+            admin = await _make_admin(server)
+            users = UserFactory(server.base_url, server.shared_secret, admin.access_token)
+            homes.append(Homeserver(server, admin, users))
+        yield Federation(homes[0], homes[1], seconds)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+async def remote_clients(
+    federation: Federation, tmp_path: Path, account_keys: dict[str, CrossSigningKeys]
+) -> AsyncIterator[tuple[ClientMaker, ClientMaker]]:
+    """Client makers for (the helpline's server, the remote server) of `federation`."""
+    makers = (
+        ClientMaker(
+            federation.helpline.synapse.base_url,
+            federation.helpline.make_user,
+            tmp_path,
+            account_keys,
+            "nio-helpline",
+        ),
+        ClientMaker(
+            federation.remote.synapse.base_url,
+            federation.remote.make_user,
+            tmp_path,
+            account_keys,
+            "nio-remote",
+        ),
+    )
+    yield makers
+    for maker in makers:
+        await maker.close()

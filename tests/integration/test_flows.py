@@ -120,6 +120,7 @@ async def test_lobby_intake_redacts_at_once_and_moves_chatter_to_private_room(
     assert details["join_rules"] == "invite"
     assert details["public"] is False
     assert details["history_visibility"] == "joined"
+    assert details["federatable"] is False  # a chatter of this server: the room stays here
     assert set(chatter.client.rooms[invite.room_id].users) == {chatter.user_id, w.bot_id}
 
     # The words reach the volunteer, and only the volunteer, under the pseudonym.

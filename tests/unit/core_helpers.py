@@ -72,6 +72,7 @@ def policy(**overrides: Any) -> Policy:
         topics=TOPICS,
         canned=("taushet",),
         block_key=b"test-key",
+        server_name="example.org",
     )
     return replace(base, **overrides)
 

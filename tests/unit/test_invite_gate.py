@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from nio import JoinError, JoinResponse, RoomGetStateResponse
+
+from bot.core.ids import RoomID, UserID
+from bot.core.model import Policy
 from bot.matrix import invites
 from bot.matrix.invites import InviteGate
 
@@ -39,3 +43,66 @@ def test_no_more_than_so_many_inviters_are_remembered(monkeypatch: Any) -> None:
     for i in range(10):
         g._count(f"@u{i}:localhost", 100.0 + i)
     assert list(g._recent) == ["@u7:localhost", "@u8:localhost", "@u9:localhost"]
+
+
+class JoinsAfter:
+    """A client whose joins are refused `refusals` times (the room's server does not
+    know the invite yet), then accepted."""
+
+    user_id = "@bot:helpline.test"
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.joins = 0
+        self.left = False
+
+    async def join(self, room: str) -> Any:
+        self.joins += 1
+        if self.joins <= self.refusals:
+            return JoinError("You are not invited to this room.", "M_FORBIDDEN")
+        return JoinResponse(room)
+
+    async def room_get_state(self, room: str) -> Any:
+        members = [self.user_id, "@ola:school.test"]
+        events = [
+            {"type": "m.room.member", "state_key": u, "content": {"membership": "join"}}
+            for u in members
+        ]
+        return RoomGetStateResponse(events, room)
+
+    async def room_leave(self, room: str) -> Any:
+        self.left = True
+
+    async def room_forget(self, room: str) -> Any:
+        return None
+
+
+def dm_gate(client: JoinsAfter) -> InviteGate:
+    return InviteGate(
+        client,  # type: ignore[arg-type]
+        Policy(volunteers=(), server_name="helpline.test"),
+        configured=lambda room: False,
+    )
+
+
+async def test_a_dm_from_another_server_is_joined_once_its_server_knows_the_invite(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(invites, "REMOTE_JOIN_DELAYS", (0, 0, 0))
+    client = JoinsAfter(refusals=2)
+    await dm_gate(client)._decide(RoomID("!dm"), UserID("@ola:school.test"), is_direct=True)
+    assert (client.joins, client.left) == (3, False)
+
+
+async def test_a_local_dm_whose_join_is_refused_is_not_asked_again(monkeypatch: Any) -> None:
+    monkeypatch.setattr(invites, "REMOTE_JOIN_DELAYS", (0, 0, 0))
+    client = JoinsAfter(refusals=1)
+    await dm_gate(client)._decide(RoomID("!dm"), UserID("@ola:helpline.test"), is_direct=True)
+    assert client.joins == 1
+
+
+async def test_a_remote_room_that_keeps_refusing_is_given_up(monkeypatch: Any) -> None:
+    monkeypatch.setattr(invites, "REMOTE_JOIN_DELAYS", (0, 0, 0))
+    client = JoinsAfter(refusals=10)
+    await dm_gate(client)._decide(RoomID("!dm"), UserID("@ola:school.test"), is_direct=True)
+    assert client.joins == 4
