@@ -40,6 +40,7 @@ STATIC = Path(__file__).parent / "static"
 TYPES = {".wasm": "application/wasm", ".js": "text/javascript", ".mjs": "text/javascript"}
 # Sent gzipped to a browser that accepts it: the crypto's wasm is 7.8 MB, 2.1 MB gzipped.
 COMPRESSED = frozenset({".wasm", ".js", ".css", ".html", ".txt"})
+SHUTDOWN_S = 3.0
 STATUS = {
     "bad_request": 400,
     "proof_failed": 403,
@@ -128,7 +129,10 @@ class WebChat:
         return app
 
     async def start(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # At a stop, a page's request still running gets a moment, not aiohttp's minute.
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_S
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         for path in STATIC.rglob("*"):

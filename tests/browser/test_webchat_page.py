@@ -13,6 +13,7 @@ timings to ``timings.json`` beside them.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -376,3 +377,126 @@ async def test_the_embed_snippet_opens_the_chat_and_its_quick_exit_leaves_the_si
     finally:
         await context.close()
         await runner.cleanup()
+
+
+AXE = Path(__file__).resolve().parents[1] / "interop" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA checks on what the page shows now (contrast, names,
+    labels, ARIA, landmarks), as `rule: target` lines."""
+    if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(path=str(AXE))
+    found = await page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {
+                runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+            });
+            return r.violations.flatMap(
+                (v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")}`));
+        }"""
+    )
+    return list(found)
+
+
+async def test_the_page_is_accessible_at_320_px_in_every_state(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    """axe-core (WCAG 2.1 AA) finds nothing at the start, in a conversation, after a
+    refusal and at the end; the keyboard reaches the quick exit first; nothing scrolls
+    sideways on a 320 px screen; new messages are announced."""
+    w, web = await open_web()
+    v = w.volunteers[0]
+    await go_on_duty(w, v)
+    assert AXE.exists(), "npm ci --prefix tests/interop"
+    # The page's CSP allows no script but its own: the test's axe-core is let in.
+    context = await browser.new_context(
+        viewport={"width": 320, "height": 640}, locale="en-GB", bypass_csp=True
+    )
+    page = await context.new_page()
+    await page.goto(web.base + "/")
+    await expect(page.locator("#start")).to_be_enabled()
+
+    async def check(state: str) -> None:
+        assert await axe_violations(page) == [], state
+        wide = await page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= 320, (state, wide)
+
+    await check("start")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("() => document.activeElement.id") == "quick-exit"
+    order = []
+    for _ in range(3):
+        await page.keyboard.press("Tab")
+        order.append(await page.evaluate("() => document.activeElement.textContent"))
+    assert order == ["Norsk", "English", "Start chat"]
+
+    await page.keyboard.press("Enter")  # Start chat, from the keyboard
+    await expect(page.locator("#message")).to_be_enabled(timeout=STEP_MS)
+    await expect(page.get_by_label("Your message")).to_be_visible()
+    log = page.locator("#log")
+    region = page.locator("#log-region")  # new messages are read out as they come
+    await expect(region).to_have_attribute("role", "log")
+    await expect(region).to_have_attribute("aria-live", "polite")
+    await expect(region.locator("#log")).to_have_count(1)
+    await accept_offer(w, v)
+    await expect(log).to_contain_text(v.alias, timeout=STEP_MS)
+    await page.get_by_label("Your message").fill("hei")
+    await page.keyboard.press("Enter")
+    await expect(log.locator("li.mine")).to_have_count(1, timeout=STEP_MS)
+    await check("conversation")
+
+    await page.locator("#end").click()
+    await expect(page.locator("#ended")).to_be_visible(timeout=60_000)
+    await check("ended")
+    await context.close()
+
+
+async def test_a_refusal_is_accessible(open_web: OpenWeb, browser: Any) -> None:
+    # A world of its own: two in-process bots in one test would share one SIGTERM.
+    _, closed = await open_web(
+        sections={
+            "opening_hours": {
+                "always_open": False,
+                "weekly": {"mon-sun": "00:00-23:59"},
+                "closed_dates": [datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()],
+            }
+        }
+    )
+    context = await browser.new_context(
+        viewport={"width": 320, "height": 640}, locale="en-GB", bypass_csp=True
+    )
+    page = await context.new_page()
+    await page.goto(closed.base + "/")
+    await page.locator("#start").click()
+    await expect(page.locator("#refusal")).to_be_visible(timeout=STEP_MS)
+    assert await axe_violations(page) == []
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 320
+    await context.close()
+
+
+async def test_a_blocked_chatter_who_starts_over_in_the_same_page_is_refused(
+    open_web: OpenWeb, browser: Any, tmp_path: Path
+) -> None:
+    w, web = await open_web(world={"supervisor_aliases": ("Kari",)})
+    v, kari = w.volunteers[0], w.supervisors[0]
+    await go_on_duty(w, v)
+    context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+    page = await context.new_page()
+    await page.goto(web.base + "/")
+    await page.locator("#start").click()
+    await expect(page.locator("#log")).to_contain_text("in the queue", timeout=STEP_MS)
+    vroom, intro = await accept_offer(w, v)
+    found = re.search(r"Chatter #(\d+)", intro.body or "")
+    assert found is not None
+    await kari.client.send_text(w.staff_room, f"!blokker {found.group(1)}")
+    await next_from_bot(w, kari.client, w.staff_room, lambda m: "er blokkert" in (m.body or ""))
+    await v.client.send_text(vroom, "!slutt")
+    await expect(page.locator("#ended")).to_be_visible(timeout=60_000)
+    await page.locator("#start-over").click()
+    await page.locator("#start").click()
+    refusal = page.locator("#refusal")
+    await expect(refusal).to_contain_text("You cannot start a new chat here now", timeout=STEP_MS)
+    await expect(refusal).to_contain_text("113")
+    await Shots(page, tmp_path / "screenshots").take("refused-blocked")
+    await context.close()

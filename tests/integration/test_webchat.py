@@ -7,6 +7,7 @@ refusals, the page's headers, the idle erase, and the listener off by default.""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from bot.config import load_config
 from bot.devtools.runner import write_config
 from bot.devtools.synapse import SynapseServer, free_port
 from bot.devtools.users import RegisteredUser, admin_request, q
-from bot.devtools.webpage import solve
+from bot.devtools.webpage import WebPage, solve
 from bot.exits import EXIT_CONFIG, StartupError
 from bot.matrix.admin import AdminAPI
 from bot.webchat.run import start_webchat
@@ -172,6 +173,38 @@ async def test_a_full_queue_is_refused_before_an_account_is_made(
     assert "116 111" in body["text"]
     assert await accounts_made(synapse, admin, "full-") == [first["user_id"]]
     assert_logs_clean(w, first["user_id"])
+
+
+async def test_a_blocked_web_chatter_is_refused_when_they_start_over_in_the_same_page(
+    open_web: OpenWeb, make_client: Any
+) -> None:
+    """A supervisor blocks a web chatter's conversation by its number: the same page (its
+    token) gets no new account, with the emergency numbers; another page is someone new
+    (README: a block holds for the life of the page only)."""
+    w, page = await open_web(world={"supervisor_aliases": ("Kari",)})
+    v, kari = w.volunteers[0], w.supervisors[0]
+    await go_on_duty(w, v)
+    status, account = await page.account()
+    assert status == 201
+    chatter = await web_chatter(make_client, account)
+    invite = await chatter.wait_for_invite(timeout=TIMEOUT)
+    await chatter.join(invite.room_id)
+    _, intro = await accept_offer(w, v)
+    found = re.search(r"Chatter #(\d+)", intro.body or "")
+    assert found is not None
+
+    await kari.client.send_text(w.staff_room, f"!blokker {found.group(1)}")
+    await next_from_bot(w, kari.client, w.staff_room, lambda m: "er blokkert" in (m.body or ""))
+    status, body = await page.account(language="en")
+    assert (status, body["error"]) == (403, "blocked")
+    assert "You cannot start a new chat here now" in body["text"]
+    assert "113" in body["text"]
+    other = WebPage(page.base)
+    try:
+        assert (await other.account())[0] == 201
+    finally:
+        await other.close()
+    assert_logs_clean(w, account["user_id"])
 
 
 async def test_behind_a_trusted_proxy_the_rate_limit_is_per_forwarded_address(

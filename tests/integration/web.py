@@ -1,8 +1,8 @@
 """The web chat's fixture, for the integration and the browser tests: ``open_web(sections=
-{...}, **webchat)`` starts the in-process bot with its web chat on a free port (and any
-other config sections), and gives the world and a :class:`~bot.devtools.webpage.WebPage`
-on it. Also: a web chatter's client, logged in as the page would be, and the admin API's
-word on an account."""
+{...}, world={...}, **webchat)`` starts the in-process bot with its web chat on a free port
+(and any other config sections, and `build_world`'s options such as supervisors), and
+gives the world and a :class:`~bot.devtools.webpage.WebPage` on it. Also: a web chatter's
+client, logged in as the page would be, and the admin API's word on an account."""
 
 from __future__ import annotations
 
@@ -29,8 +29,14 @@ async def open_web(
     opened: list[tuple[World, WebPage]] = []
 
     async def _open(
-        *, sections: Mapping[str, Any] | None = None, **webchat: Any
+        *,
+        sections: Mapping[str, Any] | None = None,
+        world: Mapping[str, Any] | None = None,
+        **webchat: Any,
     ) -> tuple[World, WebPage]:
+        # In-process bots stop on the process's SIGTERM, and a second one's handler
+        # replaces the first's: one world per test.
+        assert not opened, "open_web: one world per test"
         port = free_port()
         where = tmp_path / f"web{len(opened)}"
         where.mkdir()
@@ -49,6 +55,7 @@ async def open_web(
             admin_token=admin.access_token,
             webchat=section,
             **(sections or {}),
+            **(world or {}),
         )
         page = WebPage(f"http://127.0.0.1:{port}")
         opened.append((w, page))
