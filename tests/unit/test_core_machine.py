@@ -26,12 +26,14 @@ from bot.core.events import (
     Purge,
     PurgeFinished,
     PurgeStalled,
+    Receipt,
     RecordMedia,
     Redact,
     Redaction,
     RedactRoom,
     Relay,
     RelayEdit,
+    RelayReceipt,
     RelayRedaction,
     Removed,
     Retire,
@@ -52,6 +54,7 @@ from bot.core.model import (
     Offer,
     OfferState,
     Outcome,
+    ReadReceipts,
     Role,
     Session,
     Source,
@@ -794,6 +797,45 @@ def test_typing_is_relayed_only_in_an_active_conversation() -> None:
     assert s.volunteer_room
     assert w.feed(Typing(s.chatter_room, C1, True)) == [SetTyping(volunteer_ref(s), True)]
     assert w.feed(Typing(s.volunteer_room, ANNA, False)) == [SetTyping(chatter_ref(s), False)]
+
+
+@pytest.mark.parametrize(
+    ("setting", "to_chatter", "to_volunteer"),
+    [
+        (ReadReceipts.OFF, False, False),
+        (ReadReceipts.VOLUNTEER_TO_CHATTER, True, False),
+        (ReadReceipts.BOTH, True, True),
+    ],
+)
+def test_read_receipts_pass_only_in_the_directions_configured(
+    setting: ReadReceipts, to_chatter: bool, to_volunteer: bool
+) -> None:
+    w = World(policy(relay_read_receipts=setting))
+    s = w.active(C1)
+    assert s.chatter_room
+    assert s.volunteer_room
+    copy, reply = EventID("$copy-in-volunteer-room"), EventID("$copy-in-chatter-room")
+    read_by_volunteer = w.feed(Receipt(s.volunteer_room, ANNA, copy))
+    read_by_chatter = w.feed(Receipt(s.chatter_room, C1, reply))
+    assert read_by_volunteer == ([RelayReceipt(chatter_ref(s), copy)] if to_chatter else [])
+    assert read_by_chatter == ([RelayReceipt(volunteer_ref(s), reply)] if to_volunteer else [])
+
+
+def test_read_receipts_of_others_or_outside_a_conversation_are_not_passed_on() -> None:
+    w = World(policy(relay_read_receipts=ReadReceipts.BOTH))
+    w.on_duty(ANNA)
+    s = w.arrive(C1)
+    assert s.chatter_room
+    # Waiting: nobody to tell.
+    assert w.feed(Receipt(s.chatter_room, C1, EventID("$welcome"))) == []
+    w.accept(s, ANNA)
+    assert s.volunteer_room
+    # Someone who is not this conversation's volunteer or chatter.
+    assert w.feed(Receipt(s.volunteer_room, BJORN, EventID("$x"))) == []
+    assert w.feed(Receipt(s.chatter_room, C2, EventID("$x"))) == []
+    assert w.feed(Receipt(STAFF_ROOM, ANNA, EventID("$x"))) == []
+    w.chatter_says(s, "!slutt")
+    assert w.feed(Receipt(s.volunteer_room, ANNA, EventID("$x"))) == []
 
 
 @pytest.mark.parametrize(
