@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -85,6 +87,25 @@ async def test_rating_is_not_asked_for_by_default(
     # The removal came after everything the bot said in the room: no question among it.
     assert not [m for m in chatter.client.messages if "fra 1" in (m.body or "")]
     assert stats(w, "rating") == [None]
+
+
+# --------------------------------------------------------------------------------------
+# opening_hours: a closed line says when it opens
+
+
+async def test_a_closed_line_tells_a_chatter_by_dm_when_it_opens_again(
+    open_world: Any, make_user: Any, make_client: Any
+) -> None:
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
+    hours = {"always_open": False, "weekly": {"mon-sun": "00:00-23:59"}, "closed_dates": [today]}
+    w = await open_world(opening_hours=hours)
+    client = await make_client(await make_user("chatter"))
+    dm = await client.create_encrypted_room(invite=[w.bot_id], is_direct=True)
+    await client.wait_for_join(dm, w.bot_id, timeout=TIMEOUT)
+    await client.send_text(dm, "hei")
+    refusal = await next_from_bot(w, client, dm)
+    assert "Chatten er stengt akkurat nå" in (refusal.body or "")
+    assert "Vi åpner igjen i morgen kl. 00.00" in (refusal.body or "")
 
 
 # --------------------------------------------------------------------------------------

@@ -448,12 +448,15 @@ def mondays(interval: Interval) -> tuple[tuple[Interval, ...], ...]:
 
 
 CLOSED_NOW = Hours(always_open=False, weekly=mondays(Interval(time(20), time(23))))
+TODAY_AT_20 = {"days": 0, "weekday": 0, "day": 2, "month": 3, "hour": 20, "minute": 0}
 
 
 def test_closed_hours_dm_is_answered_in_the_dm_without_a_session() -> None:
     w = World(policy(hours=CLOSED_NOW))
     fx = w.dm(C1)
     assert fx == [Say(dm_room(C1), said(fx, "reject.closed_hours").text, "nb")]
+    # Monday 13:00 in Oslo: it opens today at 20:00, on the helpline's clock.
+    assert said(fx, "reject.closed_hours").text.params == {"opens": TODAY_AT_20}
     assert w.h.sessions == {}
     [record] = w.changes.stats
     assert (record.outcome, record.source, record.purge_result) == (
@@ -472,6 +475,7 @@ def test_closed_hours_lobby_gets_a_session_that_ends() -> None:
     assert (s.state, s.outcome) == (State.ENDING, Outcome.CLOSED_HOURS)
     fx = w.join_chatter(s)
     assert says_to(fx, chatter_ref(s)) == ["reject.closed_hours"]
+    assert said(fx, "reject.closed_hours").text.params == {"opens": TODAY_AT_20}
     assert "welcome" not in keys(fx)
     assert w.timer(TimerKind.PURGE, s).due == w.now + timedelta(minutes=2)
     fx = w.fire(TimerKind.PURGE, s)
