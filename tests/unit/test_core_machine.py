@@ -1921,7 +1921,8 @@ def test_a_timer_holds_only_what_its_kind_needs() -> None:
 @pytest.mark.parametrize(
     ("on_duty", "told"),
     [
-        ([ANNA], [(1, 15), (2, 30), (3, 45), (4, 60)]),  # each place in line is 15 min less
+        # Anna's conversation has just begun: a typical one (30 min) per place in line
+        ([ANNA], [(1, 30), (2, 60), (3, 90), (4, 120)]),
         ([], [(1, None), (2, None), (3, None)]),  # no estimate: only the last places are news
     ],
 )
