@@ -203,6 +203,7 @@ async def _serve(
         enqueue=inbox.put,
         rooms=rooms,
         undecryptable_grace=config.encryption.undecryptable_grace,
+        read_receipts=config.privacy.relay_read_receipts.to_chatter,
     )
     purger = Purger(
         conn.client,

@@ -63,6 +63,15 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "word.by.chatter": (),
         "word.by.volunteer": (),
         "word.by.none": (),
+        # when the line opens next (`Texts.opening`), inside reject.closed_hours's {opens}
+        "opens.today": ("time",),
+        "opens.tomorrow": ("time",),
+        "opens.weekday": ("day", "time"),
+        "opens.date": ("day", "date", "month", "time"),
+        "opens.unknown": (),
+        "word.clock": ("hour", "minute"),
+        "word.weekdays": (),
+        "word.months": (),
         # intake and rejection
         "intake.already_open": (),
         "intake.already_invited": (),
@@ -71,7 +80,7 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "intake.invited_plaintext": (),
         "intake.plaintext_refused": (),
         "intake.room_failed": (),
-        "reject.closed_hours": (),
+        "reject.closed_hours": ("opens",),
         "reject.queue_full": (),
         "blocked.direct": (),
         "blocked.lobby": (),
@@ -205,6 +214,19 @@ NB: dict[str, str] = {
     "word.by.chatter": "chatteren",
     "word.by.volunteer": "deg",
     "word.by.none": "systemet",
+    "opens.today": "Vi åpner igjen i dag kl. {time}, og da er du velkommen tilbake.",
+    "opens.tomorrow": "Vi åpner igjen i morgen kl. {time}, og da er du velkommen tilbake.",
+    "opens.weekday": "Vi åpner igjen {day} kl. {time}, og da er du velkommen tilbake.",
+    "opens.date": (
+        "Vi åpner igjen {day} {date}. {month} kl. {time}, og da er du velkommen tilbake."
+    ),
+    "opens.unknown": "Du er velkommen tilbake når vi har åpent igjen.",
+    "word.clock": "{hour}.{minute}",
+    "word.weekdays": "mandag, tirsdag, onsdag, torsdag, fredag, lørdag, søndag",
+    "word.months": (
+        "januar, februar, mars, april, mai, juni, juli, august, september, oktober, "
+        "november, desember"
+    ),
     # intake and rejection
     "intake.already_open": (
         "Du har allerede en samtale med oss, og den er her. Bare skriv videre i dette rommet."
@@ -238,8 +260,7 @@ NB: dict[str, str] = {
     ),
     "reject.closed_hours": (
         "Hei, og takk for at du skriver. Chatten er stengt akkurat nå, så ingen frivillige "
-        "kan svare deg her. Du er velkommen tilbake når vi har åpent igjen."
-        "\n\n{alternatives}\n\n{emergency}"
+        "kan svare deg her. {opens}\n\n{alternatives}\n\n{emergency}"
     ),
     "reject.queue_full": (
         "Hei, og takk for at du skriver. Akkurat nå venter veldig mange, så vi kan ikke ta imot "
@@ -613,6 +634,19 @@ EN: dict[str, str] = {
     "word.by.chatter": "the chatter",
     "word.by.volunteer": "you",
     "word.by.none": "the system",
+    "opens.today": "We open again today at {time}, and you are welcome back then.",
+    "opens.tomorrow": "We open again tomorrow at {time}, and you are welcome back then.",
+    "opens.weekday": "We open again on {day} at {time}, and you are welcome back then.",
+    "opens.date": (
+        "We open again on {day} {date} {month} at {time}, and you are welcome back then."
+    ),
+    "opens.unknown": "You are welcome back when we are open again.",
+    "word.clock": "{hour}:{minute}",
+    "word.weekdays": "Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday",
+    "word.months": (
+        "January, February, March, April, May, June, July, August, September, October, "
+        "November, December"
+    ),
     # intake and rejection
     "intake.already_open": (
         "You already have a conversation with us, and it is here. Just keep writing in this room."
@@ -646,8 +680,7 @@ EN: dict[str, str] = {
     ),
     "reject.closed_hours": (
         "Hi, and thank you for writing. The chat is closed right now, so no volunteer can "
-        "answer you here. You are welcome back when we are open again."
-        "\n\n{alternatives}\n\n{emergency}"
+        "answer you here. {opens}\n\n{alternatives}\n\n{emergency}"
     ),
     "reject.queue_full": (
         "Hi, and thank you for writing. Right now a lot of people are waiting, so we can't take "
@@ -1096,7 +1129,37 @@ class Texts:
             return ""
         return fill(template, {"bot_name": self.bot_name})
 
+    def opening(self, opens: Any, language: str) -> str:
+        """The sentence that says when the line opens next: `opens` as
+        `bot.core.hours.opening` gives it (on the helpline's clock), or None."""
+        lang = self._language(language)
+        try:
+            days, weekday, date = int(opens["days"]), int(opens["weekday"]), int(opens["day"])
+            month, hour, minute = int(opens["month"]), int(opens["hour"]), int(opens["minute"])
+            day = self._words("word.weekdays", lang)[weekday]
+            month_name = self._words("word.months", lang)[month - 1]
+        except (TypeError, KeyError, ValueError, IndexError):
+            return self._plain("opens.unknown", lang)
+        clock = self.template("word.clock", lang) or "{hour}:{minute}"
+        when = {
+            "time": fill(clock, {"hour": f"{hour:02d}", "minute": f"{minute:02d}"}),
+            "day": day,
+            "date": str(date),
+            "month": month_name,
+            "bot_name": self.bot_name,
+        }
+        key = {0: "opens.today", 1: "opens.tomorrow"}.get(days, "opens.weekday")
+        if days >= 7:  # a weekday name alone would be next week's
+            key = "opens.date"
+        return fill(self.template(key, lang) or "", when)
+
+    def _words(self, key: str, lang: str) -> list[str]:
+        """A list text (weekdays, months), comma-separated."""
+        return [w.strip() for w in (self.template(key, lang) or "").split(",")]
+
     def _value(self, key: str, name: str, value: Any, lang: str) -> str:
+        if name == "opens":
+            return self.opening(value, lang)
         if key == "help" and name == "lines" and isinstance(value, list | tuple):
             return "\n".join(self._help_line(item, lang) for item in value)
         if key == "accepted.volunteer" and name == "requeued":

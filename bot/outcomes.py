@@ -60,11 +60,13 @@ Outcome = Done | Sent | RoomMade | Refused | Purged | Lost
 @dataclass(frozen=True, slots=True)
 class Known:
     """What the worker looked up for an effect before it runs: the relayed copy an edit or
-    a redaction mirrors, and whether an earlier attempt of a room creation may have made
-    the room already (a crash between the server's answer and the stored result)."""
+    a redaction mirrors, the original a read receipt goes on, and whether an earlier
+    attempt of a room creation may have made the room already (a crash between the
+    server's answer and the stored result)."""
 
     relayed: EventID | None = None
     retry: bool = False
+    original: EventID | None = None
 
 
 class Transient(Exception):

@@ -71,7 +71,6 @@ _DURATION_EXPECTED = "a duration like 90s, 15m or 1h"
 # Each maps to what the admin should write instead.
 _EXAMPLE_VALUES: dict[tuple[str, str], str] = {
     ("homeserver.url", "https://matrix.example.org"): "your homeserver's URL",
-    ("homeserver.server_name", "example.org"): "your homeserver's server name",
     ("bot.user_id", "@alltidhjelp:example.org"): "the bot account's own Matrix ID",
     ("intake.lobby_rooms[*]", "#snakk-med-oss:example.org"): "your own lobby room",
     ("volunteers.room", "#vakt:example.org"): "your volunteers' room",

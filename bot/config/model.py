@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.core.model import Hours, Interval, PlaintextDirect
+from bot.core.model import Hours, Interval, PlaintextDirect, ReadReceipts
 from bot.core.model import Strategy as RoutingStrategy
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,7 +44,6 @@ class ChatterDevices(enum.StrEnum):
 class HomeserverConfig:
     url: str  # no trailing slash
     admin_token: str | None = field(default=None, repr=False)  # enables server-side purge
-    server_name: str | None = None  # None: the server part of the bot's user ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +123,11 @@ class LimitsConfig:
 class PrivacyConfig:
     purge_after: timedelta = timedelta(seconds=60)
     relay_media: bool = False
-    relay_read_receipts: bool = False
+    relay_read_receipts: ReadReceipts = ReadReceipts.OFF
     retention_max_lifetime: timedelta = timedelta(days=1)
     block_list_key: str | None = field(default=None, repr=False)  # None: use the store key
+    # The chatter is asked for 1-5 at the end; only the number is kept, in the statistics.
+    ask_rating: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +234,9 @@ class Config:
 
     @property
     def server_name(self) -> str:
-        """The homeserver's Matrix server name (the part after ':' in user IDs)."""
-        return self.homeserver.server_name or self.bot.user_id.split(":", 1)[1]
+        """The homeserver's Matrix server name (the part after ':' in user IDs): the bot's
+        account lives there, so its own ID says it."""
+        return self.bot.user_id.split(":", 1)[1]
 
     @property
     def block_key(self) -> bytes:

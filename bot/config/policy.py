@@ -17,7 +17,7 @@ from bot.core.model import Policy, VolunteerProfile
 from bot.messages import CATALOGUE
 
 # Policy fields no config key sets: the core's own defaults hold.
-CORE_ONLY = frozenset({"default_extension", "ask_rating"})
+CORE_ONLY = frozenset({"default_extension"})
 
 
 def build_policy(config: Config, staff_room: RoomID | None) -> Policy:

@@ -44,7 +44,7 @@ from bot.config.model import (
 )
 from bot.config.reader import _Section
 from bot.config.source import _BAD, _MISSING, _Checker, _show
-from bot.core.model import PlaintextDirect
+from bot.core.model import PlaintextDirect, ReadReceipts
 from bot.core.model import Strategy as RoutingStrategy
 
 
@@ -52,9 +52,15 @@ def _read_homeserver(root: _Section) -> HomeserverConfig:
     s = root.section("homeserver", required=True, expected="url:")
     url = s.get("url", _url, expected="your homeserver's URL, like https://matrix.example.org")
     token = s.secret("admin_token", required=False, what="a Synapse admin access token")
-    server_name = s.get("server_name", _server_name, default=None)
+    if s.has("server_name"):
+        s.chk.problem(
+            s.path_of("server_name"),
+            "no such key any more",
+            _show(s.raw("server_name")),
+            "the server name is the part after the colon in bot.user_id; remove this line",
+        )
     s.done()
-    return HomeserverConfig(url=url, admin_token=token, server_name=server_name)
+    return HomeserverConfig(url=url, admin_token=token)
 
 
 def _read_bot(root: _Section) -> BotConfig:
@@ -307,7 +313,7 @@ def _read_privacy(root: _Section, limits: LimitsConfig) -> PrivacyConfig:
     s = root.section("privacy")
     purge_after = s.get("purge_after", _duration, default=d.purge_after, allow_zero=True)
     relay_media = s.get("relay_media", _bool, default=False)
-    receipts = s.get("relay_read_receipts", _bool, default=False)
+    receipts = s.get("relay_read_receipts", _read_receipts, default=ReadReceipts.OFF)
     lifetime = s.get("retention_max_lifetime", _duration, default=d.retention_max_lifetime)
     # A session room lives through the queue, the conversation, its extension and the purge
     # delay; a shorter retention would let the server drop it mid-conversation.
@@ -339,8 +345,27 @@ def _read_privacy(root: _Section, limits: LimitsConfig) -> PrivacyConfig:
             "throw-away accounts are the web chat's now: see webchat.account_prefix "
             '(a localpart prefix without "@" or server, like anon-) and webchat.enabled',
         )
+    ask_rating = s.get("ask_rating", _bool, default=False)
     s.done()
-    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key)
+    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key, ask_rating)
+
+
+def _read_receipts(chk: _Checker, path: str, value: Any) -> Any:
+    # true is the direction nobody minds (the chatter sees their words were read); the
+    # chatter's own reading reaches the volunteer only when written out as "both".
+    if isinstance(value, bool):
+        return ReadReceipts.VOLUNTEER_TO_CHATTER if value else ReadReceipts.OFF
+    choice = _choice(chk, path, value, choices=list(_RECEIPT_WORDS))
+    return _BAD if choice is _BAD else _RECEIPT_WORDS[choice]
+
+
+# "true" and "false" as text come from ${VARIABLES}.
+_RECEIPT_WORDS = {
+    "false": ReadReceipts.OFF,
+    "true": ReadReceipts.VOLUNTEER_TO_CHATTER,
+    ReadReceipts.VOLUNTEER_TO_CHATTER.value: ReadReceipts.VOLUNTEER_TO_CHATTER,
+    ReadReceipts.BOTH.value: ReadReceipts.BOTH,
+}
 
 
 def _topic(chk: _Checker, path: str, value: Any) -> Any:

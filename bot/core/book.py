@@ -25,12 +25,14 @@ from bot.core.events import (
     Target,
     Text,
 )
+from bot.core.hours import opening
 from bot.core.ids import OfferID, RoomID, SessionID, UserID
 from bot.core.model import (
     Block,
     Changes,
     Offer,
     OfferState,
+    Outcome,
     Policy,
     Role,
     Session,
@@ -132,6 +134,13 @@ class Bookkeeping:
     def _say(self, to: Target, key: str, lang: str, /, **params: Any) -> None:
         texts.check(key, params)
         self._emit(Say(to, Text(key, params), lang))
+
+    def _say_rejection(self, to: Target, outcome: Outcome, lang: str, now: datetime) -> None:
+        """Why a conversation cannot start; a closed line says when it opens next."""
+        if outcome is Outcome.CLOSED_HOURS:
+            self._say(to, texts.reject_key(outcome), lang, opens=opening(self.policy.hours, now))
+        else:
+            self._say(to, texts.reject_key(outcome), lang)
 
     def _touch(self, s: Session) -> None:
         self._changes.sessions[s.id] = s

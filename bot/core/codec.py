@@ -28,6 +28,7 @@ _TYPES: dict[str, type] = {
         events.RelayEdit,
         events.RelayRedaction,
         events.SetTyping,
+        events.RelayReceipt,
         events.Redact,
         events.RedactRoom,
         events.Withdraw,

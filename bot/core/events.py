@@ -81,6 +81,15 @@ class Typing:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """`user` has read `room` up to `event_id` (a public read receipt)."""
+
+    room: RoomID
+    user: UserID
+    event_id: EventID
+
+
+@dataclass(frozen=True, slots=True)
 class Joined:
     room: RoomID
     user: UserID
@@ -184,6 +193,7 @@ Input = (
     | Edit
     | Redaction
     | Typing
+    | Receipt
     | Joined
     | Left
     | Removed
@@ -283,6 +293,15 @@ class SetTyping:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayReceipt:
+    """The bot's read receipt in `to`, on the original of `read`: `read` is the relayed
+    copy the other side read, in their own room (the relay map knows its original)."""
+
+    to: RoomRef
+    read: EventID
+
+
+@dataclass(frozen=True, slots=True)
 class Redact:
     """Redact someone else's event, e.g. a chatter's message in a public lobby."""
 
@@ -349,6 +368,7 @@ Effect = (
     | RelayEdit
     | RelayRedaction
     | SetTyping
+    | RelayReceipt
     | Redact
     | RedactRoom
     | Withdraw

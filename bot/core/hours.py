@@ -6,6 +6,9 @@ Friday covers Friday 20:00 to Saturday 02:00. A closed date closes the whole loc
 including the early-morning tail of an interval that started the evening before; and an
 interval that starts on a closed date does not run at all, its tail on the next day
 included (as `next_opening` has it).
+
+`opening` gives the next opening as a text's param: on the helpline's clock, so that the
+chatter reads "we open again Monday at 14:00" as the helpline means it.
 """
 
 from __future__ import annotations
@@ -54,3 +57,22 @@ def next_opening(hours: Hours, now: datetime) -> datetime | None:
         if best is not None:
             return best.astimezone(now.tzinfo)
     return None
+
+
+def opening(hours: Hours, now: datetime) -> dict[str, int] | None:
+    """When the line opens next, on the helpline's clock, as a text's `opens` param:
+    `days` from today (0 today, 1 tomorrow), `weekday` (0 Monday), `day` of the month,
+    `month`, `hour`, `minute`. None when it does not open within two weeks (or is open)."""
+    at = next_opening(hours, now)
+    if at is None:
+        return None
+    zone = ZoneInfo(hours.timezone)
+    local = at.astimezone(zone)
+    return {
+        "days": (local.date() - now.astimezone(zone).date()).days,
+        "weekday": local.weekday(),
+        "day": local.day,
+        "month": local.month,
+        "hour": local.hour,
+        "minute": local.minute,
+    }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.core import commands, routing, texts
+from bot.core import commands, routing
 from bot.core.blocking import BlockRules
 from bot.core.commands import Audience
 from bot.core.events import (
@@ -52,7 +52,7 @@ class IntakeRules(Lifecycle, BlockRules):
         rejection = self._rejection(now)
         if rejection is not None and source is Source.DIRECT:
             # The DM itself is private: answer there, no room needed.
-            self._say(m.room, texts.reject_key(rejection), lang)
+            self._say_rejection(m.room, rejection, lang, now)
             self._stats_for_rejection(rejection, source, lang, now)
             return
         # Counted only now: a refusal in the DM is not a conversation.

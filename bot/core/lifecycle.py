@@ -103,6 +103,7 @@ class Lifecycle(Bookkeeping):
             self.duty,
             list(self.sessions.values()),
             self.counters.recent_durations,
+            now,
         )
         s.announced_position, s.announced_estimate = position, estimate
         if s.told_estimate is None:
@@ -253,7 +254,7 @@ class Lifecycle(Bookkeeping):
             if i >= s.announced_position:
                 continue
             estimate = routing.estimate_minutes(
-                i, self.policy, self.duty, sessions, self.counters.recent_durations
+                i, self.policy, self.duty, sessions, self.counters.recent_durations, now
             )
             changed = (
                 estimate is not None

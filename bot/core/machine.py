@@ -46,6 +46,7 @@ from bot.core.events import (
     Origin,
     PurgeFinished,
     PurgeStalled,
+    Receipt,
     Redact,
     Redaction,
     Removed,
@@ -83,6 +84,8 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 self._on_redaction(event)
             case Typing():
                 self._on_typing(event)
+            case Receipt():
+                self._on_receipt(event)
             case Joined():
                 self._on_joined(event, now)
             case Left():

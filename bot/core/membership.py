@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.core import texts
 from bot.core.events import (
     Joined,
     Left,
@@ -80,7 +79,7 @@ class MembershipRules(Lifecycle):
                 Outcome.CLOSED_HOURS,
                 Outcome.QUEUE_FULL,
             ):
-                self._say(self._chatter_ref(s), texts.reject_key(s.outcome), s.language)
+                self._say_rejection(self._chatter_ref(s), s.outcome, s.language, now)
                 self._set_timer(
                     TimerKind.PURGE, s, now + max(self.policy.purge_after, timedelta(minutes=2))
                 )

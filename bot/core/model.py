@@ -373,6 +373,24 @@ class PlaintextDirect(enum.StrEnum):
     REFUSE = "refuse"  # nothing opens; the answer says how to write with encryption on
 
 
+class ReadReceipts(enum.StrEnum):
+    """Whose read receipts the bot passes on, as its own receipt on the original
+    (`privacy.relay_read_receipts`). A chatter's reading is theirs to show: it reaches the
+    volunteer only when the helpline says so."""
+
+    OFF = "off"
+    VOLUNTEER_TO_CHATTER = "volunteer_to_chatter"  # the chatter sees that their words were read
+    BOTH = "both"  # and the volunteer sees the chatter's too
+
+    @property
+    def to_chatter(self) -> bool:
+        return self is not ReadReceipts.OFF
+
+    @property
+    def to_volunteer(self) -> bool:
+        return self is ReadReceipts.BOTH
+
+
 class Strategy(enum.StrEnum):
     LONGEST_IDLE = "longest_idle"
     LEAST_BUSY = "least_busy"
@@ -439,6 +457,7 @@ class Policy:
     sessions_per_day: int = 5
     purge_after: timedelta = timedelta(seconds=60)
     relay_media: bool = False
+    relay_read_receipts: ReadReceipts = ReadReceipts.OFF
     consent_required: bool = False
     ask_rating: bool = False
     default_language: str = "nb"

@@ -23,11 +23,13 @@ from bot.core.events import (
     Kind,
     Message,
     Origin,
+    Receipt,
     RecordMedia,
     Redact,
     Redaction,
     Relay,
     RelayEdit,
+    RelayReceipt,
     RelayRedaction,
     RoomRef,
     SetTyping,
@@ -206,6 +208,29 @@ class RelayRules(CommandRules):
                 self._emit(SetTyping(vref, e.typing))
         elif offer is not None and e.user == offer.volunteer and offer.state is OfferState.ACCEPTED:
             self._emit(SetTyping(self._chatter_ref(s), e.typing))
+
+    def _on_receipt(self, e: Receipt) -> None:
+        """Someone read their room up to a relayed copy: the other side sees the bot read
+        the original, in the direction(s) `relay_read_receipts` allows. Which original
+        that is, storage knows (the relay map); a receipt on anything the bot did not
+        relay (its own notices) finds none and is not passed on."""
+        hit = self.session_for_room(e.room)
+        if hit is None:
+            return
+        s, offer = hit
+        if s.state is not State.ACTIVE:
+            return
+        wanted = self.policy.relay_read_receipts
+        if offer is None and e.user == s.chatter and wanted.to_volunteer:
+            if (vref := self._volunteer_ref(s)) is not None:
+                self._emit(RelayReceipt(vref, e.event_id))
+        elif (
+            offer is not None
+            and e.user == offer.volunteer
+            and offer.state is OfferState.ACCEPTED
+            and wanted.to_chatter
+        ):
+            self._emit(RelayReceipt(self._chatter_ref(s), e.event_id))
 
     def _on_unreadable(self, u: Unreadable, now: datetime) -> None:
         """A message the bot never got the key for: whoever wrote it is asked to send it

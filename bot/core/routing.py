@@ -15,6 +15,7 @@ Strategies pick among the candidates:
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -116,31 +117,53 @@ def estimate_minutes(
     duty: Mapping[UserID, VolunteerState],
     sessions: Sequence[Session],
     recent_durations: Sequence[float],
+    now: datetime,
 ) -> int | None:
     """An honest wait estimate in whole minutes for the chatter at `position` (1-based).
 
     None when nobody is on duty: then there is no estimate to give, and the chatter is
-    told so. Otherwise: if a place is free for them, about the offer time; if not, each
-    busy place frees on average after half a typical conversation, so the chatter waits
-    for ceil(ahead / places) such intervals. Typical = the median of recent conversations,
-    or half the maximum duration before there is data. Rounded up to 5 minutes.
+    told so. Otherwise each place on duty (a volunteer's `max_sessions`) is free now or
+    when its conversation is likely to end (`_time_left`: a conversation at 50 of its 60
+    minutes frees its volunteer within 10); the chatters ahead take the places in the
+    order they free up, each for a typical conversation, and this chatter the next one.
+    Typical = the median of recent conversations, or half the maximum duration before
+    there is data. A place free now: about the offer time; else rounded up to 5 minutes.
     """
     on_duty = [p for p in policy.volunteers if duty.get(p.user_id, _OFF).on_duty]
     if not on_duty:
         return None
-    places = sum(p.max_sessions for p in on_duty)
-    busy = sum(load(p.user_id, sessions)[0] for p in on_duty)
-    free = max(0, places - busy)
-    if position <= free:
-        return max(1, math.ceil(policy.offer_timeout / timedelta(minutes=1)))
     if recent_durations:
-        ordered = sorted(recent_durations)
-        typical = ordered[len(ordered) // 2]
+        typical = sorted(recent_durations)[len(recent_durations) // 2]
     else:
         typical = policy.max_duration.total_seconds() / 2
-    rounds = math.ceil((position - free) / places)
-    minutes = rounds * typical / 2 / 60
-    return max(5, 5 * math.ceil(minutes / 5))
+    frees: list[float] = []  # seconds from now until each place is free
+    for p in on_duty:
+        held = [s for s in sessions if s.state is State.ACTIVE and s.volunteer == p.user_id]
+        lefts = sorted(_time_left(s, policy, typical, now) for s in held)[: p.max_sessions]
+        frees += lefts + [0.0] * (p.max_sessions - len(lefts))
+    heapq.heapify(frees)
+    for _ in range(max(0, position - 1)):
+        heapq.heappush(frees, heapq.heappop(frees) + typical)  # taken by someone ahead
+    wait = frees[0]
+    if wait <= 0:
+        return max(1, math.ceil(policy.offer_timeout / timedelta(minutes=1)))
+    return max(5, 5 * math.ceil(wait / 60 / 5))
+
+
+MIN_LEFT = 5 * 60.0
+"""Seconds a conversation already past the typical length is still expected to take
+(they are often wrapping up); never more than its time limit leaves."""
+
+
+def _time_left(s: Session, policy: Policy, typical: float, now: datetime) -> float:
+    """Seconds until this active conversation likely ends: the rest of a typical one,
+    never past its deadline (its limit and any extension given)."""
+    deadline = s.deadline(policy.max_duration)
+    if s.accepted_at is None or deadline is None:
+        return typical / 2  # no start known: on average half-way through
+    elapsed = (now - s.accepted_at).total_seconds()
+    by_rule = max(0.0, (deadline - now).total_seconds())
+    return min(max(typical - elapsed, MIN_LEFT), by_rule)
 
 
 _OFF = VolunteerState(user_id=UserID(""))

@@ -30,7 +30,8 @@ STATUS = _p("waiting", "longest_wait_minutes", "on_duty", "active", "offers", "e
 """What `!status` reports (the fields of `Bookkeeping.status`)."""
 
 REJECTIONS = (Outcome.CLOSED_HOURS, Outcome.QUEUE_FULL)
-"""The outcomes of a conversation refused at intake, each with its `reject.*` text."""
+"""The outcomes of a conversation refused at intake, each with its `reject.*` text (said
+by `Bookkeeping._say_rejection`)."""
 
 END_VOLUNTEER = _p("number", "topics", "by")
 
@@ -131,7 +132,9 @@ SAYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "welcome.nobody_on_duty": _p("minutes", "position"),
         **{end_chatter_key(o): _p() for o in Outcome},
         **{end_volunteer_key(o): END_VOLUNTEER for o in Outcome},
-        **{reject_key(o): _p() for o in REJECTIONS},
+        # closed: when it opens next (`hours.opening`), or None
+        reject_key(Outcome.CLOSED_HOURS): _p("opens"),
+        reject_key(Outcome.QUEUE_FULL): _p(),
     }
 )
 

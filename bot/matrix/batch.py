@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nio import EncryptionError, InviteMemberEvent, MegolmEvent, RoomMemberEvent, SyncResponse
-from nio.events.ephemeral import TypingNoticeEvent
+from nio.events.ephemeral import ReceiptEvent, TypingNoticeEvent
 
 from bot.core.events import Input, Origin, Removed, Typing
 from bot.core.ids import RoomID, UserID
@@ -29,7 +29,7 @@ from bot.core.rooms import Rooms
 from bot.inbox import BatchEnd, Inbound
 from bot.matrix.held import HeldEvents
 from bot.matrix.syncfilter import before_join
-from bot.matrix.translate import Skip, SkipCounts, event_id, read, user_id
+from bot.matrix.translate import Skip, SkipCounts, event_id, read, read_receipts, user_id
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,16 @@ class BatchTranslator:
             )
             self._timeline(room, info.timeline.events[own_join + 1 :])
             for event in info.ephemeral:
-                if isinstance(event, TypingNoticeEvent) and not self.first_sync:
-                    try:
+                if self.first_sync:
+                    continue
+                try:
+                    if isinstance(event, TypingNoticeEvent):
                         self._on_typing(room, event)
-                    except Exception as exc:
-                        self._failed(exc)
+                    elif isinstance(event, ReceiptEvent):
+                        for receipt in read_receipts(room, event.receipts, self.user_id):
+                            self._enqueue(Inbound(receipt))
+                except Exception as exc:
+                    self._failed(exc)
 
         for room_id, info in resp.rooms.leave.items():
             # The bot is out of the room: it left (a conversation's end), or was kicked,

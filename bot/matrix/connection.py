@@ -50,6 +50,7 @@ class Connection:
         enqueue: Callable[[Inbound | BatchEnd], None],
         rooms: Rooms | None = None,
         undecryptable_grace: timedelta = timedelta(seconds=60),
+        read_receipts: bool = False,
     ) -> None:
         self.user_id = user_id
         self._password = password
@@ -92,7 +93,11 @@ class Connection:
             on_invite=self._invited,
         )
         self.syncer = Syncer(
-            self.client, self.batches, enqueue=enqueue, on_device_change=self._devices_changed
+            self.client,
+            self.batches,
+            enqueue=enqueue,
+            on_device_change=self._devices_changed,
+            read_receipts=read_receipts,
         )
 
     def _invited(self, room: RoomID, inviter: UserID, is_direct: bool) -> None:

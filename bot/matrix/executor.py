@@ -45,6 +45,7 @@ from bot.core.events import (
     RedactRoom,
     Relay,
     RelayEdit,
+    RelayReceipt,
     RelayRedaction,
     Retire,
     RoomRef,
@@ -142,6 +143,11 @@ class Executor:
                 if known.relayed is not None:
                     room = self._target(effect.to)
                     await check(self.client.room_redact(room, known.relayed, tx_id=txn_id))
+            case RelayReceipt():
+                if known.original is not None:  # else: read was a notice, not a relayed copy
+                    room = self._target(effect.to)
+                    receipt = self.client.update_receipt_marker(room, known.original)
+                    await check(receipt, quiet=True)
             case SetTyping():
                 room = self._target(effect.to)
                 typing = self.client.room_typing(room, effect.typing, timeout=30_000)

@@ -37,7 +37,7 @@ from bot.matrix.errors import NO_ANSWER, check
 from bot.matrix.fallback import needs_fallback_key, publish_fallback_key
 from bot.matrix.keysapi import NioHttp
 from bot.matrix.patches import PatchedClient
-from bot.matrix.syncfilter import SYNC_FILTER, spec_version
+from bot.matrix.syncfilter import SYNC_FILTER, room_filter, spec_version
 from bot.outcomes import Transient
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,10 @@ class Syncer:
         *,
         enqueue: Callable[[Inbound | BatchEnd], None],
         on_device_change: Callable[[list[str]], None],
+        read_receipts: bool = False,
     ) -> None:
         self.client = client
+        self.read_receipts = read_receipts  # `privacy.relay_read_receipts` passes some on
         self.translator = translator
         self.held = translator.held
         self._enqueue = enqueue
@@ -216,7 +218,7 @@ class Syncer:
     async def _upload_filter(self) -> str | None:
         """The server-side id of the bot's sync filter; without one (the upload failed)
         the bot syncs everything, which costs CPU but loses nothing."""
-        room = dict(SYNC_FILTER["room"])
+        room = room_filter(read_receipts=self.read_receipts)
         if await self._server_marks_membership():
             # The bot's own events, state included, stop waking the sync: the echo of each
             # message it sends was half of all syncs. What nio would have learnt from the

@@ -3,8 +3,9 @@ sees it.
 
 Rules:
 - The sync asks only for what the bot acts on (`SYNC_FILTER`: no presence, no account
-  data, no read receipts; on Matrix 1.11 servers none of the bot's own events either, so
-  the echo of its sends never wakes it; see `bot.matrix.sync`).
+  data, no read receipts unless it passes them on (`room_filter`); on Matrix 1.11 servers
+  none of the bot's own events either, so the echo of its sends never wakes it; see
+  `bot.matrix.sync`).
 - Non-state events the bot never acts on (its own, those from before it joined) are
   dropped from a response before nio parses and decrypts them (`prepare_sync`, called
   from the client in `bot.matrix.patches`). State events stay: nio builds each room's
@@ -26,6 +27,15 @@ SYNC_FILTER: dict[str, Any] = {
         "account_data": {"not_types": ["*"]},
     },
 }
+
+
+def room_filter(*, read_receipts: bool) -> dict[str, Any]:
+    """The room part of the filter; read receipts only when some are passed on
+    (`privacy.relay_read_receipts`): otherwise each one would wake the sync for nothing."""
+    room = dict(SYNC_FILTER["room"])
+    if read_receipts:
+        room["ephemeral"] = {"types": ["m.typing", "m.receipt"]}
+    return room
 
 
 def prepare_sync(body: dict[str, Any], own: str) -> int:

@@ -43,7 +43,17 @@ from nio import (
     RoomMessageText,
 )
 
-from bot.core.events import Edit, Input, Joined, Kind, Left, Message, Origin, Redaction
+from bot.core.events import (
+    Edit,
+    Input,
+    Joined,
+    Kind,
+    Left,
+    Message,
+    Origin,
+    Receipt,
+    Redaction,
+)
 from bot.core.ids import EventID, RoomID, UserID
 
 MAX_ID_LENGTH = 255
@@ -150,6 +160,20 @@ def _str(value: Any) -> str | None:
 
 # --------------------------------------------------------------------------------------
 # events
+
+
+def read_receipts(room: RoomID, receipts: Any, own: str) -> list[Receipt]:
+    """The public read receipts (`m.read`) of others among nio's parsed `receipts` (its
+    `ReceiptEvent.receipts`). Private ones (`m.read.private`) the server shows nobody
+    else, and a receipt in a thread is still a read of that event."""
+    out: list[Receipt] = []
+    for r in receipts if isinstance(receipts, list) else []:
+        if getattr(r, "receipt_type", None) != "m.read":
+            continue
+        user, read = user_id(getattr(r, "user_id", None)), event_id(getattr(r, "event_id", None))
+        if user is not None and read is not None and user != own:
+            out.append(Receipt(room, user, read))
+    return out
 
 
 def translate(room: RoomID, event: Any, origin: Origin, *, room_encrypted: bool) -> Input | None:

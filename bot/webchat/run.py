@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Config
+from bot.core.hours import opening
 from bot.core.ids import UserID
 from bot.core.pseudonyms import chatter_hash
 from bot.exits import EXIT_CONFIG, StartupError
@@ -42,6 +43,9 @@ class CoreDesk:
     def refusal(self) -> str | None:
         why = self.worker.core.intake_refusal(_now())
         return None if why is None else {"closed_hours": "closed"}.get(why.value, why.value)
+
+    def opening(self) -> dict[str, int] | None:
+        return opening(self.worker.core.policy.hours, _now())
 
     def pseudonym(self, user: UserID) -> str:
         return chatter_hash(self.block_key, user)

@@ -61,6 +61,9 @@ class Desk(Protocol):
     def refusal(self) -> str | None:
         """`closed` or `queue_full` when a conversation could not start now, else None."""
 
+    def opening(self) -> dict[str, int] | None:
+        """When the line opens next (`bot.core.hours.opening`), for `refused.closed`."""
+
     def pseudonym(self, user: UserID) -> str:
         """The block list's keyed hash of `user`."""
 
@@ -190,16 +193,20 @@ class WebChat:
         wanted += [part.split(";")[0].strip().lower().split("-")[0] for part in header.split(",")]
         return next((w for w in wanted if w in self.languages), self.texts.default_language)
 
-    def text(self, key: str, language: str) -> str:
+    def text(self, key: str, language: str, **values: str) -> str:
         template = self.overrides.get(language, {}).get(key)
         if template is None:
             fallback = DEFAULTS.get(language) or DEFAULTS["nb"]
             template = fallback.get(key, "")
         emergency = self.texts.template("emergency", language) or ""
-        return fill(template, {"emergency": fill(emergency, {"bot_name": self.texts.bot_name})})
+        emergency = fill(emergency, {"bot_name": self.texts.bot_name})
+        return fill(template, {**values, "emergency": emergency})
 
     def _refuse(self, code: str, language: str) -> web.Response:
-        body = {"error": code, "text": self.text(f"refused.{code}", language)}
+        values = {}
+        if code == "closed":  # the bot's own sentence, as a chatter by DM reads it
+            values["opens"] = self.texts.opening(self.desk.opening(), language)
+        body = {"error": code, "text": self.text(f"refused.{code}", language, **values)}
         return web.json_response(body, status=STATUS[code])
 
     def address(self, request: web.Request) -> str:

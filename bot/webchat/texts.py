@@ -1,7 +1,8 @@
 """The web chat's own words: what the page shows before there is a conversation, and why
 the account endpoint refused (each refusal's `text`). Per language, the organisation's
 `webchat.texts` override these; `{emergency}` is the emergency block of `bot.messages`
-(with the organisation's override), so every refusal carries the numbers to call.
+(with the organisation's override), so every refusal carries the numbers to call, and
+`refused.closed` has `{opens}`: when the line opens next, in the bot's words.
 
 The conversation's texts (welcome, queue, closing) are the bot's, said in the room.
 """
@@ -70,9 +71,7 @@ _NB = {
     "refused.full": (
         "Akkurat nå er det veldig mange som vil snakke med oss. Prøv igjen om litt.\n\n{emergency}"
     ),
-    "refused.closed": (
-        "Chatten er stengt akkurat nå. Du er velkommen tilbake når vi har åpent.\n\n{emergency}"
-    ),
+    "refused.closed": "Chatten er stengt akkurat nå. {opens}\n\n{emergency}",
     "refused.queue_full": (
         "Akkurat nå venter veldig mange, så vi kan ikke ta imot flere i køen. Det betyr ikke at "
         "det du har på hjertet er mindre viktig. Prøv igjen om en stund.\n\n{emergency}"
@@ -112,9 +111,7 @@ _EN = {
         "Very many people want to talk to us right now. Please try again in a little while."
         "\n\n{emergency}"
     ),
-    "refused.closed": (
-        "The chat is closed right now. You are welcome back when we are open.\n\n{emergency}"
-    ),
+    "refused.closed": "The chat is closed right now. {opens}\n\n{emergency}",
     "refused.queue_full": (
         "Right now a lot of people are waiting, so we can't take anyone else into the queue. "
         "That doesn't mean what's on your mind matters less. Please try again in a while."

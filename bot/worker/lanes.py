@@ -27,6 +27,7 @@ from bot.core.events import (
     Purge,
     PurgeStalled,
     RelayEdit,
+    RelayReceipt,
     RelayRedaction,
     RoomRef,
     room_of,
@@ -258,6 +259,9 @@ class Lanes:
                 return Known()
             relayed = await self.relay_map.lookup(effect.to.session_id, effect.original, room)
             return Known(relayed=relayed)
+        if isinstance(effect, RelayReceipt):
+            original = await self.relay_map.source_of(effect.to.session_id, effect.read)
+            return Known(original=original)
         return Known()
 
 

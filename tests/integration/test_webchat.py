@@ -155,6 +155,7 @@ async def test_closed_hours_are_refused_before_an_account_is_made(
     status, body = await page.account(language="en")
     assert (status, body["error"]) == (503, "closed")
     assert "closed right now" in body["text"]
+    assert "We open again tomorrow at 00:00" in body["text"]  # the bot's own sentence
     assert "113" in body["text"]
     assert await accounts_made(synapse, admin, "closed-") == []
 

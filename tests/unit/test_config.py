@@ -35,7 +35,7 @@ from bot.config import (
     parse_duration,
 )
 from bot.core.hours import is_open
-from bot.core.model import server_allowed
+from bot.core.model import ReadReceipts, server_allowed
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.yaml"
@@ -132,7 +132,8 @@ def test_minimal_config_loads_with_defaults_and_types(tmp_path: Path) -> None:
     assert config.limits.warn_before == (timedelta(minutes=10), timedelta(minutes=2))
     assert config.privacy.purge_after == timedelta(seconds=60)
     assert config.privacy.relay_media is False
-    assert config.privacy.relay_read_receipts is False
+    assert config.privacy.relay_read_receipts is ReadReceipts.OFF
+    assert config.privacy.ask_rating is False
     assert config.privacy.retention_max_lifetime == timedelta(days=1)
     assert config.privacy.block_list_key is None
     assert config.webchat == WebchatConfig()
@@ -686,9 +687,40 @@ def test_http_must_stay_on_loopback(tmp_path: Path) -> None:
     assert problem.path == "http.host"
 
 
-def test_explicit_server_name(tmp_path: Path) -> None:
-    text = edited("/\n", "/\n  server_name: helpline.test:8448\n")
+def test_the_server_name_is_the_bots_own(tmp_path: Path) -> None:
+    text = edited('"@bot:helpline.test"', '"@bot:helpline.test:8448"')
     assert load_config(write_config(tmp_path, text), env={}).server_name == "helpline.test:8448"
+
+
+def test_server_name_is_refused_with_where_it_comes_from_now(tmp_path: Path) -> None:
+    # It could only ever repeat the server part of bot.user_id: a second place to get wrong.
+    text = edited("/\n", "/\n  server_name: helpline.test\n")
+    problem = only_problem(write_config(tmp_path, text))
+    assert problem.path == "homeserver.server_name"
+    assert "bot.user_id" in str(problem)
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("false", ReadReceipts.OFF),
+        ("true", ReadReceipts.VOLUNTEER_TO_CHATTER),
+        ("volunteer_to_chatter", ReadReceipts.VOLUNTEER_TO_CHATTER),
+        ("both", ReadReceipts.BOTH),
+    ],
+)
+def test_relay_read_receipts_reads_a_direction(
+    tmp_path: Path, written: str, meant: ReadReceipts
+) -> None:
+    text = MINIMAL + f"privacy: {{relay_read_receipts: {written}}}\n"
+    assert load_config(write_config(tmp_path, text), env={}).privacy.relay_read_receipts is meant
+
+
+def test_relay_read_receipts_names_its_choices(tmp_path: Path) -> None:
+    text = MINIMAL + "privacy: {relay_read_receipts: chatter_to_volunteer}\n"
+    problem = only_problem(write_config(tmp_path, text))
+    assert problem.path == "privacy.relay_read_receipts"
+    assert "both" in str(problem)
 
 
 def test_missing_and_empty_config_files(tmp_path: Path) -> None:

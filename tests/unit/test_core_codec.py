@@ -24,6 +24,7 @@ SAMPLES: list[Any] = [
     events.RelayEdit(CHATTER, "rettet", EventID("$orig")),
     events.RelayRedaction(CHATTER, EventID("$orig")),
     events.SetTyping(OFFER, True),
+    events.RelayReceipt(CHATTER, EventID("$copy")),
     events.Redact(RoomID("!lobby:hs"), EventID("$e")),
     events.RedactRoom(OFFER),
     events.Withdraw(OFFER, UserID("@v:hs")),

@@ -15,7 +15,7 @@ from bot.core.events import CreateRoom, Purge
 from bot.core.ids import UserID, server_of
 from bot.core.model import TimerKind, VolunteerProfile
 from tests.unit.core_helpers import ANNA, World, chatter, of, policy
-from tests.unit.test_config import MINIMAL, write_config
+from tests.unit.test_config import write_config
 
 REMOTE = UserID("@ola:school.example")
 REMOTE_VOLUNTEER = UserID("@vera:partner.example")
@@ -105,11 +105,7 @@ def test_a_room_creation_stored_before_federation_existed_reads_back_local() -> 
     assert codec.decode_effect(stored).federate is False
 
 
-def test_the_helplines_server_is_the_bots_unless_the_config_names_it(tmp_path: Path) -> None:
+def test_the_helplines_server_is_the_bots(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path), env={})
     bot_server = server_of(UserID(config.bot.user_id))
     assert build_policy(config, None).server_name == bot_server
-
-    named = MINIMAL.replace("homeserver:", "homeserver:\n  server_name: matrix.helpline.test", 1)
-    config = load_config(write_config(tmp_path, named), env={})
-    assert build_policy(config, None).server_name == "matrix.helpline.test"

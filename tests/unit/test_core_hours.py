@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.core.hours import is_open, next_opening
+from bot.core.hours import is_open, next_opening, opening
 from bot.core.model import Hours, Interval
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -195,3 +195,59 @@ def test_next_opening_agrees_with_is_open(hours: Hours) -> None:
         assert is_open(hours, n), (m, n)
         between = [x for x in moments if m <= x < n]
         assert not any(state[x] for x in between), (m, n)
+
+
+def told(days: int, weekday: int, day: int, month: int, hour: int) -> dict[str, int]:
+    return {"days": days, "weekday": weekday, "day": day, "month": month, "hour": hour, "minute": 0}
+
+
+@pytest.mark.parametrize(
+    ("hours", "when", "expected"),
+    [
+        (ALLTIDHJELP, "2026-03-02 12:00", told(0, MON, 2, 3, 14)),  # today
+        (ALLTIDHJELP, "2026-03-02 23:30", told(1, TUE, 3, 3, 14)),  # tomorrow
+        (ALLTIDHJELP, "2026-03-03 00:30", told(0, TUE, 3, 3, 14)),  # past midnight: today
+        (ALLTIDHJELP, "2026-03-06 23:30", told(1, SAT, 7, 3, 16)),  # Saturday's own hours
+        (NIGHTS, "2026-03-07 03:00", told(1, SUN, 8, 3, 22)),
+        (NIGHTS, "2026-03-09 02:00", told(4, FRI, 13, 3, 20)),  # after Sunday's tail
+        (NIGHTS, "2026-03-07 01:00", None),  # open: Friday's night, on Saturday
+        # a closed Friday: its night does not run, tail included
+        (closing(NIGHTS, "2026-03-06"), "2026-03-06 21:00", told(2, SUN, 8, 3, 22)),
+        # Christmas closed: from the 23rd's late evening to the 27th, a Sunday
+        (
+            closing(ALLTIDHJELP, "2026-12-24", "2026-12-25", "2026-12-26"),
+            "2026-12-23 23:30",
+            told(4, SUN, 27, 12, 16),
+        ),
+        # a week or more away: a weekday name alone would mean the coming one
+        (
+            closing(ALLTIDHJELP, *(f"2026-12-{d}" for d in range(24, 32))),
+            "2026-12-23 23:30",
+            told(9, FRI, 1, 1, 14),
+        ),
+        # across the DST changes the local hour is the configured one
+        (SUNDAY, "2026-03-29 05:00", told(0, SUN, 29, 3, 14)),
+        (SUNDAY, "2026-10-25 05:00", told(0, SUN, 25, 10, 14)),
+        (SUNDAY, "2026-03-28 12:00", told(0, SAT, 28, 3, 22)),
+    ],
+)
+def test_opening_is_told_on_the_helplines_clock(
+    hours: Hours, when: str, expected: dict[str, int] | None
+) -> None:
+    assert opening(hours, local(when)) == expected
+
+
+def test_opening_counts_days_from_the_helplines_date_not_utcs() -> None:
+    # 23:30 UTC on Monday the 2nd is already Tuesday 00:30 in Oslo: Tuesday's 14:00 is
+    # today for the chatter reading it there.
+    assert opening(ALLTIDHJELP, datetime(2026, 3, 2, 23, 30, tzinfo=UTC)) == told(0, TUE, 3, 3, 14)
+
+
+def test_opening_in_the_utc_moment_of_a_dst_day() -> None:
+    # Sunday 29 March 14:00 is CEST (UTC+2): 12:00 UTC; the text says 14:00.
+    assert next_opening(SUNDAY, local("2026-03-29 05:00")) == datetime(
+        2026, 3, 29, 12, 0, tzinfo=UTC
+    )
+    assert next_opening(SUNDAY, local("2026-10-25 05:00")) == datetime(
+        2026, 10, 25, 13, 0, tzinfo=UTC
+    )

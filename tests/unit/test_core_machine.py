@@ -26,12 +26,14 @@ from bot.core.events import (
     Purge,
     PurgeFinished,
     PurgeStalled,
+    Receipt,
     RecordMedia,
     Redact,
     Redaction,
     RedactRoom,
     Relay,
     RelayEdit,
+    RelayReceipt,
     RelayRedaction,
     Removed,
     Retire,
@@ -52,6 +54,7 @@ from bot.core.model import (
     Offer,
     OfferState,
     Outcome,
+    ReadReceipts,
     Role,
     Session,
     Source,
@@ -445,12 +448,15 @@ def mondays(interval: Interval) -> tuple[tuple[Interval, ...], ...]:
 
 
 CLOSED_NOW = Hours(always_open=False, weekly=mondays(Interval(time(20), time(23))))
+TODAY_AT_20 = {"days": 0, "weekday": 0, "day": 2, "month": 3, "hour": 20, "minute": 0}
 
 
 def test_closed_hours_dm_is_answered_in_the_dm_without_a_session() -> None:
     w = World(policy(hours=CLOSED_NOW))
     fx = w.dm(C1)
     assert fx == [Say(dm_room(C1), said(fx, "reject.closed_hours").text, "nb")]
+    # Monday 13:00 in Oslo: it opens today at 20:00, on the helpline's clock.
+    assert said(fx, "reject.closed_hours").text.params == {"opens": TODAY_AT_20}
     assert w.h.sessions == {}
     [record] = w.changes.stats
     assert (record.outcome, record.source, record.purge_result) == (
@@ -469,6 +475,7 @@ def test_closed_hours_lobby_gets_a_session_that_ends() -> None:
     assert (s.state, s.outcome) == (State.ENDING, Outcome.CLOSED_HOURS)
     fx = w.join_chatter(s)
     assert says_to(fx, chatter_ref(s)) == ["reject.closed_hours"]
+    assert said(fx, "reject.closed_hours").text.params == {"opens": TODAY_AT_20}
     assert "welcome" not in keys(fx)
     assert w.timer(TimerKind.PURGE, s).due == w.now + timedelta(minutes=2)
     fx = w.fire(TimerKind.PURGE, s)
@@ -794,6 +801,45 @@ def test_typing_is_relayed_only_in_an_active_conversation() -> None:
     assert s.volunteer_room
     assert w.feed(Typing(s.chatter_room, C1, True)) == [SetTyping(volunteer_ref(s), True)]
     assert w.feed(Typing(s.volunteer_room, ANNA, False)) == [SetTyping(chatter_ref(s), False)]
+
+
+@pytest.mark.parametrize(
+    ("setting", "to_chatter", "to_volunteer"),
+    [
+        (ReadReceipts.OFF, False, False),
+        (ReadReceipts.VOLUNTEER_TO_CHATTER, True, False),
+        (ReadReceipts.BOTH, True, True),
+    ],
+)
+def test_read_receipts_pass_only_in_the_directions_configured(
+    setting: ReadReceipts, to_chatter: bool, to_volunteer: bool
+) -> None:
+    w = World(policy(relay_read_receipts=setting))
+    s = w.active(C1)
+    assert s.chatter_room
+    assert s.volunteer_room
+    copy, reply = EventID("$copy-in-volunteer-room"), EventID("$copy-in-chatter-room")
+    read_by_volunteer = w.feed(Receipt(s.volunteer_room, ANNA, copy))
+    read_by_chatter = w.feed(Receipt(s.chatter_room, C1, reply))
+    assert read_by_volunteer == ([RelayReceipt(chatter_ref(s), copy)] if to_chatter else [])
+    assert read_by_chatter == ([RelayReceipt(volunteer_ref(s), reply)] if to_volunteer else [])
+
+
+def test_read_receipts_of_others_or_outside_a_conversation_are_not_passed_on() -> None:
+    w = World(policy(relay_read_receipts=ReadReceipts.BOTH))
+    w.on_duty(ANNA)
+    s = w.arrive(C1)
+    assert s.chatter_room
+    # Waiting: nobody to tell.
+    assert w.feed(Receipt(s.chatter_room, C1, EventID("$welcome"))) == []
+    w.accept(s, ANNA)
+    assert s.volunteer_room
+    # Someone who is not this conversation's volunteer or chatter.
+    assert w.feed(Receipt(s.volunteer_room, BJORN, EventID("$x"))) == []
+    assert w.feed(Receipt(s.chatter_room, C2, EventID("$x"))) == []
+    assert w.feed(Receipt(STAFF_ROOM, ANNA, EventID("$x"))) == []
+    w.chatter_says(s, "!slutt")
+    assert w.feed(Receipt(s.volunteer_room, ANNA, EventID("$x"))) == []
 
 
 @pytest.mark.parametrize(
@@ -1877,7 +1923,8 @@ def test_a_timer_holds_only_what_its_kind_needs() -> None:
 @pytest.mark.parametrize(
     ("on_duty", "told"),
     [
-        ([ANNA], [(1, 15), (2, 30), (3, 45), (4, 60)]),  # each place in line is 15 min less
+        # Anna's conversation has just begun: a typical one (30 min) per place in line
+        ([ANNA], [(1, 30), (2, 60), (3, 90), (4, 120)]),
         ([], [(1, None), (2, None), (3, None)]),  # no estimate: only the last places are news
     ],
 )

@@ -286,14 +286,15 @@ def test_queue_order_priority_first_then_first_come() -> None:
         ([], 0, 1, [], None),  # nobody on duty: no estimate to give
         (["anna"], 0, 1, [], 2),  # a free place: about the offer time (90 s)
         (["anna", "carl"], 1, 2, [], 2),  # three places, one busy: two free
-        (["anna", "carl"], 3, 1, [], 15),  # all busy: half a typical (30 min) conversation
+        # all busy, since when unknown: half a typical (30 min) conversation on average
+        (["anna", "carl"], 3, 1, [], 15),
         (["anna"], 1, 1, [], 15),
-        (["anna"], 1, 2, [], 30),
-        (["anna"], 1, 3, [], 45),
-        (["anna", "carl"], 3, 4, [], 30),  # three places: the 4th waits two rounds
+        (["anna"], 1, 2, [], 45),  # the first one ahead then talks for a whole one
+        (["anna"], 1, 3, [], 75),
+        (["anna", "carl"], 3, 4, [], 45),  # three places: the 4th waits a round more
         (["anna"], 1, 1, [600.0, 1200.0, 3000.0], 10),  # median 20 min: 10, rounded up
         (["anna"], 1, 1, [120.0, 180.0], 5),  # never under five minutes when busy
-        (["anna"], 1, 2, [1260.0], 25),  # 2 x 10.5 = 21 -> 25
+        (["anna"], 1, 2, [1260.0], 35),  # 10.5 + 21 = 31.5 -> 35
     ],
 )
 def test_estimate_minutes(
@@ -301,7 +302,7 @@ def test_estimate_minutes(
 ) -> None:
     holders = [ANNA, CARL, CARL]
     busy = [session(i, State.ACTIVE, volunteer=holders[i]) for i in range(active)]
-    got = routing.estimate_minutes(position, policy(), duty(*on), busy, recent)
+    got = routing.estimate_minutes(position, policy(), duty(*on), busy, recent, T0)
     assert got == minutes
 
 
@@ -309,8 +310,59 @@ def test_estimate_uses_the_volunteers_caps() -> None:
     solo = policy(volunteers=(VolunteerProfile(CARL, "Carl", ("en",), max_sessions=3),))
     busy = [session(i, State.ACTIVE, volunteer=CARL) for i in range(3)]
     states = duty("carl")
-    assert routing.estimate_minutes(3, solo, states, busy, []) == 15
-    assert routing.estimate_minutes(4, solo, states, busy, []) == 30
+    assert routing.estimate_minutes(3, solo, states, busy, [], T0) == 15
+    assert routing.estimate_minutes(4, solo, states, busy, [], T0) == 45
+
+
+def _talking(n: int, minutes: float, *, extended: float = 0) -> Session:
+    """Anna's conversation `n`, accepted `minutes` before T0."""
+    s = session(n, State.ACTIVE, volunteer=ANNA)
+    s.accepted_at = T0 - timedelta(minutes=minutes)
+    s.extended = timedelta(minutes=extended)
+    return s
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "extended", "recent", "minutes"),
+    [
+        # a typical conversation is 60 minutes, the limit 60
+        (0, 0, [3600.0], 60),  # just begun: a whole one
+        (20, 0, [3600.0], 40),
+        (50, 0, [3600.0], 10),  # at 50 of 60: frees its volunteer within 10
+        (58, 0, [3600.0], 5),  # (never under five minutes when busy)
+        (50, 20, [3600.0], 10),  # extended, but typical says about 10 more
+        # a typical conversation is 20 minutes
+        (10, 0, [1200.0], 10),
+        (30, 0, [1200.0], 5),  # past the typical: about wrapping up
+        (59, 0, [1200.0], 5),  # and never past the limit
+        # no data yet: half the limit is typical
+        (25, 0, [], 5),
+        (5, 0, [], 25),
+    ],
+)
+def test_the_estimate_counts_how_long_conversations_have_run(
+    elapsed: float, extended: float, recent: list[float], minutes: int
+) -> None:
+    busy = [_talking(1, elapsed, extended=extended)]
+    solo = policy(volunteers=PROFILES[:1])
+    assert routing.estimate_minutes(1, solo, duty("anna"), busy, recent, T0) == minutes
+
+
+def test_the_estimate_waits_for_the_place_that_frees_first() -> None:
+    # Anna takes two; one conversation began just now, the other is at 50 of 60 minutes.
+    two = policy(volunteers=(VolunteerProfile(ANNA, "Anna", ("nb",), max_sessions=2),))
+    busy = [_talking(1, 0), _talking(2, 50)]
+    states = duty("anna")
+    assert routing.estimate_minutes(1, two, states, busy, [3600.0], T0) == 10
+    # The next in line: the first freed place is taken (10 + 60), the other frees at 60.
+    assert routing.estimate_minutes(2, two, states, busy, [3600.0], T0) == 60
+    assert routing.estimate_minutes(3, two, states, busy, [3600.0], T0) == 70
+
+
+def test_a_volunteer_off_duty_frees_no_place() -> None:
+    busy = [_talking(1, 50)]
+    assert routing.estimate_minutes(1, policy(), duty("bjorn"), busy, [3600.0], T0) == 2
+    assert routing.estimate_minutes(1, policy(), duty(), busy, [3600.0], T0) is None
 
 
 # -- the machine follows the table -------------------------------------------------------
@@ -371,8 +423,17 @@ def test_estimate_learns_from_recent_conversations() -> None:
     w.chatter_says(s, "!slutt")
     w.active(chatter(2))
     waiting = w.arrive(chatter(3))
-    assert waiting.announced_estimate == 20  # half of the 40-minute conversation
-    assert routing.estimate_minutes(1, w.policy, w.h.duty, [], [2400.0]) == 2  # not busy
+    # The conversation before it took 40 minutes; the one now began just now.
+    assert waiting.announced_estimate == 40
+    assert waiting.told_estimate == 40
+    w.advance(30 * MIN)
+    assert (
+        routing.estimate_minutes(
+            1, w.policy, w.h.duty, list(w.h.sessions.values()), [2400.0], w.now
+        )
+        == 10
+    )
+    assert routing.estimate_minutes(1, w.policy, w.h.duty, [], [2400.0], w.now) == 2  # not busy
 
 
 def test_session_numbers_are_unique_pseudonyms() -> None:

@@ -71,6 +71,13 @@ SAMPLE: dict[str, Any] = {
     "by": "chatter",
     "name": "Irene",
     "until": "2026-03-03 13:00",
+    "opens": {"days": 0, "weekday": 0, "day": 2, "month": 3, "hour": 14, "minute": 0},
+    "time": "14:00",
+    "day": "mandag",
+    "date": 2,
+    "month": "mars",
+    "hour": "14",
+    "minute": "00",
 }
 
 BRACE = re.compile(r"[{}]")
@@ -483,3 +490,48 @@ def test_status_texts_carry_counts_only() -> None:
     out = texts.render(Text("status", {k: SAMPLE[k] for k in PARAMS["status"]}), "nb")
     assert "2 i kø" in out
     assert "12 min" in out
+
+
+# -- when the line opens next ----------------------------------------------------------
+
+
+def _opens(days: int, weekday: int = 0, day: int = 2, month: int = 3) -> dict[str, int]:
+    return {"days": days, "weekday": weekday, "day": day, "month": month, "hour": 14, "minute": 0}
+
+
+@pytest.mark.parametrize(
+    ("opens", "nb", "en"),
+    [
+        (_opens(0), "Vi åpner igjen i dag kl. 14.00", "We open again today at 14:00"),
+        (_opens(1), "Vi åpner igjen i morgen kl. 14.00", "We open again tomorrow at 14:00"),
+        (
+            _opens(3, weekday=4),
+            "Vi åpner igjen fredag kl. 14.00",
+            "We open again on Friday at 14:00",
+        ),
+        (
+            _opens(9, weekday=0, day=5, month=1),
+            "Vi åpner igjen mandag 5. januar kl. 14.00",
+            "We open again on Monday 5 January at 14:00",
+        ),
+        (None, "Du er velkommen tilbake når vi har åpent igjen", "You are welcome back when"),
+        ({"days": "soon"}, "når vi har åpent igjen", "when we are open again"),
+    ],
+)
+def test_a_closed_line_says_when_it_opens_in_the_chatters_language(
+    opens: Any, nb: str, en: str
+) -> None:
+    texts = Texts()
+    for lang, expected in (("nb", nb), ("en", en)):
+        out = texts.render(Text("reject.closed_hours", {"opens": opens}), lang)
+        assert expected in out, out
+        assert "113" in out  # a closed door still says where to turn
+        assert not BRACE.search(out)
+
+
+def test_the_weekdays_months_and_clock_can_be_the_organisations_own() -> None:
+    texts = Texts(
+        {"nb": {"word.clock": "{hour}:{minute}", "word.weekdays": "må,ti,on,to,fr,lø,sø"}}
+    )
+    out = texts.opening(_opens(2, weekday=2), "nb")
+    assert out.startswith("Vi åpner igjen on kl. 14:00")

@@ -10,7 +10,13 @@ from typing import Any
 
 from nio import SyncResponse
 
-from bot.matrix.syncfilter import SYNC_FILTER, before_join, prepare_sync, spec_version
+from bot.matrix.syncfilter import (
+    SYNC_FILTER,
+    before_join,
+    prepare_sync,
+    room_filter,
+    spec_version,
+)
 
 BOT = "@bot:hs"
 
@@ -106,3 +112,9 @@ def test_filter_asks_for_no_receipts_presence_or_account_data() -> None:
     assert SYNC_FILTER["presence"] == {"not_types": ["*"]}
     assert SYNC_FILTER["account_data"] == {"not_types": ["*"]}
     assert "timeline" not in SYNC_FILTER["room"]  # added only for servers that allow it
+    assert room_filter(read_receipts=False) == SYNC_FILTER["room"]
+
+
+def test_filter_asks_for_read_receipts_only_when_some_are_passed_on() -> None:
+    assert room_filter(read_receipts=True)["ephemeral"] == {"types": ["m.typing", "m.receipt"]}
+    assert SYNC_FILTER["room"]["ephemeral"] == {"types": ["m.typing"]}  # not changed by it

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from nio import Event
+from nio.events.ephemeral import ReceiptEvent
 
-from bot.core.events import Edit, Joined, Kind, Left, Message, Origin, Redaction
-from bot.core.ids import RoomID
+from bot.core.events import Edit, Joined, Kind, Left, Message, Origin, Receipt, Redaction
+from bot.core.ids import EventID, RoomID, UserID
 from bot.matrix.translate import (
     Skip,
     SkipCounts,
@@ -21,6 +22,7 @@ from bot.matrix.translate import (
     event_id,
     media_url,
     read,
+    read_receipts,
     room_id,
     translate,
     user_id,
@@ -256,3 +258,28 @@ def test_skip_counts_keep_the_fixed_reasons_only() -> None:
         counts.add(r)
     assert dict(counts) == {"malformed": 1, "plaintext_in_encrypted": 0, "error": 2}
     assert counts[Skip.IGNORED] == 0
+
+
+def test_only_others_public_read_receipts_with_valid_ids_become_inputs() -> None:
+    room = RoomID("!r:hs")
+    event = ReceiptEvent.from_dict(
+        {
+            "type": "m.receipt",
+            "content": {
+                "$read:hs": {
+                    "m.read": {"@vol:hs": {"ts": 1}, "@bot:hs": {"ts": 2}},
+                    "m.read.private": {"@other:hs": {"ts": 3}},
+                },
+                "$threaded:hs": {"m.read": {"@chatter:hs": {"ts": 4, "thread_id": "main"}}},
+                "not-an-event-id": {"m.read": {"@vol:hs": {"ts": 5}}},
+                "$bad-user:hs": {"m.read": {"vol": {"ts": 6}}},
+            },
+        }
+    )
+    got = read_receipts(room, event.receipts, "@bot:hs")
+    assert sorted(got, key=lambda r: r.user) == [
+        Receipt(room, UserID("@chatter:hs"), EventID("$threaded:hs")),
+        Receipt(room, UserID("@vol:hs"), EventID("$read:hs")),
+    ]
+    assert read_receipts(room, None, "@bot:hs") == []
+    assert read_receipts(room, [object(), 3], "@bot:hs") == []
