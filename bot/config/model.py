@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.core.media import MediaLimits
 from bot.core.model import Hours, Interval, PlaintextDirect
 from bot.core.model import Strategy as RoutingStrategy
 
@@ -127,6 +128,7 @@ class PrivacyConfig:
     relay_read_receipts: bool = False
     retention_max_lifetime: timedelta = timedelta(days=1)
     block_list_key: str | None = field(default=None, repr=False)  # None: use the store key
+    media: MediaLimits = field(default_factory=MediaLimits)  # what relay_media passes on
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from bot.config.model import (
 )
 from bot.config.reader import _Section
 from bot.config.source import _BAD, _MISSING, _Checker, _show
+from bot.core.media import KNOWN, MediaLimits, MiB
 from bot.core.model import PlaintextDirect
 from bot.core.model import Strategy as RoutingStrategy
 
@@ -339,8 +340,31 @@ def _read_privacy(root: _Section, limits: LimitsConfig) -> PrivacyConfig:
             "throw-away accounts are the web chat's now: see webchat.account_prefix "
             '(a localpart prefix without "@" or server, like anon-) and webchat.enabled',
         )
+    media = _read_media(s)
     s.done()
-    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key)
+    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key, media)
+
+
+# Synapse's own default upload limit is 50 MB; the bot holds a file in memory twice.
+MAX_MEDIA_BYTES = 50 * MiB
+
+
+def _read_media(privacy: _Section) -> MediaLimits:
+    d = MediaLimits()
+    s = privacy.section("media")
+    max_bytes = s.get("max_bytes", _int, default=d.max_bytes, minimum=1, maximum=MAX_MEDIA_BYTES)
+    types = s.items(
+        "types",
+        _choice,
+        default=tuple(sorted(d.types)),
+        expected="a list of MIME types",
+        non_empty=True,
+        choices=tuple(KNOWN),
+    )
+    s.done()
+    if _BAD in (max_bytes, types):
+        return d
+    return MediaLimits(max_bytes, frozenset(types))
 
 
 def _topic(chk: _Checker, path: str, value: Any) -> Any:

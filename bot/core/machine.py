@@ -41,6 +41,7 @@ from bot.core.events import (
     Input,
     Joined,
     Left,
+    MediaRefused,
     Message,
     Origin,
     PurgeFinished,
@@ -105,6 +106,8 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 self._on_chatter_unverified(event)
             case WebChatter():
                 self._web_intake(event, now)
+            case MediaRefused():
+                self._on_media_refused(event)
         fx, self._effects = self._effects, []
         return fx
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.counters import Counters
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
+from bot.core.media import MediaLimits
 
 
 class State(enum.Enum):
@@ -439,6 +440,7 @@ class Policy:
     sessions_per_day: int = 5
     purge_after: timedelta = timedelta(seconds=60)
     relay_media: bool = False
+    media: MediaLimits = field(default_factory=MediaLimits)  # what relay_media passes on
     consent_required: bool = False
     ask_rating: bool = False
     default_language: str = "nb"

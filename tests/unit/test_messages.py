@@ -70,6 +70,7 @@ SAMPLE: dict[str, Any] = {
     "lapses": 2,
     "by": "chatter",
     "name": "Irene",
+    "types": "JPEG, PNG, WebP",
 }
 
 BRACE = re.compile(r"[{}]")
