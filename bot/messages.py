@@ -1060,6 +1060,9 @@ class Texts:
             return "?"
         if isinstance(value, bool):
             return self._plain("word.yes" if value else "word.no", lang)
+        if isinstance(value, float):
+            shown = f"{value:g}"  # 10.0 -> 10, 0.5 -> 0.5
+            return shown.replace(".", ",") if lang == "nb" else shown
         if isinstance(value, list | tuple | set | frozenset):
             items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
             return ", ".join(str(v) for v in items) or _EMPTY_LIST

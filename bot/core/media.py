@@ -59,9 +59,9 @@ class MediaLimits:
         """The allowed types as a participant reads them: "JPEG, PNG, WebP"."""
         return ", ".join(KNOWN[t].label for t in KNOWN if t in self.types)
 
-    def limit_mb(self) -> str:
-        """The size limit in MB as a participant reads it: "10", "0.5"."""
-        return f"{self.max_bytes / MiB:.1f}".removesuffix(".0")
+    def limit_mb(self) -> float:
+        """The size limit in MB (MiB), to two significant digits: 10.0, 0.5, 0.00095."""
+        return float(f"{self.max_bytes / MiB:.2g}")
 
 
 class MediaProblem(enum.Enum):

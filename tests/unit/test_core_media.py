@@ -125,7 +125,7 @@ def test_an_image_before_a_volunteer_came_is_not_kept_for_later() -> None:
 @pytest.mark.parametrize(
     ("file", "key", "params"),
     [
-        (replace(PNG, size=10 * 1024 * 1024 + 1), "media.too_big", {"limit": "10"}),
+        (replace(PNG, size=10 * 1024 * 1024 + 1), "media.too_big", {"limit": 10.0}),
         (replace(PNG, mimetype="image/gif"), "media.type", {"types": "JPEG, PNG, WebP"}),
         (
             replace(PNG, msgtype="m.audio", mimetype=None),
@@ -166,7 +166,7 @@ def test_the_allow_list_and_limit_come_from_the_policy() -> None:
     assert len(of(image(w, s, C1, pdf), RelayMedia)) == 1
     fx = image(w, s, C1, replace(PNG, size=600 * 1024))
     assert [(t.text.key, t.text.params) for t in texts_to(fx, chatter_ref(s))] == [
-        ("media.too_big", {"limit": "0.5"})
+        ("media.too_big", {"limit": 0.5})
     ]
     fx = image(w, s, C1)
     assert [(t.text.key, t.text.params) for t in texts_to(fx, chatter_ref(s))] == [

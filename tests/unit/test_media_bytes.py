@@ -13,7 +13,7 @@ import pytest
 from nio import Event
 from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 
-from bot.core.events import Kind, Message, Origin
+from bot.core.events import Kind, Message, Origin, Text
 from bot.core.ids import RoomID
 from bot.core.media import (
     KNOWN,
@@ -29,6 +29,7 @@ from bot.core.media import (
 from bot.devtools.images import png, png_pixels
 from bot.matrix.media import content
 from bot.matrix.translate import attachment, translate
+from bot.messages import Texts
 
 LIMITS = MediaLimits()
 
@@ -126,8 +127,13 @@ def test_the_size_limit_counts_bytes() -> None:
 
 
 def test_the_participants_read_the_limit_and_types_in_plain_words() -> None:
-    assert LIMITS.limit_mb() == "10"
-    assert MediaLimits(max_bytes=1536 * 1024).limit_mb() == "1.5"
+    assert LIMITS.limit_mb() == 10
+    assert MediaLimits(max_bytes=1536 * 1024).limit_mb() == 1.5
+    texts = Texts({}, default_language="nb", bot_name="Alltidhjelp")
+    said = Text("media.too_big", {"limit": 1.5})
+    assert "(grensen er 1,5 MB)" in texts.render(said, "nb")
+    assert "(the limit is 1.5 MB)" in texts.render(said, "en")
+    assert "(the limit is 10 MB)" in texts.render(Text("media.too_big", {"limit": 10.0}), "en")
     assert LIMITS.labels() == "JPEG, PNG, WebP"
     assert set(KNOWN) >= LIMITS.types
 
