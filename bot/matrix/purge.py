@@ -42,9 +42,11 @@ room); it leaves and forgets, and with an admin token deletes the room with purg
 removes the chatter too. Without an admin token, the check counts only the bot's own
 events in the DM.
 
-Media: only what a participant of the conversation uploaded is deleted (the admin media
-API names the uploader). An `mxc://` is whatever a chatter put in a message, and may
-point at anyone's upload.
+Media: only what whoever posted it in the conversation uploaded is deleted (the admin
+media API names the uploader). An `mxc://` is whatever a chatter put in a message, and may
+point at anyone's upload. The bot's own copies of relayed files (`bot.matrix.media`) are
+noted with the bot as their poster, so they go too; `verify` checks that every file the
+media step was to delete is gone.
 
 Errors: the homeserver unreachable, 5xx or 429, a room deletion that keeps failing on the
 server, raise `Transient`: the worker's purge lane tries again later, with a delay that
