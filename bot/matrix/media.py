@@ -119,7 +119,10 @@ class MediaCopier:
         resp = await self.client.send("POST", UPLOAD, data, headers)
         async with resp:
             status = resp.status
-            body = await resp.json(content_type=None) if status < 500 else None
+            try:
+                body = await resp.json(content_type=None) if status < 500 else None
+            except ValueError:  # a proxy's HTML page: no error code to go by
+                body = None
         if status == 413:
             return MediaProblem.TOO_BIG  # the homeserver's own limit is lower than ours
         uri = body.get("content_uri") if isinstance(body, dict) else None
