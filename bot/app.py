@@ -37,6 +37,7 @@ from bot.logs import setup as setup_logging
 from bot.matrix.connection import Connection
 from bot.matrix.executor import Executor
 from bot.matrix.invites import InviteGate
+from bot.matrix.media import MediaCopier
 from bot.matrix.purge import Purger
 from bot.matrix.trust import TrustNotAvailable
 from bot.matrix.trust import build as build_trust
@@ -293,6 +294,9 @@ def _worker(
         bot_user=config.bot.user_id,
         purge=purger,
         redact_room=purger.redact_room,
+        media=MediaCopier(conn.client, config.privacy.media)
+        if config.privacy.relay_media
+        else None,
     )
     timers = Timers(fire=lambda t: enqueue(Inbound(t)))
     metrics = Metrics(

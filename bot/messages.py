@@ -105,6 +105,10 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "usage": ("usage",),
         "help": ("lines",),
         "media_refused": (),
+        "media.too_big": ("limit",),
+        "media.type": ("types",),
+        "media.broken": (),
+        "media.not_yet": (),
         "too_long": ("length", "limit"),
         "rate_limited": (),
         # command help, one per command in bot.core.commands.TABLE
@@ -335,6 +339,20 @@ NB: dict[str, str] = {
     "media_refused": (
         "Bilder, filer og lydmeldinger blir ikke sendt videre her, bare tekst. "
         "Det er for å passe på personvernet. Skriv det gjerne med ord i stedet."
+    ),
+    "media.too_big": (
+        "Filen er for stor til å sendes videre (grensen er {limit} MB). Ingenting ble sendt."
+    ),
+    "media.type": (
+        "Dette kan ikke sendes videre her. Bare tekst og disse filtypene går videre: "
+        "{types}. Ingenting ble sendt."
+    ),
+    "media.broken": (
+        "Filen kunne ikke leses, så den ble ikke sendt videre. Prøv gjerne å sende den igjen."
+    ),
+    "media.not_yet": (
+        "Bilder og filer kan sendes når en frivillig er kommet inn i samtalen. "
+        "Ingenting ble sendt ennå."
     ),
     "too_long": (
         "Meldingen ble for lang til å sendes ({length} tegn, grensen er {limit}). "
@@ -758,6 +776,20 @@ EN: dict[str, str] = {
         "Pictures, files and voice messages are not passed on here, only text. "
         "That's to protect privacy. Please put it into words instead."
     ),
+    "media.too_big": (
+        "The file is too big to pass on (the limit is {limit} MB). Nothing was sent."
+    ),
+    "media.type": (
+        "This can't be passed on here. Only text and these kinds of file go through: "
+        "{types}. Nothing was sent."
+    ),
+    "media.broken": (
+        "The file could not be read, so it was not passed on. Please try sending it again."
+    ),
+    "media.not_yet": (
+        "Pictures and files can be sent once a volunteer has joined the conversation. "
+        "Nothing has been sent yet."
+    ),
     "too_long": (
         "The message was too long to send ({length} characters, the limit is {limit}). "
         "Please split it into a few shorter messages."
@@ -1170,6 +1202,9 @@ class Texts:
             return "?"
         if isinstance(value, bool):
             return self._plain("word.yes" if value else "word.no", lang)
+        if isinstance(value, float):
+            shown = f"{value:g}"  # 10.0 -> 10, 0.5 -> 0.5
+            return shown.replace(".", ",") if lang == "nb" else shown
         if isinstance(value, list | tuple | set | frozenset):
             items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
             return ", ".join(str(v) for v in items) or _EMPTY_LIST

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.core.ids import EventID, RoomID
+from bot.core.ids import EventID, RoomID, UserID
+from bot.core.media import MediaProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,26 @@ class Lost:
     room: RoomID
 
 
-Outcome = Done | Sent | RoomMade | Refused | Purged | Lost
+@dataclass(frozen=True, slots=True)
+class MediaRelayed:
+    """An attachment went to the homeserver as a new file, `mxc`, uploaded by `uploader`
+    (the bot): it is the conversation's to purge, whatever came of the message that
+    carries it (`then`: sent, refused, or the room lost)."""
+
+    mxc: str
+    uploader: UserID
+    then: Sent | Refused | Lost
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRejected:
+    """The attachment's bytes may not be passed on (or could not be read): nothing was
+    uploaded or sent; its sender is told why."""
+
+    problem: MediaProblem
+
+
+Outcome = Done | Sent | RoomMade | Refused | Purged | Lost | MediaRelayed | MediaRejected
 
 
 @dataclass(frozen=True, slots=True)

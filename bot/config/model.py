@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.core.media import MediaLimits
 from bot.core.model import Hours, Interval, PlaintextDirect, ReadReceipts
 from bot.core.model import Strategy as RoutingStrategy
 
@@ -128,6 +129,7 @@ class PrivacyConfig:
     block_list_key: str | None = field(default=None, repr=False)  # None: use the store key
     # The chatter is asked for 1-5 at the end; only the number is kept, in the statistics.
     ask_rating: bool = False
+    media: MediaLimits = field(default_factory=MediaLimits)  # what relay_media passes on
 
 
 @dataclass(frozen=True, slots=True)

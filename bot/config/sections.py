@@ -44,6 +44,7 @@ from bot.config.model import (
 )
 from bot.config.reader import _Section
 from bot.config.source import _BAD, _MISSING, _Checker, _show
+from bot.core.media import KNOWN, MediaLimits, MiB
 from bot.core.model import PlaintextDirect, ReadReceipts
 from bot.core.model import Strategy as RoutingStrategy
 
@@ -346,8 +347,9 @@ def _read_privacy(root: _Section, limits: LimitsConfig) -> PrivacyConfig:
             '(a localpart prefix without "@" or server, like anon-) and webchat.enabled',
         )
     ask_rating = s.get("ask_rating", _bool, default=False)
+    media = _read_media(s)
     s.done()
-    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key, ask_rating)
+    return PrivacyConfig(purge_after, relay_media, receipts, lifetime, block_key, ask_rating, media)
 
 
 def _read_receipts(chk: _Checker, path: str, value: Any) -> Any:
@@ -366,6 +368,28 @@ _RECEIPT_WORDS = {
     ReadReceipts.VOLUNTEER_TO_CHATTER.value: ReadReceipts.VOLUNTEER_TO_CHATTER,
     ReadReceipts.BOTH.value: ReadReceipts.BOTH,
 }
+
+
+# Synapse's own default upload limit is 50 MB; the bot holds a file in memory twice.
+MAX_MEDIA_BYTES = 50 * MiB
+
+
+def _read_media(privacy: _Section) -> MediaLimits:
+    d = MediaLimits()
+    s = privacy.section("media")
+    max_bytes = s.get("max_bytes", _int, default=d.max_bytes, minimum=1, maximum=MAX_MEDIA_BYTES)
+    types = s.items(
+        "types",
+        _choice,
+        default=tuple(sorted(d.types)),
+        expected="a list of MIME types",
+        non_empty=True,
+        choices=tuple(KNOWN),
+    )
+    s.done()
+    if _BAD in (max_bytes, types):
+        return d
+    return MediaLimits(max_bytes, frozenset(types))
 
 
 def _topic(chk: _Checker, path: str, value: Any) -> Any:

@@ -25,6 +25,7 @@ _TYPES: dict[str, type] = {
         events.Say,
         events.SetPersona,
         events.Relay,
+        events.RelayMedia,
         events.RelayEdit,
         events.RelayRedaction,
         events.SetTyping,
@@ -39,6 +40,7 @@ _TYPES: dict[str, type] = {
         events.RoomFailed,
         events.PurgeFinished,
         events.TimerFired,
+        events.MediaRefused,
     )
 }
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
+from bot.core.media import Attachment, MediaProblem
 from bot.core.model import Role
 
 # --------------------------------------------------------------------------------------
@@ -50,7 +51,9 @@ class Message:
     body: str
     kind: Kind = Kind.TEXT
     origin: Origin = Origin.OTHER
-    media_url: str | None = None  # mxc:// of refused media, recorded for the purge
+    media_url: str | None = None  # mxc:// of any media, recorded for the purge
+    # An encrypted attachment that `privacy.relay_media` may pass on (its key, its hash).
+    attachment: Attachment | None = None
     # False for a message that came in the clear (nio did not decrypt it): possible only
     # in a room that is not encrypted, such as a DM a chatter opened without encryption.
     encrypted: bool = True
@@ -161,6 +164,15 @@ class Unreadable:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaRefused:
+    """An attachment the core asked to relay (`RelayMedia`) turned out, once downloaded,
+    not to be one that may be passed on: its sender is told why, in `back`."""
+
+    back: RoomRef
+    problem: MediaProblem
+
+
+@dataclass(frozen=True, slots=True)
 class ChatterUnverified:
     """The chatter of the conversation in `room` has no cross-signed device, and the
     bot shares keys with their unsigned ones (`encryption.chatter_devices`): the
@@ -206,6 +218,7 @@ Input = (
     | IdentityChanged
     | ChatterUnverified
     | WebChatter
+    | MediaRefused
 )
 
 # --------------------------------------------------------------------------------------
@@ -271,6 +284,19 @@ class Relay:
     body: str
     source: EventID
     emote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RelayMedia:
+    """A participant's attachment, passed to the other side as a new file: downloaded,
+    checked from its bytes (`bot.core.media.inspect`), encrypted with a fresh key and
+    uploaded by the bot, sent with a neutral name. If the bytes may not pass, the sender
+    is told in `back` (through `MediaRefused`)."""
+
+    to: RoomRef
+    attachment: Attachment
+    source: EventID
+    back: RoomRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +391,7 @@ Effect = (
     | Say
     | SetPersona
     | Relay
+    | RelayMedia
     | RelayEdit
     | RelayRedaction
     | SetTyping

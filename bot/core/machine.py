@@ -42,6 +42,7 @@ from bot.core.events import (
     Input,
     Joined,
     Left,
+    MediaRefused,
     Message,
     Origin,
     PurgeFinished,
@@ -110,6 +111,8 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 self._on_chatter_unverified(event)
             case WebChatter():
                 self._web_intake(event, now)
+            case MediaRefused():
+                self._on_media_refused(event)
         fx, self._effects = self._effects, []
         return fx
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.counters import Counters
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID, server_of
+from bot.core.media import MediaLimits
 
 
 class State(enum.Enum):
@@ -458,6 +459,7 @@ class Policy:
     purge_after: timedelta = timedelta(seconds=60)
     relay_media: bool = False
     relay_read_receipts: ReadReceipts = ReadReceipts.OFF
+    media: MediaLimits = field(default_factory=MediaLimits)  # what relay_media passes on
     consent_required: bool = False
     ask_rating: bool = False
     default_language: str = "nb"

@@ -21,6 +21,7 @@ from bot.core.events import (
     Edit,
     IdentityChanged,
     Kind,
+    MediaRefused,
     Message,
     Origin,
     Receipt,
@@ -29,6 +30,7 @@ from bot.core.events import (
     Redaction,
     Relay,
     RelayEdit,
+    RelayMedia,
     RelayReceipt,
     RelayRedaction,
     RoomRef,
@@ -36,6 +38,7 @@ from bot.core.events import (
     Typing,
     Unreadable,
 )
+from bot.core.media import MediaProblem, precheck
 from bot.core.model import (
     OPEN_STATES,
     HeldMessage,
@@ -49,6 +52,12 @@ from bot.core.model import (
     timer_key,
 )
 from bot.core.pseudonyms import scrub
+
+MEDIA_TEXTS = {
+    MediaProblem.TOO_BIG: "media.too_big",
+    MediaProblem.TYPE: "media.type",
+    MediaProblem.BROKEN: "media.broken",
+}
 
 
 class RelayRules(CommandRules):
@@ -74,7 +83,22 @@ class RelayRules(CommandRules):
         if s.state not in OPEN_STATES:
             return
         if m.kind is Kind.MEDIA or m.kind is Kind.OTHER:
-            self._say(ref, "media_refused", lang)
+            if self._media_refused(m, ref, lang):
+                return
+            if not self._within_rate(s, now):
+                self._say(ref, "rate_limited", lang)
+                return
+            vref = self._volunteer_ref(s)
+            if s.state is not State.ACTIVE or vref is None:
+                # Held words wait as text; a file is not kept for later.
+                self._say(ref, "media.not_yet", lang)
+                return
+            s.last_chatter_activity = now
+            self._touch(s)
+            if timer_key(TimerKind.IDLE_WARN, s.id) not in self.timers:
+                self._arm_idle(s, now)
+            assert m.attachment is not None  # _media_refused said so
+            self._emit(RelayMedia(vref, m.attachment, m.event_id, ref))
             return
         if len(m.body) > self.policy.message_max_chars:
             self._say(
@@ -102,6 +126,41 @@ class RelayRules(CommandRules):
             s.held.append(HeldMessage(m.event_id, m.body))
         else:
             self._say(ref, "held_full", lang)
+
+    def _media_refused(self, m: Message, ref: RoomRef, lang: str) -> bool:
+        """Whether media (or a location, a poll: anything but words) stops here, the
+        writer told why: relaying is off, it is no file the bot can read, or what it
+        declares is too big or of a type not passed on. What passes is checked again
+        from its bytes when it is downloaded (`MediaRefused`)."""
+        if not self.policy.relay_media:
+            self._say(ref, "media_refused", lang)
+            return True
+        limits = self.policy.media
+        problem = MediaProblem.TYPE if m.attachment is None else precheck(m.attachment, limits)
+        if problem is None:
+            return False
+        self._tell_media(problem, ref, lang)
+        return True
+
+    def _tell_media(self, problem: MediaProblem, ref: RoomRef, lang: str) -> None:
+        limits = self.policy.media
+        if problem is MediaProblem.TOO_BIG:
+            self._say(ref, MEDIA_TEXTS[problem], lang, limit=limits.limit_mb())
+        elif problem is MediaProblem.TYPE:
+            self._say(ref, MEDIA_TEXTS[problem], lang, types=limits.labels())
+        else:
+            self._say(ref, MEDIA_TEXTS[problem], lang)
+
+    def _on_media_refused(self, e: MediaRefused) -> None:
+        """A relayed attachment whose bytes were refused: its sender learns why, while
+        the conversation is still open."""
+        s = self.sessions.get(e.back.session_id)
+        if s is None or s.state not in OPEN_STATES:
+            return
+        if e.back.role is Role.CHATTER:
+            self._tell_media(e.problem, e.back, s.language)
+        else:
+            self._tell_media(e.problem, e.back, self._staff_language())
 
     def _within_rate(self, s: Session, now: datetime) -> bool:
         window = self._rate.setdefault(s.id, deque())
@@ -135,7 +194,9 @@ class RelayRules(CommandRules):
             self._say(vref, "not_delivered_ended", lang)
             return
         if m.kind is Kind.MEDIA or m.kind is Kind.OTHER:
-            self._say(vref, "media_refused", lang)
+            if not self._media_refused(m, vref, lang):
+                assert m.attachment is not None  # _media_refused said so
+                self._emit(RelayMedia(self._chatter_ref(s), m.attachment, m.event_id, vref))
             return
         if len(m.body) > self.policy.message_max_chars:
             self._say(

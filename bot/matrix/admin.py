@@ -12,6 +12,7 @@ Synapse's admin API answering raise `AdminUnusable`.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -215,25 +216,16 @@ class AdminAPI:
         deleted because someone else uploaded them."""
         gone = kept = foreign = 0
         for mxc in media:
-            parts = urlsplit(mxc)
-            server, media_id = parts.netloc, parts.path.lstrip("/")
-            if parts.scheme != "mxc" or not server or not media_id:
-                kept += 1
-                continue
-            where = f"{quote(server, safe='')}/{quote(media_id, safe='')}"
-            path = f"/_synapse/admin/v1/media/{where}"
-            status, body = await self.request("GET", path)
-            if _not_found(status, body):
+            path = _media_path(mxc)
+            found = await self._media(path, posters.get(mxc), participants) if path else None
+            if found is _Media.GONE:
                 gone += 1  # already gone, or never uploaded
                 continue
-            if status != 200:
-                kept += 1
-                continue
-            info = body.get("media_info", body)  # the envelope since Synapse 1.12x
-            uploader = info.get("user_id") if isinstance(info, dict) else None
-            poster = posters.get(mxc)
-            if uploader is None or uploader not in ([poster] if poster else participants):
+            if found is _Media.FOREIGN:
                 foreign += 1
+                continue
+            if path is None or found is not _Media.OURS:
+                kept += 1
                 continue
             status, body = await self.request("DELETE", path)
             # 404: gone meanwhile; 400: another server's media, which only that
@@ -243,6 +235,51 @@ class AdminAPI:
             else:
                 kept += 1
         return gone, kept, foreign
+
+    async def media_left(
+        self,
+        media: Sequence[str],
+        posters: Mapping[str, UserID | None],
+        participants: Sequence[UserID],
+    ) -> int:
+        """How many of the items `delete_media` deletes are still on the server: the
+        purge's check. Items it keeps (another's upload, another server's) do not count."""
+        left = 0
+        for mxc in media:
+            path = _media_path(mxc)
+            if path and await self._media(path, posters.get(mxc), participants) is _Media.OURS:
+                left += 1
+        return left
+
+    async def _media(
+        self, path: str, poster: UserID | None, participants: Sequence[UserID]
+    ) -> _Media:
+        """What the admin media API says of one item, held against who posted it."""
+        status, body = await self.request("GET", path)
+        if _not_found(status, body):
+            return _Media.GONE
+        if status != 200:
+            return _Media.UNKNOWN
+        info = body.get("media_info", body)  # the envelope since Synapse 1.12x
+        uploader = info.get("user_id") if isinstance(info, dict) else None
+        if uploader is None or uploader not in ([poster] if poster else participants):
+            return _Media.FOREIGN
+        return _Media.OURS
+
+
+class _Media(enum.Enum):
+    GONE = "gone"  # Synapse's own 404
+    UNKNOWN = "unknown"  # the server would not say
+    FOREIGN = "foreign"  # uploaded by someone other than whoever posted it
+    OURS = "ours"  # there, and the conversation's to delete
+
+
+def _media_path(mxc: str) -> str | None:
+    parts = urlsplit(mxc)
+    server, media_id = parts.netloc, parts.path.lstrip("/")
+    if parts.scheme != "mxc" or not server or not media_id:
+        return None
+    return f"/_synapse/admin/v1/media/{quote(server, safe='')}/{quote(media_id, safe='')}"
 
 
 def _not_found(status: int, body: dict[str, Any]) -> bool:

@@ -45,6 +45,7 @@ from bot.core.events import (
     RedactRoom,
     Relay,
     RelayEdit,
+    RelayMedia,
     RelayReceipt,
     RelayRedaction,
     Retire,
@@ -56,12 +57,26 @@ from bot.core.events import (
     Withdraw,
 )
 from bot.core.ids import EventID, RoomID, UserID
+from bot.core.media import MediaProblem
 from bot.core.model import Role
 from bot.core.rooms import Rooms
 from bot.matrix.errors import TRANSPORT_ERRORS, Kind, Refusal, check, code_of, kind_of_code
+from bot.matrix.media import MediaCopier
 from bot.matrix.trust import TrustPolicy
 from bot.messages import Texts
-from bot.outcomes import Done, Known, Lost, Outcome, Purged, Refused, RoomMade, Sent, Transient
+from bot.outcomes import (
+    Done,
+    Known,
+    Lost,
+    MediaRejected,
+    MediaRelayed,
+    Outcome,
+    Purged,
+    Refused,
+    RoomMade,
+    Sent,
+    Transient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +96,7 @@ class Executor:
         bot_user: str,
         purge: Callable[[Purge], Awaitable[str]],
         redact_room: Callable[[RoomID], Awaitable[None]] | None = None,
+        media: MediaCopier | None = None,
     ) -> None:
         self.client = client
         self.texts = texts
@@ -90,20 +106,24 @@ class Executor:
         self.bot_user = bot_user
         self.purge = purge
         self.redact_room = redact_room
+        self.media = media  # None: relay_media is off, and RelayMedia is never asked for
 
     async def run(self, effect: Any, txn_id: str, known: Known | None = None) -> Outcome:
         """Carry out one effect; what came of it, for the worker to record."""
         try:
             return await self._run(effect, txn_id, known or Known())
         except Refusal as exc:
-            room = self._room_of(effect)
-            if exc.code == "M_FORBIDDEN" and room is not None and not await self._member(room):
-                return Lost(room)
-            return Refused(exc.code)
+            return await self._refused(effect, exc)
         except TRANSPORT_ERRORS as exc:
             # A request made outside `check` (nio's key queries in the trust policy, say)
             # hit a broken transport: that is passing trouble like any other.
             raise Transient(type(exc).__name__) from exc
+
+    async def _refused(self, effect: Any, exc: Refusal) -> Refused | Lost:
+        room = self._room_of(effect)
+        if exc.code == "M_FORBIDDEN" and room is not None and not await self._member(room):
+            return Lost(room)
+        return Refused(exc.code)
 
     async def _run(self, effect: Any, txn_id: str, known: Known) -> Outcome:
         match effect:
@@ -128,6 +148,8 @@ class Executor:
                 room = self._target(effect.to)
                 content = {"msgtype": "m.emote" if effect.emote else "m.text", "body": effect.body}
                 return await self._send(room, content, txn_id)
+            case RelayMedia():
+                return await self._relay_media(effect, txn_id)
             case RelayEdit():
                 if known.relayed is None:
                     return Done()  # the original was never relayed (e.g. refused): no edit
@@ -175,6 +197,24 @@ class Executor:
             case _:
                 raise TypeError(f"not an effect the executor knows: {type(effect).__name__}")
         return Done()
+
+    async def _relay_media(self, effect: RelayMedia, txn_id: str) -> Outcome:
+        """The bot's own copy of the attachment (`bot.matrix.media`), sent to the other
+        side; once uploaded, the copy is reported whatever becomes of the send, so that
+        the purge deletes it."""
+        if self.media is None:
+            return MediaRejected(MediaProblem.TYPE)
+        room = self._target(effect.to)  # before the download: no room, nothing to copy
+        made = await self.media.copy(effect.attachment, txn_id)
+        if isinstance(made, MediaProblem):
+            return MediaRejected(made)
+        then: Sent | Refused | Lost
+        try:
+            then = await self._send(room, made.content, txn_id)
+        except Refusal as exc:
+            then = await self._refused(effect, exc)
+        self.media.sent(txn_id)
+        return MediaRelayed(made.mxc, UserID(self.bot_user), then)
 
     # ----------------------------------------------------------------------------------
 

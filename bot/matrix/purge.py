@@ -21,7 +21,8 @@ the worker carries it out again on start):
   media         with an admin token: every mxc:// the conversation carried
   account       a web chatter's throw-away account (`Purge.erase`): deactivated with erase
   local         the rooms' Megolm sessions out of nio's crypto store and out of memory
-  verify        the result above (and a web chatter's account deactivated); recorded as
+  verify        the result above (and a web chatter's account deactivated, and no media
+                the media step should have deleted still there); recorded as
                 "verify=<result>" before ...
   forget        ... the bot forgets the rooms (a forgotten room cannot be read back, so the
                 check without admin rights must come first), and its crypto store forgets
@@ -52,9 +53,11 @@ nobody but the bot still in the room (anyone still in is kicked again); if not, 
 is tried again later (`Transient`, the lane's growing delay and its alert). The result is
 then "verified_local_only", counted apart from "verified" in the statistics.
 
-Media: only what a participant of the conversation uploaded is deleted (the admin media
-API names the uploader). An `mxc://` is whatever a chatter put in a message, and may
-point at anyone's upload.
+Media: only what whoever posted it in the conversation uploaded is deleted (the admin
+media API names the uploader). An `mxc://` is whatever a chatter put in a message, and may
+point at anyone's upload. The bot's own copies of relayed files (`bot.matrix.media`) are
+noted with the bot as their poster, so they go too; `verify` checks that every file the
+media step was to delete is gone.
 
 Errors: the homeserver unreachable, 5xx or 429, a room deletion that keeps failing on the
 server, raise `Transient`: the worker's purge lane tries again later, with a delay that
@@ -249,6 +252,8 @@ class Purger:
             log.debug("purge step", extra={"step": step, "seconds": _since(began)})
         if not result:
             result = await self._verify(rooms, dm)
+            if result == VERIFIED and await self._media_left(sid, job.media, participants):
+                result = "failed:media_still_present"
             if result == VERIFIED and federated:
                 result = VERIFIED_LOCAL_ONLY
             if result in (VERIFIED, VERIFIED_LOCAL_ONLY) and not await self._erased(erase):
@@ -392,6 +397,22 @@ class Purger:
             "purge media",
             extra={"deleted": gone, "not_deletable": kept, "not_participants": foreign},
         )
+
+    async def _media_left(
+        self, sid: SessionID, media: Sequence[str], participants: Sequence[UserID]
+    ) -> int:
+        """How many items the media step should have deleted are still on the server
+        (the senders' originals and the bot's relayed copies alike)."""
+        if self.admin is None or not media:
+            return 0
+        posters = await self.media.posters(sid)
+        try:
+            left = await self.admin.media_left(media, posters, participants)
+        except AdminUnusable:
+            return 0  # the rooms' check, just before, used the same API and passed
+        if left:
+            log.error("media still on the server after the purge", extra={"items": left})
+        return left
 
     # -- the bot's own crypto store -------------------------------------------------------
 

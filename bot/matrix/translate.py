@@ -55,9 +55,12 @@ from bot.core.events import (
     Redaction,
 )
 from bot.core.ids import EventID, RoomID, UserID
+from bot.core.media import Attachment
 
 MAX_ID_LENGTH = 255
 MAX_URL_LENGTH = 2048
+MAX_KEY_LENGTH = 128  # a base64 AES key, IV or SHA-256 is 22 to 44 characters
+MAX_SIZE = 1 << 53  # the largest integer canonical JSON carries
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -150,6 +153,42 @@ def media_url(value: Any) -> str | None:
     return None
 
 
+def _b64(value: Any) -> str | None:
+    """A short (unpadded or padded) base64 string, as keys, IVs and hashes are."""
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_KEY_LENGTH
+        and re.fullmatch(r"[A-Za-z0-9+/_-]+=*", value) is not None
+    ):
+        return value
+    return None
+
+
+def attachment(content: dict[str, Any]) -> Attachment | None:
+    """An encrypted attachment (`file`, an EncryptedFile v2 with an AES-CTR key) as the
+    core can ask to relay it, or None if the message carries none that is well formed."""
+    msgtype = _str(content.get("msgtype"))
+    file = _dict(content.get("file"))
+    if msgtype not in _MEDIA or file is None or file.get("v") != "v2":
+        return None
+    key = _dict(file.get("key")) or {}
+    hashes = _dict(file.get("hashes")) or {}
+    url = media_url(file.get("url"))
+    k, iv, sha256 = _b64(key.get("k")), _b64(file.get("iv")), _b64(hashes.get("sha256"))
+    if url is None or k is None or iv is None or sha256 is None:
+        return None
+    if key.get("alg") != "A256CTR" or key.get("kty") != "oct":
+        return None
+    info = _dict(content.get("info")) or {}
+    mimetype = _str(info.get("mimetype"))
+    size = info.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+        size = None
+    if mimetype is not None and (len(mimetype) > 255 or not mimetype.isascii()):
+        mimetype = None
+    return Attachment(url, k, iv, sha256, msgtype, mimetype, size)
+
+
 def _dict(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
@@ -237,11 +276,16 @@ def _message(
             return Skip.MALFORMED
         return Edit(room, sender, own, original, clean_text(body))
 
-    def message(body: str, kind: Kind, url: str | None = None) -> Message:
-        return Message(room, sender, own, body, kind, origin, url, encrypted=decrypted)
+    def message(
+        body: str, kind: Kind, url: str | None = None, file: Attachment | None = None
+    ) -> Message:
+        return Message(room, sender, own, body, kind, origin, url, file, encrypted=decrypted)
 
-    if isinstance(event, (RoomMessageMedia, RoomEncryptedMedia)):
+    if isinstance(event, RoomEncryptedMedia):
         # an encrypted attachment's `url` is its file's
+        url = media_url(getattr(event, "url", None))
+        return message("", Kind.MEDIA, url, attachment(content))
+    if isinstance(event, RoomMessageMedia):
         return message("", Kind.MEDIA, media_url(getattr(event, "url", None)))
     if isinstance(event, RoomMessageNotice):
         return Skip.IGNORED  # bots and bridges speak in notices; never relay or act on them

@@ -378,7 +378,12 @@ class Worker:
 
     async def _write_done(self, done: EffectDone, tx: Tx) -> None:
         await write_done(
-            done, tx, outbox=self.outbox, attempts=self.attempts, relay_map=self.relay_map
+            done,
+            tx,
+            outbox=self.outbox,
+            attempts=self.attempts,
+            relay_map=self.relay_map,
+            media=self.media,
         )
 
     # ----------------------------------------------------------------------------------

@@ -10,18 +10,30 @@ from bot.core.events import (
     CreateRoom,
     Effect,
     Input,
+    MediaRefused,
     Purge,
     PurgeFinished,
     Relay,
+    RelayMedia,
     Removed,
     RoomCreated,
     RoomFailed,
 )
 from bot.inbox import EffectDone
-from bot.outcomes import Lost, Outcome, Purged, Refused, RoomMade, Sent
+from bot.outcomes import (
+    Lost,
+    MediaRejected,
+    MediaRelayed,
+    Outcome,
+    Purged,
+    Refused,
+    RoomMade,
+    Sent,
+)
 from bot.storage.db import Tx
 from bot.storage.events import RelayMap
 from bot.storage.outbox import Attempts, OutboxRepo
+from bot.storage.purges import MediaSeen
 
 log = logging.getLogger("bot.worker")  # one logger for the whole worker, as before its split
 
@@ -36,6 +48,10 @@ def follow_up(effect: Effect, outcome: Outcome) -> Input | None:
             log.error("room creation refused", extra={"code": outcome.code})
             return RoomFailed(ref.session_id, ref.offer_id)
         return None
+    if isinstance(outcome, MediaRejected) and isinstance(effect, RelayMedia):
+        return MediaRefused(effect.back, outcome.problem)
+    if isinstance(outcome, MediaRelayed):
+        return follow_up(effect, outcome.then)
     if isinstance(outcome, Purged) and isinstance(effect, Purge):
         return PurgeFinished(effect.session_id, outcome.result)
     if isinstance(outcome, Lost):
@@ -49,13 +65,26 @@ def follow_up(effect: Effect, outcome: Outcome) -> Input | None:
 
 
 async def write_done(
-    done: EffectDone, tx: Tx, *, outbox: OutboxRepo, attempts: Attempts, relay_map: RelayMap
+    done: EffectDone,
+    tx: Tx,
+    *,
+    outbox: OutboxRepo,
+    attempts: Attempts,
+    relay_map: RelayMap,
+    media: MediaSeen,
 ) -> None:
     """Mark the row done, with what must be remembered of it."""
     effect, outcome = done.effect, done.outcome
     await outbox.done(done.row.id, tx=tx)
     if isinstance(effect, CreateRoom):
         await attempts.clear(done.row.txn_id, tx=tx)
+    if isinstance(effect, RelayMedia) and isinstance(outcome, MediaRelayed):
+        # The bot's own upload: the purge deletes it, as the bot is its uploader.
+        sid = effect.to.session_id
+        await media.record(sid, outcome.mxc, outcome.uploader, tx=tx)
+        if isinstance(outcome.then, Sent):
+            sent = outcome.then
+            await relay_map.record(sid, effect.source, sent.room, sent.event_id, tx=tx)
     if isinstance(effect, Relay) and isinstance(outcome, Sent):
         await relay_map.record(
             effect.to.session_id, effect.source, outcome.room, outcome.event_id, tx=tx

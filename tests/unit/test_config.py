@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 import bot.config
 from bot.cli import main
@@ -35,6 +36,7 @@ from bot.config import (
     parse_duration,
 )
 from bot.core.hours import is_open
+from bot.core.media import MediaLimits
 from bot.core.model import ReadReceipts, server_allowed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,6 +136,9 @@ def test_minimal_config_loads_with_defaults_and_types(tmp_path: Path) -> None:
     assert config.privacy.relay_media is False
     assert config.privacy.relay_read_receipts is ReadReceipts.OFF
     assert config.privacy.ask_rating is False
+    assert config.privacy.media == MediaLimits()
+    assert config.privacy.media.max_bytes == 10 * 1024 * 1024
+    assert config.privacy.media.types == {"image/jpeg", "image/png", "image/webp"}
     assert config.privacy.retention_max_lifetime == timedelta(days=1)
     assert config.privacy.block_list_key is None
     assert config.webchat == WebchatConfig()
@@ -494,6 +499,35 @@ def test_retention_must_outlive_a_conversation(tmp_path: Path) -> None:
     )
     assert problem.path == "privacy.retention_max_lifetime"
     assert "2h1m" in problem.expected  # 30m queue + 60m + 30m extension + 60s purge
+
+
+def test_media_types_must_be_ones_the_bot_recognises_from_bytes(tmp_path: Path) -> None:
+    text = MINIMAL + "privacy:\n  media: {types: [image/png, image/svg+xml]}\n"
+    problem = only_problem(write_config(tmp_path, text))
+    assert problem.path == "privacy.media.types[1]"
+    assert "image/jpeg" in problem.expected
+    assert "application/pdf" in problem.expected
+
+
+def test_media_size_limit_is_bounded(tmp_path: Path) -> None:
+    for value in ("0", "60000000", "10MB"):
+        text = MINIMAL + f"privacy:\n  media: {{max_bytes: {value}}}\n"
+        assert only_problem(write_config(tmp_path, text)).path == "privacy.media.max_bytes"
+
+
+def test_an_unknown_media_key_is_reported(tmp_path: Path) -> None:
+    text = MINIMAL + "privacy:\n  media: {max_size: 1000}\n"
+    problem = only_problem(write_config(tmp_path, text))
+    assert problem.path == "privacy.media.max_size"
+    assert problem.hint == "known keys here: max_bytes, types"
+
+
+def test_the_examples_media_settings_are_the_defaults() -> None:
+    example = yaml.safe_load(EXAMPLE.read_text())["privacy"]
+    assert example["relay_media"] is False
+    defaults = MediaLimits()
+    assert example["media"]["max_bytes"] == defaults.max_bytes
+    assert set(example["media"]["types"]) == defaults.types
 
 
 def test_bad_timezone(tmp_path: Path) -> None:

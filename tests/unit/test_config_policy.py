@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.config import build_policy, load_config
 from bot.config.policy import CORE_ONLY, carried, converted
 from bot.core.ids import RoomID, UserID
+from bot.core.media import MediaLimits
 from bot.core.model import PlaintextDirect, Policy, ReadReceipts, Strategy
 from tests.unit.test_config import MINIMAL, STORE_KEY, edited, write_config
 
@@ -20,7 +21,12 @@ CHANGED = MINIMAL + textwrap.dedent("""\
       plaintext_direct: refuse
     routing: {strategy: broadcast, offer_timeout: 2m, waiting_reminder: 0}
     limits: {max_duration: 90m, warn_before: [1m, 20m], queue_max_length: 7}
-    privacy: {purge_after: 0, relay_media: true, relay_read_receipts: both, ask_rating: true}
+    privacy:
+      purge_after: 0
+      relay_media: true
+      relay_read_receipts: both
+      ask_rating: true
+      media: {max_bytes: 2000000, types: [image/png, application/pdf]}
     language: {default: en, available: [en, nb]}
     topics: [angst, skole]
     """)
@@ -64,6 +70,7 @@ def test_settings_reach_the_core(tmp_path: Path) -> None:
     assert policy.relay_media is True
     assert policy.relay_read_receipts is ReadReceipts.BOTH
     assert policy.ask_rating is True
+    assert policy.media == MediaLimits(2_000_000, frozenset({"image/png", "application/pdf"}))
     assert (policy.default_language, policy.languages) == ("en", ("en", "nb"))
     assert policy.topics == ("angst", "skole")
     assert policy.canned

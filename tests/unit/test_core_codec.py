@@ -10,6 +10,7 @@ import pytest
 
 from bot.core import codec, events
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
+from bot.core.media import Attachment, MediaProblem
 from bot.core.model import Role
 
 CHATTER = events.RoomRef(SessionID(7), Role.CHATTER)
@@ -21,6 +22,16 @@ SAMPLES: list[Any] = [
     events.Say(RoomID("!staff:hs"), events.Text("duty.on"), "en", voice=True),
     events.SetPersona(CHATTER, "Kari"),
     events.Relay(OFFER, "hei på deg", EventID("$src"), emote=True),
+    events.RelayMedia(
+        OFFER,
+        Attachment("mxc://hs/f", "a2V5", "aXY", "aGFzaA", "m.image", "image/png", 1234),
+        EventID("$src"),
+        CHATTER,
+    ),
+    events.RelayMedia(
+        CHATTER, Attachment("mxc://hs/f", "a2V5", "aXY", "aGFzaA", "m.file"), EventID("$s"), OFFER
+    ),
+    events.MediaRefused(CHATTER, MediaProblem.TOO_BIG),
     events.RelayEdit(CHATTER, "rettet", EventID("$orig")),
     events.RelayRedaction(CHATTER, EventID("$orig")),
     events.SetTyping(OFFER, True),

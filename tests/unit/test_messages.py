@@ -78,6 +78,7 @@ SAMPLE: dict[str, Any] = {
     "month": "mars",
     "hour": "14",
     "minute": "00",
+    "types": "JPEG, PNG, WebP",
 }
 
 BRACE = re.compile(r"[{}]")

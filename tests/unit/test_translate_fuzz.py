@@ -70,6 +70,36 @@ relations = field(
         },
     )
 )
+b64 = field(st.sampled_from(["YWJj", "a2V5LWtleS1rZXk", "x" * 200, "a b", "\ud800", "=="]))
+files = st.fixed_dictionaries(
+    {"url": urls},
+    optional={
+        "v": field(st.sampled_from(["v2", "v1"])),
+        "key": field(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "kty": field(st.just("oct")),
+                    "alg": field(st.sampled_from(["A256CTR", "A128CBC"])),
+                    "k": b64,
+                    "ext": junk,
+                },
+            )
+        ),
+        "iv": b64,
+        "hashes": field(st.fixed_dictionaries({}, optional={"sha256": b64})),
+    },
+)
+infos = field(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "mimetype": field(st.sampled_from(["image/png", "IMAGE/PNG", "\ud800/x", "x" * 300])),
+            "size": field(st.integers(min_value=-(2**70), max_value=2**70)),
+            "w": junk,
+        },
+    )
+)
 new_contents = field(
     st.fixed_dictionaries({}, optional={"msgtype": msgtypes, "body": bodies, "url": urls})
 )
@@ -82,8 +112,8 @@ contents = field(
             "format": field(st.just("org.matrix.custom.html")),
             "formatted_body": bodies,
             "url": urls,
-            "info": junk,
-            "file": field(st.fixed_dictionaries({"url": urls})),
+            "info": infos,
+            "file": field(files),
             "membership": field(st.sampled_from(["join", "leave", "ban", "invite", "knock"])),
             "m.relates_to": relations,
             "m.new_content": new_contents,
@@ -197,6 +227,14 @@ def check_input(out: Any) -> None:
         assert isinstance(out.body, str)
         assert isinstance(out.encrypted, bool)
         assert out.media_url is None or out.media_url.startswith("mxc://")
+        file = out.attachment
+        if file is not None:
+            # What the adapter downloads and decrypts with: strings it can use, and a
+            # declared size that is a plausible number, all encodable for the outbox.
+            assert file.url.startswith("mxc://")
+            assert all(isinstance(v, str) and v.isascii() for v in (file.key, file.iv, file.sha256))
+            assert file.size is None or (isinstance(file.size, int) and file.size >= 0)
+            assert file.mimetype is None or file.mimetype.isascii()
 
 
 def _edit(target: Any, new: Any = None) -> dict[str, Any]:
