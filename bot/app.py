@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ChatterDevices, Config, build_policy
-from bot.core.events import ChatterUnverified, IdentityChanged
+from bot.core.events import ChatterUnverified, IdentityChanged, Text
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import Policy
@@ -353,6 +353,7 @@ async def _run(
         conn.client,
         policy,
         configured=lambda room: room == conn.staff_room or room in conn.lobbies,
+        refusal=_other_server_reason(config, policy),
     )
     conn.on_invite = invites.on_invite
 
@@ -433,3 +434,19 @@ async def prune_events(db: Any, margin: timedelta, every: float = PRUNE_EVERY) -
         except Exception as exc:
             log.warning("pruning processed events failed", extra={"why": type(exc).__name__})
         await asyncio.sleep(every)
+
+
+def _other_server_reason(config: Config, policy: Policy) -> str | None:
+    """What a DM invite from a server the line does not serve is rejected with (the
+    core's own words for it, in the default language), or None when every server is."""
+    if "*" in policy.allowed_servers:
+        return None
+    texts = Texts(
+        config.messages, default_language=config.language.default, bot_name=policy.bot_name
+    )
+    servers = ", ".join(sorted(policy.allowed_servers))
+    if policy.web_chat_url:
+        text = Text("intake.other_server_web", {"server": servers, "url": policy.web_chat_url})
+    else:
+        text = Text("intake.other_server", {"server": servers})
+    return texts.render(text, config.language.default)

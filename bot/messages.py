@@ -79,6 +79,8 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "intake.invited": (),
         "intake.invited_plaintext": (),
         "intake.plaintext_refused": (),
+        "intake.other_server": ("server",),
+        "intake.other_server_web": ("server", "url"),
         "intake.room_failed": (),
         "reject.closed_hours": ("opens",),
         "reject.queue_full": (),
@@ -257,6 +259,15 @@ NB: dict[str, str] = {
         "Hei, og takk for at du skriver. Denne chatten er ikke kryptert, så vi kan ikke "
         "snakke med deg her. Start en ny chat med {bot_name} med kryptering slått på "
         "(eller slå på kryptering i denne chatten), så er vi her for deg.\n\n{emergency}"
+    ),
+    "intake.other_server": (
+        "Hei, og takk for at du skriver. {bot_name} tar bare imot samtaler fra kontoer på "
+        "{server}, så vi kan ikke snakke med deg herfra.\n\n{alternatives}\n\n{emergency}"
+    ),
+    "intake.other_server_web": (
+        "Hei, og takk for at du skriver. {bot_name} tar bare imot samtaler fra kontoer på "
+        "{server}, så vi kan ikke snakke med deg herfra. Du kan skrive til oss uten konto "
+        "her: {url}\n\n{alternatives}\n\n{emergency}"
     ),
     "intake.room_failed": (
         "Beklager, vi fikk ikke laget et privat rom til deg. "
@@ -691,6 +702,15 @@ EN: dict[str, str] = {
         "Hi, and thank you for writing. This chat isn't encrypted, so we can't talk with "
         "you here. Start a new chat with {bot_name} with encryption turned on (or turn on "
         "encryption in this chat), and we're here for you.\n\n{emergency}"
+    ),
+    "intake.other_server": (
+        "Hi, and thank you for writing. {bot_name} only takes conversations from accounts on "
+        "{server}, so we can't talk with you from here.\n\n{alternatives}\n\n{emergency}"
+    ),
+    "intake.other_server_web": (
+        "Hi, and thank you for writing. {bot_name} only takes conversations from accounts on "
+        "{server}, so we can't talk with you from here. You can write to us without an "
+        "account here: {url}\n\n{alternatives}\n\n{emergency}"
     ),
     "intake.room_failed": (
         "Sorry, we couldn't make a private room for you. "

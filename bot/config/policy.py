@@ -55,6 +55,7 @@ def converted(config: Config, staff_room: RoomID | None) -> dict[str, Any]:
         "hours": config.opening_hours.hours(),
         "block_key": config.block_key,
         "server_name": config.server_name,
+        "web_chat_url": config.webchat.public_url if config.webchat.enabled else None,
     }
 
 

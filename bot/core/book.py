@@ -80,6 +80,9 @@ class Bookkeeping:
         for s in self.sessions.values():
             self._index(s)
         self._rate: dict[SessionID, deque[datetime]] = {}
+        # Rooms where someone from a server the line does not serve was told so (once per
+        # room while the bot runs: after a restart, once more at most).
+        self._told_other_server: set[RoomID] = set()
         self._changes = Changes()
         self._effects: list[Effect] = []
 

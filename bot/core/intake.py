@@ -40,6 +40,7 @@ from bot.core.pseudonyms import chatter_hash
 class IntakeRules(Lifecycle, BlockRules):
     def _intake(self, m: Message, source: Source, now: datetime) -> None:
         if not self.policy.allows(m.sender):
+            self._tell_other_server(m.room)
             return
         if self._blocked_writes(m.sender, m.room, source, now):
             return
@@ -64,6 +65,22 @@ class IntakeRules(Lifecycle, BlockRules):
         if source is Source.DIRECT:
             self._say(m.room, "intake.invited_plaintext" if plaintext else "intake.invited", lang)
         self._first_state(s, rejection, now)
+
+    def _tell_other_server(self, room: RoomID) -> None:
+        """Someone on a server `intake.allowed_servers` does not list wrote: no
+        conversation, but once per room the line says whom it serves and, with the web
+        chat on, where they can write without an account. Never silence."""
+        if room in self._told_other_server:
+            return
+        self._told_other_server.add(room)
+        servers = ", ".join(sorted(self.policy.allowed_servers))
+        lang = self.policy.default_language
+        if self.policy.web_chat_url:
+            self._say(
+                room, "intake.other_server_web", lang, server=servers, url=self.policy.web_chat_url
+            )
+        else:
+            self._say(room, "intake.other_server", lang, server=servers)
 
     def _web_intake(self, w: WebChatter, now: datetime) -> None:
         """A throw-away web account: the page is waiting for the invite. No DM to answer

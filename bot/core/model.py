@@ -440,6 +440,9 @@ class Policy:
     allowed_servers: frozenset[str] = frozenset({"*"})
     supervisors: frozenset[UserID] = frozenset()
     staff_room: RoomID | None = None
+    # The web chat's public address, when it is on: how someone from a server the line
+    # does not serve can still reach it.
+    web_chat_url: str | None = None
     strategy: Strategy = Strategy.LONGEST_IDLE
     offer_timeout: timedelta = timedelta(seconds=90)
     lapses_before_off_duty: int = 2

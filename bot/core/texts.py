@@ -91,6 +91,8 @@ SAYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "intake.invited": _p(),
         "intake.invited_plaintext": _p(),
         "intake.plaintext_refused": _p(),
+        "intake.other_server": _p("server"),
+        "intake.other_server_web": _p("server", "url"),
         "intake.room_failed": _p(),
         "language.set": _p(),
         "language.unknown": _p("available"),

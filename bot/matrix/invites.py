@@ -1,7 +1,9 @@
 """Which invites the bot accepts: the configured rooms, and DMs from allowed servers.
 
 Everything else (a stranger's group room, invite spam) is rejected, and an inviter who
-keeps trying is rate limited: at most `PER_HOUR` invites an hour are even looked at.
+keeps trying is rate limited: at most `PER_HOUR` invites an hour are even looked at. A DM
+from a server `intake.allowed_servers` does not list is rejected with a reason the inviter
+reads (`refusal`: whom the line serves, and where else to write): never silence.
 
 The `is_direct` flag is the inviter's word, not a fact: a "DM" that turns out to hold
 anyone but the inviter and the bot (joined or invited) is left and forgotten at once, so
@@ -20,7 +22,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from nio import AsyncClient, JoinResponse, RoomGetStateResponse
+from nio import Api, AsyncClient, JoinResponse, RoomGetStateResponse, RoomLeaveResponse
 
 from bot.core.ids import RoomID, UserID
 from bot.core.model import Policy
@@ -40,10 +42,12 @@ class InviteGate:
         policy: Policy,
         *,
         configured: Any,  # (room) -> bool: the volunteers' room or a lobby
+        refusal: str | None = None,  # the reason a DM from a server not served reads
     ) -> None:
         self.client = client
         self.policy = policy
         self.configured = configured
+        self.refusal = refusal
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -77,8 +81,9 @@ class InviteGate:
             accept = False
         try:
             if not accept:
-                await self._leave(room)
-                log.info("invite rejected")
+                foreign = is_direct and not server_ok and count <= PER_HOUR
+                await self._leave(room, reason=self.refusal if foreign else None)
+                log.info("invite rejected", extra={"other_server": foreign})
                 return
             if not await self._join(room, remote=self.policy.is_remote(inviter)):
                 log.info("invite could not be joined")
@@ -116,8 +121,14 @@ class InviteGate:
         }
         return members <= {inviter, self.client.user_id}
 
-    async def _leave(self, room: RoomID) -> None:
-        await self.client.room_leave(room)
+    async def _leave(self, room: RoomID, reason: str | None = None) -> None:
+        if reason is None:
+            await self.client.room_leave(room)
+        else:
+            # nio's room_leave sends no reason: the same request with one.
+            method, path = Api.room_leave(self.client.access_token, room)
+            body = Api.to_json({"reason": reason})
+            await self.client._send(RoomLeaveResponse, method, path, body)
         await self.client.room_forget(room)
 
     async def close(self) -> None:

@@ -288,6 +288,39 @@ async def test_a_chatter_from_another_server_comes_in_through_the_helplines_lobb
     await assert_purged_across(w, federation, chatter, cside, vroom, said)
 
 
+async def test_a_line_for_its_own_server_answers_a_dm_from_elsewhere_once_and_opens_nothing(
+    federation: Federation,
+    remote_clients: tuple[ClientMaker, ClientMaker],
+    helpline: OpenWorld,
+) -> None:
+    """`intake.allowed_servers` lists only the helpline's server: a chatter from the other
+    server who invites the bot to a DM reads, in the rejection, whom the line serves and
+    the emergency numbers. No conversation, nothing kept, never silence."""
+    home = federation.helpline
+    w = await helpline(intake={"allowed_servers": [home.name]})
+    client = await remote_clients[1](await federation.remote.make_user("elsewhere"))
+    dm = await client.create_encrypted_room(invite=[w.bot_id], is_direct=True)
+
+    async def rejected_with_a_reason() -> str | None:
+        state = await client.client.room_get_state(dm)
+        if not isinstance(state, RoomGetStateResponse):
+            return None
+        for event in state.events:
+            if event.get("type") == "m.room.member" and event.get("state_key") == w.bot_id:
+                content = event.get("content", {})
+                if content.get("membership") == "leave":
+                    return str(content.get("reason", ""))
+        return None
+
+    reason = await wait_until(rejected_with_a_reason, TIMEOUT, "the bot's rejection")
+    assert home.name in reason
+    assert "113" in reason
+    assert "tar bare imot samtaler fra kontoer på" in reason
+    with pytest.raises(TimeoutError):
+        await client.wait_for_invite(timeout=3)
+    assert_logs_clean(w, client.user_id, dm)
+
+
 # --------------------------------------------------------------------------------------
 # what the purge checks before the bot leaves a room another server took part in
 

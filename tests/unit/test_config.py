@@ -831,3 +831,16 @@ def test_python_dash_m_bot_check_config_exits_2_without_traceback(tmp_path: Path
     assert result.returncode == 2
     assert "expected valid YAML" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_allowed_server_that_is_not_a_server_name_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    text = MINIMAL.replace(
+        "volunteers:", 'intake:\n  allowed_servers: ["https://matrix.org"]\nvolunteers:', 1
+    )
+    path = write_config(tmp_path, text)
+    problem = only_problem(path)
+    assert problem.path == "intake.allowed_servers[0]"
+    assert problem.line == line_of(path, "allowed_servers")
+    assert "server name" in problem.expected

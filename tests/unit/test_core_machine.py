@@ -373,6 +373,25 @@ def test_allowed_servers(allowed: set[str], user: str, served: bool) -> None:
     assert bool(of(lobby_fx, CreateRoom)) is served
     assert isinstance(lobby_fx[0], Redact)  # the lobby is cleaned whatever happens
     assert len(w.h.sessions) == (2 if served else 0)
+    if not served:  # never silence: whom the line serves, once per room
+        assert keys(dm_fx) == ["intake.other_server"]
+        assert said(dm_fx, "intake.other_server").text.params["server"] == ", ".join(
+            sorted(allowed)
+        )
+        assert keys(lobby_fx) == ["intake.other_server"]
+        assert w.dm(UserID(user)) == []
+        # A lobby is one room: the next stranger there is not told again.
+        assert keys(w.lobby(UserID(user.replace("@", "@third-")))) == []
+
+
+def test_someone_from_a_server_not_served_is_pointed_at_the_web_chat() -> None:
+    w = World(
+        policy(allowed_servers=frozenset({"example.org"}), web_chat_url="https://chat.example.org")
+    )
+    fx = w.dm(UserID("@x:school.example"))
+    told = said(fx, "intake.other_server_web")
+    assert told.text.params == {"server": "example.org", "url": "https://chat.example.org"}
+    assert not of(fx, CreateRoom)
 
 
 def test_a_blocked_chatter_gets_no_conversation_and_the_emergency_numbers_once() -> None:

@@ -75,9 +75,9 @@ def test_refuse_still_lets_an_encrypted_dm_in() -> None:
     assert "intake.invited" in keys(fx)
 
 
-def test_refuse_says_nothing_to_someone_blocked_or_from_another_server() -> None:
+def test_someone_from_another_server_hears_whom_the_line_serves_not_about_encryption() -> None:
     w = World(policy(plaintext_direct=PlaintextDirect.REFUSE, allowed_servers=frozenset({"x.org"})))
-    assert w.dm(C1, "hei", encrypted=False) == []
+    assert keys(w.dm(C1, "hei", encrypted=False)) == ["intake.other_server"]
 
 
 def test_a_chatter_with_an_open_conversation_is_pointed_to_it_not_refused() -> None:

@@ -79,6 +79,8 @@ SAMPLE: dict[str, Any] = {
     "hour": "14",
     "minute": "00",
     "types": "JPEG, PNG, WebP",
+    "server": "alltidhjelp.no",
+    "url": "https://chat.alltidhjelp.no",
 }
 
 BRACE = re.compile(r"[{}]")
