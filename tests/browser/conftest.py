@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "webchat"
 DEFAULT_TIMEOUT_S = 180
 _HERE = Path(__file__).parent.resolve()
 
@@ -71,3 +72,12 @@ async def browser() -> AsyncIterator[Any]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest.fixture
+def shots_dir(request: pytest.FixtureRequest) -> Path:
+    """Where this test's screenshots go: `test-artifacts/webchat/<test>/`, emptied first."""
+    where = ARTIFACTS / request.node.name
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    return where

@@ -5,9 +5,9 @@ typing, a reload that carries on with the same conversation, and the quick exit 
 replaces the page and leaves nothing: the rooms gone, the account erased, no cookies,
 localStorage or IndexedDB for the origin.
 
-A screenshot of each state goes to ``<pytest tmp dir>/<this test>/screenshots/``
-(``/tmp/pytest-of-<user>/pytest-<n>/test_...0/screenshots`` by default), and the
-timings to ``timings.json`` beside them.
+A screenshot of each state goes to ``test-artifacts/webchat/<test name>/`` at the
+repository's root (the ``shots_dir`` fixture; not committed), and the first test's
+timings to ``timings.json`` beside them: a CI run's artefacts.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ async def room_status(synapse: SynapseServer, admin: RegisteredUser, room: str) 
 
 
 async def test_a_chatter_in_a_browser_talks_to_a_volunteer_reloads_and_quick_exits(
-    open_web: OpenWeb, browser: Any, synapse: SynapseServer, admin: RegisteredUser, tmp_path: Path
+    open_web: OpenWeb, browser: Any, synapse: SynapseServer, admin: RegisteredUser, shots_dir: Path
 ) -> None:
     w, web = await open_web(quick_exit_url=NEUTRAL)
     v = w.volunteers[0]
@@ -85,7 +85,7 @@ async def test_a_chatter_in_a_browser_talks_to_a_volunteer_reloads_and_quick_exi
     page = await context.new_page()
     page.on("console", lambda msg: console_lines.append(f"{msg.type}: {msg.text}"))
     page.on("pageerror", lambda err: console_lines.append(f"pageerror: {err}"))
-    shots = Shots(page, tmp_path / "screenshots")
+    shots = Shots(page, shots_dir)
 
     # -- the start: the helpline's words in the browser's language, a Start button
     await page.goto(origin + "/")
@@ -201,18 +201,18 @@ async def test_a_chatter_in_a_browser_talks_to_a_volunteer_reloads_and_quick_exi
     assert leaks == [], leaks
     assert_logs_clean(w, user, "jeg har det tungt", "jeg er her for deg")
 
-    (tmp_path / "screenshots" / "timings.json").write_text(json.dumps(timings, indent=2))
+    (shots_dir / "timings.json").write_text(json.dumps(timings, indent=2))
     print("web chat page timings:", json.dumps(timings))
     await context.close()
 
 
 async def test_a_refusal_shows_its_text_in_the_page(
-    open_web: OpenWeb, browser: Any, tmp_path: Path
+    open_web: OpenWeb, browser: Any, shots_dir: Path
 ) -> None:
     _, web = await open_web(max_open_accounts=1)
     context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
     page = await context.new_page()
-    shots = Shots(page, tmp_path / "screenshots")
+    shots = Shots(page, shots_dir)
     await page.goto(web.base + "/")
     await expect(page.locator("#start")).to_have_text("Start chat")
     # The one account the cap allows is taken: the page shows the API's words.
@@ -229,14 +229,14 @@ async def test_a_refusal_shows_its_text_in_the_page(
 
 
 async def test_end_chat_closes_the_conversation_and_offers_a_new_one(
-    open_web: OpenWeb, browser: Any, tmp_path: Path
+    open_web: OpenWeb, browser: Any, shots_dir: Path
 ) -> None:
     w, web = await open_web()
     v = w.volunteers[0]
     await go_on_duty(w, v)
     context = await browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
     page = await context.new_page()
-    shots = Shots(page, tmp_path / "screenshots")
+    shots = Shots(page, shots_dir)
     await page.goto(web.base + "/")
     await page.locator("#start").click()
     await expect(page.locator("#log")).to_contain_text("in the queue", timeout=STEP_MS)
@@ -270,14 +270,14 @@ async def _refused_in_page(web: WebPage, browser: Any, where: Path, name: str) -
     await expect(refusal).to_contain_text("113")
     await expect(page.locator("#start")).to_be_enabled()
     await expect(page.locator("#chat")).to_be_hidden()
-    await Shots(page, where / "screenshots").take(name)
+    await Shots(page, where).take(name)
     text = await refusal.text_content()
     await context.close()
     return text
 
 
 async def test_a_failed_proof_of_work_shows_its_text_in_the_page(
-    open_web: OpenWeb, browser: Any, tmp_path: Path
+    open_web: OpenWeb, browser: Any, shots_dir: Path
 ) -> None:
     """The page's answer is spoiled on its way (a nonce that solves nothing): the bot
     refuses it, and the page says so with the numbers to call."""
@@ -297,34 +297,34 @@ async def test_a_failed_proof_of_work_shows_its_text_in_the_page(
     await expect(refusal).to_contain_text("Something went wrong", timeout=STEP_MS)
     await expect(refusal).to_contain_text("113")
     await expect(page.locator("#start")).to_be_enabled()
-    await Shots(page, tmp_path / "screenshots").take("refused-proof")
+    await Shots(page, shots_dir).take("refused-proof")
     await context.close()
 
 
 async def test_closed_hours_show_their_text_in_the_page(
-    open_web: OpenWeb, browser: Any, tmp_path: Path
+    open_web: OpenWeb, browser: Any, shots_dir: Path
 ) -> None:
     today = datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
     hours = {"always_open": False, "weekly": {"mon-sun": "00:00-23:59"}, "closed_dates": [today]}
     _, web = await open_web(sections={"opening_hours": hours})
-    text = await _refused_in_page(web, browser, tmp_path, "refused-closed")
+    text = await _refused_in_page(web, browser, shots_dir, "refused-closed")
     assert "The chat is closed right now" in text
 
 
 async def test_a_full_queue_shows_its_text_in_the_page(
-    open_web: OpenWeb, browser: Any, make_client: Any, tmp_path: Path
+    open_web: OpenWeb, browser: Any, make_client: Any, shots_dir: Path
 ) -> None:
     _, web = await open_web(sections={"limits": {"queue_max_length": 1}})
     status, first = await web.account()
     assert status == 201
     waiting = await web_chatter(make_client, first)
     await waiting.wait_for_invite(timeout=30)  # the one place in the queue is taken
-    text = await _refused_in_page(web, browser, tmp_path, "refused-queue-full")
+    text = await _refused_in_page(web, browser, shots_dir, "refused-queue-full")
     assert "a lot of people are waiting" in text
 
 
 async def test_the_embed_snippet_opens_the_chat_and_its_quick_exit_leaves_the_site(
-    open_web: OpenWeb, browser: Any, synapse: SynapseServer, admin: RegisteredUser, tmp_path: Path
+    open_web: OpenWeb, browser: Any, synapse: SynapseServer, admin: RegisteredUser, shots_dir: Path
 ) -> None:
     """The helpline's own site (another origin) with the two-line snippet: a button opens
     the chat in a frame; the frame's quick exit hides the site and replaces it."""
@@ -352,7 +352,7 @@ async def test_the_embed_snippet_opens_the_chat_and_its_quick_exit_leaves_the_si
     await context.route(f"{NEUTRAL}**", neutral)
     try:
         page = await context.new_page()
-        shots = Shots(page, tmp_path / "screenshots")
+        shots = Shots(page, shots_dir)
         await page.goto(site + "/")
         button = page.get_by_role("button", name="Chat med oss")
         await button.click()
@@ -400,7 +400,7 @@ async def axe_violations(page: Page) -> list[str]:
 
 
 async def test_the_page_is_accessible_at_320_px_in_every_state(
-    open_web: OpenWeb, browser: Any, tmp_path: Path
+    open_web: OpenWeb, browser: Any, shots_dir: Path
 ) -> None:
     """axe-core (WCAG 2.1 AA) finds nothing at the start, in a conversation, after a
     refusal and at the end; the keyboard reaches the quick exit first; nothing scrolls
@@ -476,7 +476,7 @@ async def test_a_refusal_is_accessible(open_web: OpenWeb, browser: Any) -> None:
 
 
 async def test_a_blocked_chatter_who_starts_over_in_the_same_page_is_refused(
-    open_web: OpenWeb, browser: Any, tmp_path: Path
+    open_web: OpenWeb, browser: Any, shots_dir: Path
 ) -> None:
     w, web = await open_web(world={"supervisor_aliases": ("Kari",)})
     v, kari = w.volunteers[0], w.supervisors[0]
@@ -498,5 +498,5 @@ async def test_a_blocked_chatter_who_starts_over_in_the_same_page_is_refused(
     refusal = page.locator("#refusal")
     await expect(refusal).to_contain_text("You cannot start a new chat here now", timeout=STEP_MS)
     await expect(refusal).to_contain_text("113")
-    await Shots(page, tmp_path / "screenshots").take("refused-blocked")
+    await Shots(page, shots_dir).take("refused-blocked")
     await context.close()
