@@ -71,6 +71,7 @@ SAMPLE: dict[str, Any] = {
     "by": "chatter",
     "name": "Irene",
     "until": "2026-03-03 13:00",
+    "note": "Snakket om skolen; mor vet ikke.",
 }
 
 BRACE = re.compile(r"[{}]")
