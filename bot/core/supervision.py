@@ -31,9 +31,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core import texts
+from bot.core import commands, texts
 from bot.core.book import whole_minutes
-from bot.core.commands import Command
+from bot.core.commands import Audience, Command
 from bot.core.events import Invite, Message, Retire, RoomRef, Say, Target, Text
 from bot.core.ids import RoomID, UserID
 from bot.core.model import (
@@ -74,6 +74,15 @@ class SupervisionRules(TransferRules):
         """A volunteer's room of a conversation: a supervisor's `!leave`, and the
         volunteer's `!alert`, `!transfer` and `!note`. True when handled here."""
         lang = self._staff_language()
+        if c.name == "help" and sender != s.volunteer:
+            # A supervisor at the volunteer's side: what they may do in this room.
+            lines = [
+                (commands.usage_line(spec, lang), f"help.{spec.name}")
+                for spec in commands.TABLE
+                if spec.supervisors_only and Audience.VOLUNTEER in spec.audience
+            ]
+            self._say(vref, "help", lang, lines=lines)
+            return True
         if c.name == "leave":
             seat = s.seat(sender)
             if not self.policy.is_supervisor(sender):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_purge import RedactionWatcher
 from tests.integration.world import (
     TIMEOUT,
     LeaveWatcher,
@@ -133,3 +134,27 @@ async def test_a_silent_volunteer_is_nudged_and_then_the_supervisors_are_called(
     alert = await next_from_bot(w, kari.client, w.staff_room, has("har ventet"))
     assert alert.content.get("m.mentions") == {"user_ids": [kari.client.user_id]}
     assert f"!bli-med {number_in(alert.body)}" in (alert.body or "")
+
+
+async def test_the_purge_removes_a_supervisor_who_stayed_to_the_end(
+    make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    """At the end a supervisor stays in the room until the purge, which redacts every
+    message they saw and then removes them, as it does the volunteer."""
+    w = await open_world(supervisor_aliases=("Kari",))
+    v, kari = w.volunteers[0], w.supervisors[0]
+    chatter, vroom = await open_conversation(w, make_user, make_client, "hei")
+    redactions, leaves = RedactionWatcher(kari.client), LeaveWatcher(kari.client)
+    intro = [m for m in v.client.messages if m.room_id == vroom and "Chatter #" in (m.body or "")]
+    number = number_in(intro[0].body)
+    await kari.client.send_text(w.staff_room, f"!join {number}")
+    invite = await kari.client.wait_for_invite(timeout=TIMEOUT)
+    await kari.client.join(invite.room_id)
+    await next_from_bot(w, v.client, vroom, has("er med i rommet"))
+    await chatter.client.send_text(chatter.room, "ord-før-slutt")
+    await next_from_bot(w, kari.client, vroom, has("ord-før-slutt"))
+    await kari.client.send_text(vroom, "råd-før-slutt")
+    await v.client.send_text(vroom, "!slutt")
+    await leaves.wait_removed(vroom, timeout=30)
+    assert redactions.seen_events(vroom)
+    assert not redactions.unredacted(vroom)

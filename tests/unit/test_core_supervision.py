@@ -270,6 +270,21 @@ def test_leave_removes_the_supervisor_and_tells_the_volunteer() -> None:
     assert keys(w.volunteer_says(s, "!leave")) == ["supervisors_only"]
 
 
+def test_a_supervisors_help_in_the_room_lists_what_they_may_do_there() -> None:
+    w = World()
+    s = w.active(C1)
+    w.staff(KARI, f"!bli-med {s.number}")
+    assert s.volunteer_room is not None
+    w.feed(Joined(s.volunteer_room, KARI))
+    fx = w.msg(s.volunteer_room, KARI, "!hjelp")
+    lines = said(fx, "help").text.params["lines"]
+    assert [key for _, key in lines] == ["help.leave", "help.block", "help.unblock"]
+    # The volunteer's own help is theirs, without the supervisors' commands.
+    lines = said(w.volunteer_says(s, "!hjelp"), "help").text.params["lines"]
+    assert "help.transfer" in [k for _, k in lines]
+    assert "help.leave" not in [k for _, k in lines]
+
+
 def test_supervisors_are_purged_with_the_conversation() -> None:
     w = World()
     s = w.active(C1)
