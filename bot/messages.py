@@ -130,6 +130,10 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "help.alert": (),
         "help.block": (),
         "help.unblock": (),
+        "help.transfer": (),
+        "help.note": (),
+        "help.join": (),
+        "help.leave": (),
         # canned replies a volunteer sends with !svar / !say
         "canned.unknown": ("names",),
         "canned.confidentiality": (),
@@ -179,6 +183,29 @@ PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "block.volunteer": ("number",),
         "unblock.done": ("number",),
         "unblock.unknown": ("number",),
+        # transfer and the handover note
+        "transfer.asked": ("alias", "number"),
+        "transfer.chatter": (),
+        "transfer.done": ("alias", "number"),
+        "transfer.incoming": ("alias", "number"),
+        "transfer.lost": ("alias", "number"),
+        "transfer.nobody": ("number",),
+        "transfer.pending": ("alias",),
+        "transfer.unavailable": ("alias",),
+        "note.handover": ("note",),
+        "note.saved": (),
+        # supervisors at the volunteer's side, and a silent volunteer
+        "duty.supervisor_on": (),
+        "duty.supervisor_off": (),
+        "join.already": ("number",),
+        "join.invited": ("number",),
+        "join.own": ("number",),
+        "join.unknown": ("number",),
+        "supervision.chatter": (),
+        "supervision.joined": ("name",),
+        "supervision.left": ("name",),
+        "silence.nudge": ("minutes",),
+        "staff.silence": ("number", "alias", "minutes"),
         # closing texts, one per bot.core.model.Outcome
         **{f"end.chatter.{o}": () for o in _OUTCOMES},
         **{f"end.volunteer.{o}": _END for o in _OUTCOMES},
@@ -393,6 +420,13 @@ NB: dict[str, str] = {
         "ellers f.eks. 12t, 7d, 2u eller permanent"
     ),
     "help.unblock": "(veiledere) opphev blokkeringen som ble satt på samtale N",
+    "help.transfer": (
+        "gi samtalen videre til en navngitt frivillig, eller til neste ledige; "
+        "du beholder den til noen har tatt den"
+    ),
+    "help.note": "skriv et notat som bare neste frivillige ser (aldri chatteren)",
+    "help.join": "(veiledere) bli med i den frivilliges rom for samtale N",
+    "help.leave": "(veiledere) gå ut av den frivilliges rom",
     # canned replies, said in the volunteer's voice
     "canned.unknown": "Fant ikke det svaret. Du kan bruke: {names}.",
     "canned.confidentiality": (
@@ -481,7 +515,8 @@ NB: dict[str, str] = {
     "staff.dm_hint": "Her forstår jeg bare kommandoer. Skriv !hjelp for å se dem.",
     "staff.alert": (
         "Veileder trengs: {alias} ber om hjelp i samtalen med Chatter #{number} "
-        "({minutes} min inn i samtalen)."
+        "({minutes} min inn i samtalen). Godta invitasjonen til rommet for å bli med, "
+        "eller skriv !bli-med {number}."
     ),
     "staff.waiting": "Ny i kø: Chatter #{number} ({language}).",
     "staff.still_waiting": (
@@ -539,6 +574,64 @@ NB: dict[str, str] = {
     "unblock.unknown": (
         "Ingen blokkering har nummer {number}. Den kan ha gått ut av seg selv, eller være "
         "opphevet allerede."
+    ),
+    # transfer and the handover note
+    "transfer.asked": (
+        "Chatter #{number} er tilbudt {alias}. Du beholder samtalen til {alias} har tatt den."
+    ),
+    "transfer.chatter": (
+        "Den frivillige du snakket med, har gitt samtalen videre til en annen frivillig. "
+        "Det er ikke din feil. Den nye ser ikke det dere skrev før, så fortell gjerne "
+        "det du vil at de skal vite."
+    ),
+    "transfer.done": (
+        "{alias} har tatt over samtalen med Chatter #{number}, og du er ute av den. Takk!"
+    ),
+    "transfer.incoming": (
+        "Chatter #{number} er overført til deg fra {alias}. Du ser ikke det som ble skrevet før."
+    ),
+    "transfer.lost": (
+        "{alias} tok ikke imot Chatter #{number}. Du beholder samtalen. "
+        "Prøv !overfør igjen, eller !tilbake for å sette chatteren først i køen."
+    ),
+    "transfer.nobody": (
+        "Ingen ledig frivillig kan ta Chatter #{number} nå. Du beholder samtalen. "
+        "Prøv igjen om litt, eller !hjelp-veileder."
+    ),
+    "transfer.pending": "Samtalen er allerede tilbudt {alias}. Vent på svar.",
+    "transfer.unavailable": (
+        "{alias} kan ikke ta samtalen nå (ikke på vakt, eller ikke ledig). Du beholder den."
+    ),
+    "note.handover": "Notat fra forrige frivillige (chatteren ser det ikke):\n{note}",
+    "note.saved": (
+        "Notatet er lagret. Bare den neste frivillige som tar samtalen, ser det; "
+        "chatteren ser det aldri. Det slettes med samtalen."
+    ),
+    # supervisors at the volunteer's side, and a silent volunteer
+    "duty.supervisor_on": (
+        "Du er på vakt som veileder: du får beskjed når en frivillig ber om hjelp."
+    ),
+    "duty.supervisor_off": "Du er av vakt som veileder.",
+    "join.already": "Du er allerede med i rommet for Chatter #{number}.",
+    "join.invited": (
+        "Du er invitert til den frivilliges rom for Chatter #{number}. Godta invitasjonen. "
+        "Det du skriver der, ser bare den frivillige."
+    ),
+    "join.own": "Chatter #{number} er din egen samtale.",
+    "join.unknown": "Ingen pågående samtale har nummer {number}.",
+    "supervision.chatter": "En veileder hjelper den frivillige i denne samtalen.",
+    "supervision.joined": (
+        "Veileder {name} er med i rommet. {name} ser det som sendes her fra nå av; "
+        "det {name} skriver, ser bare du, aldri chatteren. !forlat tar veilederen ut."
+    ),
+    "supervision.left": "Veileder {name} har gått ut av rommet.",
+    "silence.nudge": (
+        "Chatteren har ventet på svar fra deg i {minutes} min. Er du der? "
+        "Trenger du hjelp, skriv !hjelp-veileder."
+    ),
+    "staff.silence": (
+        "Veileder trengs: Chatter #{number} har ventet {minutes} min på svar fra {alias}. "
+        "Skriv !bli-med {number} for å bli med i rommet."
     ),
     # closing texts for the chatter
     "end.chatter.completed": (
@@ -838,6 +931,13 @@ EN: dict[str, str] = {
         "or e.g. 12h, 7d, 2w or permanent"
     ),
     "help.unblock": "(supervisors) lift the block set on conversation N",
+    "help.transfer": (
+        "hand the conversation to a named volunteer, or to the next available one; "
+        "you keep it until someone has taken it"
+    ),
+    "help.note": "write a note only the next volunteer sees (never the chatter)",
+    "help.join": "(supervisors) join the volunteer's room of conversation N",
+    "help.leave": "(supervisors) leave the volunteer's room",
     # canned replies, said in the volunteer's voice
     "canned.unknown": "No reply by that name. You can use: {names}.",
     "canned.confidentiality": (
@@ -923,7 +1023,8 @@ EN: dict[str, str] = {
     "staff.dm_hint": "I only understand commands here. Write !help to see them.",
     "staff.alert": (
         "Supervisor needed: {alias} asks for help in the conversation with Chatter #{number} "
-        "({minutes} min into the conversation)."
+        "({minutes} min into the conversation). Accept the invite to the room to join, or "
+        "write !join {number}."
     ),
     "staff.waiting": "New in the queue: Chatter #{number} ({language}).",
     "staff.still_waiting": (
@@ -981,6 +1082,67 @@ EN: dict[str, str] = {
     "unblock.done": "The block on Chatter #{number} is lifted.",
     "unblock.unknown": (
         "No block has the number {number}. It may have run out by itself, or been lifted already."
+    ),
+    # transfer and the handover note
+    "transfer.asked": (
+        "Chatter #{number} is offered to {alias}. You keep the conversation until {alias} "
+        "has taken it."
+    ),
+    "transfer.chatter": (
+        "The volunteer you were talking to has handed the conversation to another volunteer. "
+        "It's not your fault. The new one can't see what you wrote before, so do tell them "
+        "whatever you want them to know."
+    ),
+    "transfer.done": (
+        "{alias} has taken over the conversation with Chatter #{number}, and you are out of it. "
+        "Thank you!"
+    ),
+    "transfer.incoming": (
+        "Chatter #{number} is transferred to you from {alias}. You can't see what was "
+        "written before."
+    ),
+    "transfer.lost": (
+        "{alias} did not take Chatter #{number}. You keep the conversation. "
+        "Try !transfer again, or !handback to put the chatter first in the queue."
+    ),
+    "transfer.nobody": (
+        "No available volunteer can take Chatter #{number} now. You keep the conversation. "
+        "Try again in a while, or !alert."
+    ),
+    "transfer.pending": "The conversation is already offered to {alias}. Wait for an answer.",
+    "transfer.unavailable": (
+        "{alias} can't take the conversation now (not on duty, or not free). You keep it."
+    ),
+    "note.handover": "Note from the previous volunteer (the chatter can't see it):\n{note}",
+    "note.saved": (
+        "Note saved. Only the next volunteer who takes the conversation sees it; the chatter "
+        "never does. It is deleted with the conversation."
+    ),
+    # supervisors at the volunteer's side, and a silent volunteer
+    "duty.supervisor_on": (
+        "You are on duty as a supervisor: you'll hear when a volunteer asks for help."
+    ),
+    "duty.supervisor_off": "You are off duty as a supervisor.",
+    "join.already": "You are already in the room for Chatter #{number}.",
+    "join.invited": (
+        "You are invited to the volunteer's room for Chatter #{number}. Accept the invite. "
+        "What you write there is seen by the volunteer only."
+    ),
+    "join.own": "Chatter #{number} is your own conversation.",
+    "join.unknown": "No ongoing conversation has the number {number}.",
+    "supervision.chatter": "A supervisor is helping the volunteer in this conversation.",
+    "supervision.joined": (
+        "Supervisor {name} is in the room. {name} sees what is sent here from now on; what "
+        "{name} writes is seen by you only, never by the chatter. !leave takes them out."
+    ),
+    "supervision.left": "Supervisor {name} has left the room.",
+    "silence.nudge": (
+        "The chatter has been waiting {minutes} min for your answer. Are you there? "
+        "If you need help, write !alert."
+    ),
+    "staff.silence": (
+        "Supervisor needed: Chatter #{number} has waited {minutes} min for an answer from "
+        "{alias}. Write !join {number} to join the room."
     ),
     # closing texts for the chatter
     "end.chatter.completed": (

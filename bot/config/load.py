@@ -26,6 +26,7 @@ from bot.config.sections import (
     _read_privacy,
     _read_routing,
     _read_storage,
+    _read_supervision,
     _read_volunteers,
     _topic,
 )
@@ -108,6 +109,7 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
     logging = _read_logging(root)
     http = _read_http(root)
     webchat = _read_webchat(root, homeserver, language)
+    supervision = _read_supervision(root)
     _check_lobbies_against_volunteers(chk, intake, volunteers)
     root.done()
     return Config(
@@ -128,4 +130,5 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
         logging=logging,
         http=http,
         webchat=webchat,
+        supervision=supervision,
     )

@@ -118,6 +118,14 @@ class LimitsConfig:
     message_max_chars: int = 4000
     messages_per_minute: int = 20  # per chatter
     sessions_per_day: int = 5  # per chatter
+    # The chatter's words unanswered this long: the volunteer is nudged; twice this long:
+    # the supervisors are alerted. Zero: never.
+    volunteer_silence: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    tell_chatter: bool = False  # tell the chatter when a supervisor joins the volunteer
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +241,7 @@ class Config:
     logging: LoggingConfig
     http: HttpConfig
     webchat: WebchatConfig = field(default_factory=WebchatConfig)
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
 
     @property
     def server_name(self) -> str:

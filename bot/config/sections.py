@@ -38,6 +38,7 @@ from bot.config.model import (
     PrivacyConfig,
     RoutingConfig,
     StorageConfig,
+    SupervisionConfig,
     TrustRule,
     VolunteerConfig,
     VolunteersConfig,
@@ -294,6 +295,7 @@ def _read_limits(root: _Section) -> LimitsConfig:
     )
     per_minute = s.get("messages_per_minute", _int, default=d.messages_per_minute, minimum=1)
     per_day = s.get("sessions_per_day", _int, default=d.sessions_per_day, minimum=1)
+    silence = s.get("volunteer_silence", _duration, default=d.volunteer_silence, allow_zero=True)
     s.done()
     return LimitsConfig(
         max_duration,
@@ -306,6 +308,7 @@ def _read_limits(root: _Section) -> LimitsConfig:
         max_chars,
         per_minute,
         per_day,
+        silence,
     )
 
 
@@ -395,6 +398,13 @@ def _read_media(privacy: _Section) -> MediaLimits:
 def _topic(chk: _Checker, path: str, value: Any) -> Any:
     text = _text(chk, path, value)
     return text.strip() if isinstance(text, str) else _BAD
+
+
+def _read_supervision(root: _Section) -> SupervisionConfig:
+    s = root.section("supervision")
+    tell_chatter = s.get("tell_chatter", _bool, default=SupervisionConfig().tell_chatter)
+    s.done()
+    return SupervisionConfig(tell_chatter)
 
 
 def _read_logging(root: _Section) -> LoggingConfig:

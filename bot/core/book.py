@@ -123,7 +123,10 @@ class Bookkeeping:
         return {
             "waiting": len(queued),
             "longest_wait_minutes": int(longest // 60),
-            "on_duty": sum(1 for v in self.duty.values() if v.on_duty),
+            # Volunteers only: a supervisor on duty takes alerts, not conversations.
+            "on_duty": sum(
+                1 for v in self.duty.values() if v.on_duty and self.policy.profile(v.user_id)
+            ),
             "active": sum(1 for s in self.sessions.values() if s.state is State.ACTIVE),
             "offers": sum(len(s.pending_offers()) for s in self.sessions.values()),
             "ending": sum(

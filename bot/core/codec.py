@@ -34,6 +34,7 @@ _TYPES: dict[str, type] = {
         events.RedactRoom,
         events.Withdraw,
         events.Retire,
+        events.Invite,
         events.RecordMedia,
         events.Purge,
         events.RoomCreated,

@@ -20,7 +20,6 @@ from bot.core.events import (
     Text,
 )
 from bot.core.ids import UserID
-from bot.core.lifecycle import Lifecycle
 from bot.core.model import (
     OPEN_STATES,
     Outcome,
@@ -31,9 +30,10 @@ from bot.core.model import (
     VolunteerProfile,
     VolunteerState,
 )
+from bot.core.supervision import SupervisionRules
 
 
-class CommandRules(Lifecycle, BlockRules):
+class CommandRules(SupervisionRules, BlockRules):
     def _chatter_command(self, s: Session, c: Command, now: datetime) -> None:
         ref, lang = self._chatter_ref(s), s.language
         if c.name == "help":
@@ -85,14 +85,6 @@ class CommandRules(Lifecycle, BlockRules):
             self._canned(s, vref, c)
         elif c.name == "handback":
             self._requeue(s, now, volunteer_left=False)
-        elif c.name == "alert":
-            self._say_staff(
-                "staff.alert",
-                number=s.number,
-                alias=self._alias(s.volunteer),
-                minutes=whole_minutes(now - (s.accepted_at or now)),
-            )
-            self._say(vref, "alert.sent", lang)
 
     def _tag(self, s: Session, vref: RoomRef, c: Command) -> None:
         lang = self._staff_language()
@@ -128,6 +120,7 @@ class CommandRules(Lifecycle, BlockRules):
         else:
             text = Text(texts.canned_key(name))
             self._emit(Say(self._chatter_ref(s), text, s.language, voice=True))
+            self._volunteer_answered(s)
 
     def _extend(self, s: Session, vref: RoomRef, c: Command, now: datetime) -> None:
         lang = self._staff_language()
@@ -163,6 +156,8 @@ class CommandRules(Lifecycle, BlockRules):
         if parsed is None:
             if direct:
                 self._say(m.room, "staff.dm_hint", lang)
+            return
+        if self._supervision_staff_command(m, parsed, now):
             return
         if self._supervisor_command(m.sender, m.room, parsed, now):
             return

@@ -28,6 +28,8 @@ class Arg(enum.Enum):
     WORDS = "words"  # one or more words
     SESSION = "session"  # a session number, N of "Chatter #N"
     SESSION_SPAN = "session_span"  # a session number, then optionally 24h, 7d or permanent
+    OPTIONAL_WORDS = "optional_words"  # any number of words, none included
+    TEXT = "text"  # free text, kept as written (line breaks too) in `args[0]`; not empty
 
 
 class Forever(enum.Enum):
@@ -77,6 +79,12 @@ TABLE: tuple[Spec, ...] = (
     _spec("tag", ("tema", "tag"), V, arg=Arg.WORDS, usage="TOPIC [TOPIC ...]"),
     _spec("handback", ("tilbake", "handback"), V),
     _spec("alert", ("hjelp-veileder", "alert"), V),
+    _spec(
+        "transfer", ("overfør", "overfor", "transfer"), V, arg=Arg.OPTIONAL_WORDS, usage="[ALIAS]"
+    ),
+    _spec("note", ("notat", "note"), V, arg=Arg.TEXT, usage="TEXT"),
+    _spec("join", ("bli-med", "join"), S, arg=Arg.SESSION, usage="N", supervisors_only=True),
+    _spec("leave", ("forlat", "leave"), V, supervisors_only=True),
     _spec(
         "block",
         ("blokker", "block"),
@@ -134,7 +142,11 @@ def parse(body: str, audience: Audience) -> Command | Usage | None:
         return None
     if audience not in spec.audience:
         return Usage(spec, wrong_place=True)
+    if spec.arg is Arg.TEXT:
+        return Command(spec.name, (rest.strip(),)) if rest.strip() else Usage(spec)
     args = tuple(rest.split())
+    if spec.arg is Arg.OPTIONAL_WORDS:
+        return Command(spec.name, args)
     if spec.arg is Arg.NONE:
         return Command(spec.name) if not args else Usage(spec)
     if spec.arg is Arg.WORD:

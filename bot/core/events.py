@@ -266,6 +266,9 @@ class Say:
     text: Text
     language: str
     voice: bool = False
+    # Staff whose apps should notify them (`m.mentions.user_ids`): the supervisors on an
+    # alert. Empty for everything else: nothing the bot sends mentions anyone by default.
+    mentions: tuple[UserID, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +365,14 @@ class Retire:
 
 
 @dataclass(frozen=True, slots=True)
+class Invite:
+    """Invite a supervisor into a volunteer's room of a conversation (`!join`, `!alert`)."""
+
+    ref: RoomRef
+    user: UserID
+
+
+@dataclass(frozen=True, slots=True)
 class RecordMedia:
     session_id: SessionID
     mxc: str
@@ -400,6 +411,7 @@ Effect = (
     | RedactRoom
     | Withdraw
     | Retire
+    | Invite
     | RecordMedia
     | Purge
 )

@@ -33,6 +33,7 @@ from bot.core.model import (
     OfferState,
     Outcome,
     Role,
+    SeatState,
     Session,
     Source,
     State,
@@ -174,8 +175,20 @@ class Lifecycle(Bookkeeping):
                     self._say_staff(
                         "staff.lapsed_off_duty", alias=self._alias(o.volunteer), lapses=v.lapses
                     )
+        if o.id == s.transfer_offer:
+            self._transfer_lost(s, o)
         if s.state is State.OFFERED and not s.pending_offers():
             self._move(s, State.WAITING)
+
+    def _transfer_lost(self, s: Session, o: Offer) -> None:
+        """The volunteer a conversation was being transferred to did not take it (let the
+        offer lapse, declined, went off duty): the one who asked keeps the chatter."""
+        s.transfer_offer = None
+        self._touch(s)
+        vref = self._volunteer_ref(s)
+        if s.state is State.ACTIVE and vref is not None:
+            alias = self._alias(o.volunteer)
+            self._say(vref, "transfer.lost", self._staff_language(), alias=alias, number=s.number)
 
     def _accept(self, s: Session, o: Offer, now: datetime) -> None:
         check(s, State.ACTIVE)
@@ -214,28 +227,29 @@ class Lifecycle(Bookkeeping):
         alias = self._alias(o.volunteer)
         self._emit(SetPersona(self._chatter_ref(s), alias))
         self._say(self._chatter_ref(s), "accepted.chatter", s.language, alias=alias)
+        if s.note is not None:
+            # The handover note: for this volunteer's eyes only, and only once.
+            self._say(vref, "note.handover", self._staff_language(), note=s.note)
+            s.note = None
         for held in s.held:
             self._emit(Relay(vref, scrub(held.body, self._replacements(s)), held.event_id))
+        if s.held and self.policy.volunteer_silence > timedelta(0):
+            s.unanswered_since = now  # the chatter's words wait for an answer
+            self._set_timer(TimerKind.VOLUNTEER_SILENCE, s, now + self.policy.volunteer_silence)
         s.held = []
         self._dispatch(now)
 
     def _requeue(self, s: Session, now: datetime, volunteer_left: bool) -> None:
         """The volunteer left or handed back: the chatter goes first in the queue."""
         check(s, State.WAITING)
-        vref, volunteer = self._volunteer_ref(s), s.volunteer
-        if vref is not None and volunteer is not None:
-            if not volunteer_left:
-                self._say(vref, "handback.done", self._staff_language(), number=s.number)
-            # Redact before the kick: a client removed from a room never receives the
-            # redactions that make it drop what it cached (the chatter's words).
-            self._emit(RedactRoom(vref))
-            self._emit(Retire(vref, volunteer))
-        if s.volunteer_room:
-            s.retired_rooms.append(s.volunteer_room)
-        for o in s.offers:
-            if o.state is OfferState.ACCEPTED:
-                o.state = OfferState.RETIRED
-        s.volunteer, s.volunteer_room, s.accepted_at = None, None, None
+        # A transfer not yet taken is off: the queue decides who comes next.
+        s.transfer_offer = None
+        for o in s.pending_offers():
+            self._withdraw(s, o, now)
+        vref = self._volunteer_ref(s)
+        if vref is not None and not volunteer_left:
+            self._say(vref, "handback.done", self._staff_language(), number=s.number)
+        self._retire_volunteer_room(s)
         s.priority, s.requeues = 1, s.requeues + 1
         self._clear_timers(s)
         self._touch(s)
@@ -245,6 +259,29 @@ class Lifecycle(Bookkeeping):
         self._arm_reminder(s, now)
         self._say_staff("staff.requeued", number=s.number, language=s.language)
         self._dispatch(now)
+
+    def _retire_volunteer_room(self, s: Session) -> None:
+        """The volunteer (and any supervisor at their side) out of their room of this
+        conversation, which is no longer used (hand-back, leaving, transfer): it goes with
+        the conversation's purge."""
+        vref, volunteer = self._volunteer_ref(s), s.volunteer
+        if vref is not None and volunteer is not None:
+            # Redact before the kick: a client removed from a room never receives the
+            # redactions that make it drop what it cached (the chatter's words).
+            self._emit(RedactRoom(vref))
+            self._emit(Retire(vref, volunteer))
+            for seat in s.present_seats():
+                self._emit(Retire(vref, seat.user))
+        for seat in s.present_seats():
+            seat.state = SeatState.GONE
+        if s.volunteer_room:
+            s.retired_rooms.append(s.volunteer_room)
+        for o in s.offers:
+            if o.state is OfferState.ACCEPTED:
+                o.state = OfferState.RETIRED
+        s.volunteer, s.volunteer_room, s.accepted_at = None, None, None
+        s.unanswered_since, s.silence_told = None, 0
+        self._touch(s)
 
     def _announce_positions(self, now: datetime) -> None:
         sessions = list(self.sessions.values())
@@ -275,6 +312,8 @@ class Lifecycle(Bookkeeping):
             self._clear_timer(TimerKind.OFFER_TIMEOUT, s, offer=offer.id)
             self._touch(s)
             self._emit(Withdraw(RoomRef(s.id, Role.VOLUNTEER, offer.id), offer.volunteer))
+            if offer.id == s.transfer_offer:
+                self._transfer_lost(s, offer)
             if s.state is State.OFFERED and not s.pending_offers():
                 self._move(s, State.WAITING)
             self._dispatch(now)
@@ -292,6 +331,7 @@ class Lifecycle(Bookkeeping):
         check(s, State.ENDING)
         was_active = s.state is State.ACTIVE
         vref = self._volunteer_ref(s)
+        s.transfer_offer = None  # the end says it all: no word of a transfer called off
         for o in s.pending_offers():
             self._withdraw(s, o, now)
         self._clear_timers(s)
@@ -326,7 +366,8 @@ class Lifecycle(Bookkeeping):
         check(s, State.PURGING)  # before the timers go: a refused move changes nothing
         self._clear_timers(s)
         self._move(s, State.PURGING)
-        participants = tuple(dict.fromkeys([s.chatter, *(o.volunteer for o in s.offers)]).keys())
+        staff = [*(o.volunteer for o in s.offers), *(seat.user for seat in s.seats)]
+        participants = tuple(dict.fromkeys([s.chatter, *staff]).keys())
         erase = s.chatter if s.source is Source.WEB else None
         dm = self._dm_to_purge(s)
         federated = any(self.policy.is_remote(p) for p in participants)

@@ -11,6 +11,9 @@ here from the modules that each hold one part of it:
   could not read or may not trust;
 - `bot.core.command_rules`: what each command does (chatter, volunteer, staff);
 - `bot.core.blocking`: a supervisor's block on a chatter, and what a blocked person gets;
+- `bot.core.transfer`: a volunteer's `!transfer` to another, and the handover note;
+- `bot.core.supervision`: a supervisor at the volunteer's side (`!join`, `!alert`), and a
+  volunteer who has gone silent;
 - `bot.core.membership`: rooms made or not, joins, leaves, the bot removed from a room;
 - `bot.core.timers`: what each deadline does when it comes due;
 - `bot.core.book`: the state and the bookkeeping every rule shares (effects, changes,

@@ -17,7 +17,6 @@ from bot.core.events import (
     RoomCreated,
     RoomFailed,
 )
-from bot.core.lifecycle import Lifecycle
 from bot.core.model import (
     OPEN_STATES,
     OfferState,
@@ -26,9 +25,10 @@ from bot.core.model import (
     State,
     TimerKind,
 )
+from bot.core.supervision import SupervisionRules
 
 
-class MembershipRules(Lifecycle):
+class MembershipRules(SupervisionRules):
     def _on_room_created(self, e: RoomCreated, now: datetime) -> None:
         s = self.sessions.get(e.session_id)
         if s is None:
@@ -84,12 +84,13 @@ class MembershipRules(Lifecycle):
                     TimerKind.PURGE, s, now + max(self.policy.purge_after, timedelta(minutes=2))
                 )
             return
-        if (
-            e.user == offer.volunteer
-            and offer.state is OfferState.PENDING
-            and s.state is State.OFFERED
-        ):
-            self._accept(s, offer, now)
+        if e.user == offer.volunteer and offer.state is OfferState.PENDING:
+            if s.state is State.OFFERED:
+                self._accept(s, offer, now)
+            elif s.state is State.ACTIVE and offer.id == s.transfer_offer:
+                self._transfer_accepted(s, offer, now)
+        elif e.user != offer.volunteer:
+            self._seat_joined(s, offer, e.user)
 
     def _on_left(self, e: Left, now: datetime) -> None:
         hit = self.session_for_room(e.room)
@@ -106,6 +107,8 @@ class MembershipRules(Lifecycle):
             return
         if e.user == offer.volunteer:
             self._volunteer_gone(s, offer, now)
+        else:
+            self._seat_left(s, e.user)
 
     def _on_removed(self, e: Removed, now: datetime) -> None:
         """The bot lost its place in a room of a conversation (kicked, banned, a state

@@ -92,6 +92,20 @@ class HeldMessage:
     body: str
 
 
+class SeatState(enum.Enum):
+    """A supervisor's place in a volunteer's room (`Session.seats`)."""
+
+    INVITED = "invited"  # invited by the bot (`!join`, or offered with an `!alert`)
+    JOINED = "joined"  # in the room: reads what is relayed there, writes to the volunteer only
+    GONE = "gone"  # left, removed or never came: kept so the purge kicks them too
+
+
+@dataclass
+class Seat:
+    user: UserID
+    state: SeatState = SeatState.INVITED
+
+
 @dataclass
 class Session:
     id: SessionID
@@ -125,6 +139,15 @@ class Session:
     first_wait: timedelta | None = None  # from the first queueing to the first accept
     requeues: int = 0
     unverified_device: bool = False  # the chatter reads on devices nobody cross-signed
+    # The volunteer's handover note (`!note`): conversation content, shown only to the next
+    # volunteer, never to the chatter; dropped once shown, and with the conversation.
+    note: str | None = None
+    transfer_offer: OfferID | None = None  # the offer of a `!transfer` not yet accepted
+    seats: list[Seat] = field(default_factory=list)  # supervisors at the volunteer's side
+    # Since when the chatter's words wait for the volunteer's answer (None: answered), and
+    # what was done about it: 1 the volunteer nudged, 2 the supervisors alerted.
+    unanswered_since: datetime | None = None
+    silence_told: int = 0
 
     # -- derived -------------------------------------------------------------------------
 
@@ -133,6 +156,13 @@ class Session:
 
     def offer(self, offer_id: OfferID) -> Offer | None:
         return next((o for o in self.offers if o.id == offer_id), None)
+
+    def seat(self, user: UserID) -> Seat | None:
+        return next((x for x in self.seats if x.user == user), None)
+
+    def present_seats(self) -> list[Seat]:
+        """Supervisors invited to or in the volunteer's room now."""
+        return [x for x in self.seats if x.state is not SeatState.GONE]
 
     def deadline(self, max_duration: timedelta) -> datetime | None:
         if self.accepted_at is None:
@@ -195,6 +225,11 @@ class Session:
             ),
             "requeues": self.requeues,
             "unverified_device": self.unverified_device,
+            "note": self.note,
+            "transfer_offer": self.transfer_offer,
+            "seats": [{"user": x.user, "state": x.state.value} for x in self.seats],
+            "unanswered_since": _t(self.unanswered_since),
+            "silence_told": self.silence_told,
         }
 
     @classmethod
@@ -239,6 +274,12 @@ class Session:
             first_wait=timedelta(seconds=d["first_wait"]) if d["first_wait"] is not None else None,
             requeues=d["requeues"],
             unverified_device=d.get("unverified_device", False),  # absent before 2026-12
+            # The rest are absent before supervision (2026-12).
+            note=d.get("note"),
+            transfer_offer=OfferID(d["transfer_offer"]) if d.get("transfer_offer") else None,
+            seats=[Seat(UserID(x["user"]), SeatState(x["state"])) for x in d.get("seats", [])],
+            unanswered_since=_dt(d.get("unanswered_since")),
+            silence_told=d.get("silence_told", 0),
         )
 
 
@@ -281,6 +322,8 @@ class TimerKind(enum.Enum):
     QUEUE_MAX_WAIT = "queue_max_wait"
     WAIT_REMINDER = "wait_reminder"
     PURGE = "purge"
+    # The chatter's words wait for the volunteer's answer: a nudge, then the supervisors.
+    VOLUNTEER_SILENCE = "volunteer_silence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +496,7 @@ class Policy:
     max_extension: timedelta = timedelta(minutes=30)
     default_extension: timedelta = timedelta(minutes=10)
     chatter_idle: timedelta = timedelta(minutes=15)
+    volunteer_silence: timedelta = timedelta(minutes=5)  # nudge after this, alert after twice
     idle_warning_before: timedelta = timedelta(minutes=3)
     queue_max_wait: timedelta = timedelta(minutes=30)
     queue_max_length: int = 50
@@ -471,6 +515,7 @@ class Policy:
     canned: tuple[str, ...] = ()  # names of canned replies volunteers may send with !say
     hours: Hours = Hours()
     block_key: bytes = b""
+    tell_chatter: bool = False  # supervision.tell_chatter: a supervisor joining is told
     # The helpline's own homeserver, where the bot makes its rooms. A room for someone on
     # another server must federate for them to join; None (tests that do not care): none
     # is taken to be elsewhere, and every room stays local.

@@ -120,6 +120,7 @@ class RelayRules(CommandRules):
             if vref is not None:
                 body = scrub(m.body, self._replacements(s))
                 self._emit(Relay(vref, body, m.event_id, emote=m.kind is Kind.EMOTE))
+                self._chatter_waits(s, now)
         elif len(s.held) < MAX_HELD:
             if not s.held:
                 self._say(ref, "held", lang)
@@ -183,6 +184,8 @@ class RelayRules(CommandRules):
             self._say(vref, "usage", lang, usage=commands.usage_line(parsed.spec, lang))
             return
         if isinstance(parsed, Command):
+            if self._supervision_room_command(s, m.sender, vref, parsed, now):
+                return
             if not self._supervisor_command(m.sender, vref, parsed, now):
                 self._volunteer_command(s, vref, parsed, now)
             return
@@ -205,15 +208,21 @@ class RelayRules(CommandRules):
             return
         body = scrub(m.body, self._replacements(s))
         self._emit(Relay(self._chatter_ref(s), body, m.event_id, emote=m.kind is Kind.EMOTE))
+        self._volunteer_answered(s)
 
     def _supervisor_message(self, s: Session, offer: Offer, m: Message, now: datetime) -> None:
         """A supervisor in a volunteer's room who is not its volunteer: their commands
-        (`!block`) are carried out there; nothing they write is relayed."""
+        (`!block`, `!leave`) are carried out there; nothing they write is relayed: the
+        volunteer reads it in the room itself, the chatter never."""
+        if m.media_url:
+            self._emit(RecordMedia(s.id, m.media_url, m.sender))  # a room of this conversation
         if offer.state is not OfferState.ACCEPTED or m.kind is not Kind.TEXT:
             return
         parsed = commands.parse(m.body, Audience.VOLUNTEER)
         if isinstance(parsed, Command):
-            self._supervisor_command(m.sender, RoomRef(s.id, Role.VOLUNTEER, offer.id), parsed, now)
+            vref = RoomRef(s.id, Role.VOLUNTEER, offer.id)
+            if not self._supervision_room_command(s, m.sender, vref, parsed, now):
+                self._supervisor_command(m.sender, vref, parsed, now)
 
     def _on_edit(self, e: Edit) -> None:
         hit = self.session_for_room(e.room)

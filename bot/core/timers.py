@@ -13,7 +13,6 @@ from bot.core.book import whole_minutes
 from bot.core.events import (
     TimerFired,
 )
-from bot.core.lifecycle import Lifecycle
 from bot.core.model import (
     QUEUED_STATES,
     OfferState,
@@ -23,9 +22,10 @@ from bot.core.model import (
     Timer,
     TimerKind,
 )
+from bot.core.supervision import SupervisionRules
 
 
-class TimerRules(Lifecycle):
+class TimerRules(SupervisionRules):
     def _idle_due(self, s: Session) -> tuple[datetime, datetime]:
         """(warning, end) counted from the chatter's last message."""
         last = s.last_chatter_activity or s.accepted_at
@@ -64,6 +64,8 @@ class TimerRules(Lifecycle):
             case TimerKind.PURGE:
                 if s.state is State.ENDING:
                     self._start_purge(s)
+            case TimerKind.VOLUNTEER_SILENCE:
+                self._silence_timer(s, now)
 
     def _offer_lapsed(self, s: Session, timer: Timer, now: datetime) -> None:
         offer = s.offer(timer.offer) if timer.offer is not None else None

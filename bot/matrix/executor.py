@@ -40,6 +40,7 @@ from nio.exceptions import OlmUnverifiedDeviceError
 
 from bot.core.events import (
     CreateRoom,
+    Invite,
     Purge,
     Redact,
     RedactRoom,
@@ -133,7 +134,8 @@ class Executor:
                 body = self.texts.render(effect.text, effect.language)
                 msgtype = "m.text" if effect.voice else "m.notice"
                 room = self._target(effect.to)
-                return await self._send(room, {"msgtype": msgtype, "body": body}, txn_id)
+                content = {"msgtype": msgtype, "body": body}
+                return await self._send(room, content, txn_id, mentions=effect.mentions)
             case SetPersona():
                 room = self._target(effect.to)
                 await check(
@@ -192,6 +194,11 @@ class Executor:
                 if retired is not None:
                     await check(self.client.room_kick(retired, effect.volunteer), quiet=True)
                     self.kicked(retired, effect.volunteer)
+            case Invite():
+                # Already invited or in the room (a retry): refused harmlessly.
+                await check(
+                    self.client.room_invite(self._target(effect.ref), effect.user), quiet=True
+                )
             case Purge():
                 return Purged(await self.purge(effect))
             case _:
@@ -240,9 +247,16 @@ class Executor:
             return room
         return to
 
-    async def _send(self, room: RoomID, content: dict[str, Any], txn_id: str) -> Sent:
-        # Nothing the bot sends mentions anyone: a chatter's "@room" stays text.
-        content = {**content, "m.mentions": {}}
+    async def _send(
+        self,
+        room: RoomID,
+        content: dict[str, Any],
+        txn_id: str,
+        mentions: tuple[UserID, ...] = (),
+    ) -> Sent:
+        # Nothing the bot sends mentions anyone but the staff the core names (an alert's
+        # supervisors): a chatter's "@room" stays text.
+        content = {**content, "m.mentions": {"user_ids": list(mentions)} if mentions else {}}
         encrypted = await self._ready(room)
         if encrypted:
             await self.trust.prepare(self.client, room)

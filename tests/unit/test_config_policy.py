@@ -7,7 +7,9 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
-from bot.config import build_policy, load_config
+import pytest
+
+from bot.config import ConfigErrors, build_policy, load_config
 from bot.config.policy import CORE_ONLY, carried, converted
 from bot.core.ids import RoomID, UserID
 from bot.core.media import MediaLimits
@@ -77,3 +79,26 @@ def test_settings_reach_the_core(tmp_path: Path) -> None:
     assert "unknown" not in policy.canned
     assert policy.hours == config.opening_hours.hours()
     assert policy.block_key == STORE_KEY.encode()  # no block_list_key: the store key
+
+
+def test_supervision_settings_reach_the_core(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path), env={})
+    policy = build_policy(config, None)
+    assert policy.volunteer_silence == timedelta(minutes=5)
+    assert policy.tell_chatter is False
+    text = MINIMAL + "limits: {volunteer_silence: 90s}\nsupervision: {tell_chatter: true}\n"
+    policy = build_policy(load_config(write_config(tmp_path, text), env={}), None)
+    assert policy.volunteer_silence == timedelta(seconds=90)
+    assert policy.tell_chatter is True
+    off = MINIMAL + "limits: {volunteer_silence: 0}\n"
+    assert build_policy(
+        load_config(write_config(tmp_path, off), env={}), None
+    ).volunteer_silence == (timedelta(0))
+
+
+def test_a_bad_supervision_setting_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + "supervision: {tell_chatter: maybe, tell_volunteer: true}\n"
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(write_config(tmp_path, text), env={})
+    paths = {p.path for p in caught.value.problems}
+    assert {"supervision.tell_chatter", "supervision.tell_volunteer"} <= paths

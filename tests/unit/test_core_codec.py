@@ -40,6 +40,8 @@ SAMPLES: list[Any] = [
     events.RedactRoom(OFFER),
     events.Withdraw(OFFER, UserID("@v:hs")),
     events.Retire(OFFER, UserID("@v:hs")),
+    events.Invite(OFFER, UserID("@kari:hs")),
+    events.Say(RoomID("!staff:hs"), events.Text("staff.alert"), "nb", mentions=(UserID("@k:hs"),)),
     events.RecordMedia(SessionID(7), "mxc://hs/abc"),
     events.Purge(SessionID(7), (RoomID("!a:hs"), RoomID("!b:hs")), (UserID("@c:hs"),)),
     events.Purge(SessionID(7), (RoomID("!a:hs"),), (UserID("@c:hs"),), dm=RoomID("!dm:hs")),

@@ -14,6 +14,8 @@ GOOD_ARG = {
     Arg.OPTIONAL_DURATION: "",
     Arg.SESSION: " 4821",
     Arg.SESSION_SPAN: " 4821",
+    Arg.OPTIONAL_WORDS: " Bjørn",
+    Arg.TEXT: " ring-mor",
 }
 SPELLINGS = [(spec, name, aud) for spec in TABLE for name in spec.names for aud in spec.audience]
 
@@ -168,6 +170,6 @@ def test_help_by_audience() -> None:
         k.removeprefix("help.")
         for _, k in commands.help_lines(Audience.STAFF, "en", supervisor=True)
     }
-    assert supervisor == {"help", "on", "off", "status", "block", "unblock"}
+    assert supervisor == {"help", "on", "off", "status", "join", "block", "unblock"}
     assert {"extend", "time", "say", "tag", "handback", "alert", "end"} <= names(Audience.VOLUNTEER)
     assert "delete" not in names(Audience.VOLUNTEER)

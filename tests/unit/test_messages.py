@@ -81,6 +81,7 @@ SAMPLE: dict[str, Any] = {
     "types": "JPEG, PNG, WebP",
     "server": "alltidhjelp.no",
     "url": "https://chat.alltidhjelp.no",
+    "note": "Snakket om skolen; mor vet ikke.",
 }
 
 BRACE = re.compile(r"[{}]")
