@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from bot.config.errors import ConfigErrors
-from bot.config.fields import _user_id
 from bot.config.hours import _read_opening_hours
 from bot.config.model import DEFAULT_TOPICS, Config
 from bot.config.overrides import _read_messages
@@ -99,7 +98,15 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
     intake = _read_intake(root)
     language = _read_language(root)
     volunteers = _read_volunteers(root, language, bot.user_id)
-    admins = root.items("admins", _user_id, default=(), expected="a list of Matrix user IDs")
+    if root.has("admins"):
+        # It was documented and never did anything: the bot has no admin-only command.
+        chk.problem(
+            "admins",
+            "no such key any more",
+            _show(root.raw("admins")),
+            "staff rights come from volunteers.members and volunteers.supervisors; "
+            "remove this line",
+        )
     routing = _read_routing(root)
     limits = _read_limits(root)
     privacy = _read_privacy(root, limits)
@@ -119,7 +126,6 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
         encryption=encryption,
         intake=intake,
         volunteers=volunteers,
-        admins=admins,
         routing=routing,
         limits=limits,
         privacy=privacy,

@@ -229,7 +229,6 @@ class Config:
     encryption: EncryptionConfig
     intake: IntakeConfig
     volunteers: VolunteersConfig
-    admins: tuple[str, ...]
     routing: RoutingConfig
     limits: LimitsConfig
     privacy: PrivacyConfig

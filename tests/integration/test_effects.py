@@ -33,13 +33,15 @@ async def _no_purge(effect: Purge) -> str:
     raise AssertionError("these tests carry out no purge")
 
 
-def executor_for(bot, rooms: Rooms | None = None) -> Executor:
+def executor_for(
+    bot, rooms: Rooms | None = None, retention: timedelta = timedelta(days=1)
+) -> Executor:
     return Executor(
         bot.client,
         texts=Texts(),
         rooms=rooms or Rooms(),
         trust=AllDevices(),
-        retention=timedelta(days=1),
+        retention=retention,
         bot_user=bot.user_id,
         purge=_no_purge,
     )
@@ -146,3 +148,18 @@ async def test_a_reply_into_an_unencrypted_dm_goes_out_at_once_in_plaintext(make
         got = await chatter.wait_for_message(room_id=dm, sender=bot.user_id, timeout=30)
         assert got.event_id == sent.event_id
         assert not got.decrypted
+
+
+async def test_a_conversation_room_asks_the_server_to_drop_it_after_the_retention(
+    make_user, make_client
+):
+    """privacy.retention_max_lifetime: the safety net a room carries from its creation, so
+    that a server with retention on drops it even if the bot never purges it."""
+    bot = await make_client(await make_user("bot"))
+    chatter = await make_user("chatter")
+    executor = executor_for(bot, retention=timedelta(hours=5))
+    effect = CreateRoom(RoomRef(SessionID(1), Role.CHATTER), UserID(chatter.user_id), "X")
+    made = await executor.run(effect, "txn-retention")
+    assert isinstance(made, RoomMade)
+    state = await bot.client.room_get_state_event(made.room, "m.room.retention")
+    assert state.content == {"max_lifetime": 5 * 3600 * 1000}

@@ -124,7 +124,6 @@ def test_minimal_config_loads_with_defaults_and_types(tmp_path: Path) -> None:
     assert anne.languages == ("nb",)  # the default language
     assert anne.max_sessions == 1
     assert config.volunteers.supervisors == ()
-    assert config.admins == ()
     assert config.routing.strategy is RoutingStrategy.LONGEST_IDLE
     assert config.routing.offer_timeout == timedelta(seconds=90)
     assert config.routing.lapses_before_off_duty == 2
@@ -173,7 +172,6 @@ def test_full_config_values_are_read(tmp_path: Path) -> None:
           direct_messages: false
           lobby_rooms: ["#snakk:helpline.test", "!abc123:helpline.test"]
           allowed_servers: [helpline.test]
-        admins: ["@root:helpline.test"]
         routing: {strategy: broadcast, offer_timeout: 2m, waiting_reminder: 0}
         limits: {max_duration: 1h30m, warn_before: [2m, 15m], max_extension: 0}
         privacy: {purge_after: 0}
@@ -188,7 +186,6 @@ def test_full_config_values_are_read(tmp_path: Path) -> None:
     assert config.encryption.trust is TrustRule.ALL_DEVICES
     assert config.intake.lobby_rooms == ("#snakk:helpline.test", "!abc123:helpline.test")
     assert not server_allowed(config.intake.allowed_servers, "elsewhere.test")
-    assert config.admins == ("@root:helpline.test",)
     assert config.routing.strategy == "broadcast"
     assert config.routing.waiting_reminder == timedelta(0)
     assert config.limits.max_duration == timedelta(minutes=90)
@@ -226,7 +223,6 @@ EXAMPLE_PLACEHOLDERS = [
     "volunteers.members[0].user_id",
     "volunteers.members[1].user_id",
     "volunteers.supervisors[0]",
-    "admins[0]",
 ]
 
 
@@ -265,7 +261,7 @@ def test_example_documents_every_key() -> None:
     for section in sections:
         cls = getattr(bot.config, section, None) if isinstance(section, str) else section
         if not dataclasses.is_dataclass(cls):
-            continue  # tuples and mappings: admins, messages, topics
+            continue  # tuples and mappings: messages, topics
         for f in dataclasses.fields(cls):
             wanted.add(f.name)
             if f.name in {"admin_token", "password", "store_key", "block_list_key"}:
@@ -732,6 +728,13 @@ def test_server_name_is_refused_with_where_it_comes_from_now(tmp_path: Path) -> 
     problem = only_problem(write_config(tmp_path, text))
     assert problem.path == "homeserver.server_name"
     assert "bot.user_id" in str(problem)
+
+
+def test_admins_is_refused_with_where_staff_rights_come_from(tmp_path: Path) -> None:
+    # It was documented as "admin rights over the bot's commands" and granted none.
+    problem = only_problem(write_config(tmp_path, MINIMAL + 'admins: ["@root:helpline.test"]\n'))
+    assert problem.path == "admins"
+    assert "volunteers.supervisors" in str(problem)
 
 
 @pytest.mark.parametrize(

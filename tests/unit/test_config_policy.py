@@ -102,3 +102,68 @@ def test_a_bad_supervision_setting_is_refused(tmp_path: Path) -> None:
         load_config(write_config(tmp_path, text), env={})
     paths = {p.path for p in caught.value.problems}
     assert {"supervision.tell_chatter", "supervision.tell_volunteer"} <= paths
+
+
+EVERY_SETTING = MINIMAL.replace("opening_hours:\n", "opening_hours:\n  timezone: UTC\n").replace(
+    "helpline.test/\n", "helpline.test/\n  admin_token_file: secrets/admin_token\n"
+).replace("  password_file:", "  display_name: Snakk\n  password_file:") + (
+    textwrap.dedent("""\
+    intake:
+      direct_messages: false
+      lobby_rooms: ["#lobby:helpline.test"]
+      allowed_servers: [helpline.test]
+      consent_required: true
+      plaintext_direct: refuse
+    routing:
+      strategy: broadcast
+      offer_timeout: 2m
+      lapses_before_off_duty: 3
+      language_fallback: false
+      waiting_reminder: 0
+    limits:
+      max_duration: 90m
+      warn_before: [1m]
+      max_extension: 0
+      chatter_idle: 20m
+      idle_warning_before: 5m
+      queue_max_wait: 40m
+      queue_max_length: 7
+      message_max_chars: 300
+      messages_per_minute: 3
+      sessions_per_day: 2
+      volunteer_silence: 90s
+    supervision: {tell_chatter: true}
+    privacy:
+      purge_after: 0
+      relay_media: true
+      relay_read_receipts: both
+      ask_rating: true
+      block_list_key_file: secrets/block_list_key
+      media: {max_bytes: 2000000, types: [image/png]}
+    language: {default: en, available: [en]}
+    topics: [angst]
+    webchat: {enabled: true, public_url: https://chat.helpline.test}
+    """)
+)
+
+
+def test_every_core_setting_arrives_as_written(tmp_path: Path) -> None:
+    # Each key the core obeys is set away from its default: a value read and then dropped
+    # on the way (the default used instead) shows as a Policy field still at its default.
+    text = EVERY_SETTING.replace("alias: Anne}", "alias: Anne, languages: [en]}")
+    text = text.replace("volunteers:\n", 'volunteers:\n  supervisors: ["@kari:helpline.test"]\n', 1)
+    path = write_config(tmp_path, text)
+    (tmp_path / "secrets" / "admin_token").write_text("admin-token\n")
+    (tmp_path / "secrets" / "block_list_key").write_text("a block list key of its own\n")
+    policy = build_policy(load_config(path, env={}), RoomID("!vakt:helpline.test"))
+    default = Policy(volunteers=())
+    unchanged = {
+        f.name
+        for f in dataclasses.fields(Policy)
+        if getattr(policy, f.name) == getattr(default, f.name)
+    }
+    # canned: the built-in replies of the default language; default_extension: core only.
+    assert unchanged - {"canned"} == CORE_ONLY
+    assert policy.block_key == b"a block list key of its own"
+    assert policy.server_name == "helpline.test"
+    assert policy.bot_name == "Snakk"
