@@ -11,12 +11,14 @@ import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
 from bot.devtools.runner import SubprocessBot, write_config
+from bot.devtools.users import admin_request, q
 from tests.integration.world import (
     TIMEOUT,
     build_world,
@@ -178,5 +180,25 @@ async def test_closed_hours_and_a_full_queue_are_answered_in_the_dm(
         assert "116 111" in answer.body
         with pytest.raises(TimeoutError):
             await client.wait_for_invite(timeout=3)
+    finally:
+        await w.close()
+
+
+async def test_the_bots_device_carries_the_configured_name(
+    synapse: Any, make_user: Any, make_client: Any, tmp_path: Path, admin: Any
+) -> None:
+    """`bot.device_name`: what the account's session list shows for the bot's device."""
+    w = await build_world(
+        synapse, make_user, make_client, tmp_path, bot={"device_name": "vakt-bot"}
+    )
+    try:
+        _, body = await admin_request(
+            synapse.base_url,
+            admin.access_token,
+            "GET",
+            f"/_synapse/admin/v2/users/{q(w.bot_id)}/devices",
+        )
+        names = [d.get("display_name") for d in body["devices"]]
+        assert "vakt-bot" in names, names
     finally:
         await w.close()

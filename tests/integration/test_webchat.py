@@ -329,3 +329,28 @@ async def test_a_homeserver_whose_accounts_are_delegated_is_refused_at_start(
         assert "Matrix Authentication Service" in str(raised.value)
     finally:
         await runner.cleanup()
+
+
+async def test_the_page_is_told_the_homeserver_address_and_the_helplines_own_words(
+    open_web: OpenWeb,
+) -> None:
+    """`webchat.homeserver_url`: the page connects there, and the CSP allows exactly that;
+    `webchat.texts`: the page's words and a refusal's are the organisation's."""
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
+    hours = {"always_open": False, "weekly": {"mon-sun": "00:00-23:59"}, "closed_dates": [today]}
+    outside = "https://matrix.helpline.example"
+    _, page = await open_web(
+        sections={"opening_hours": hours},
+        homeserver_url=outside,
+        texts={"en": {"title": "Prat med oss", "refused.closed": "Stengt i dag. {emergency}"}},
+    )
+    async with page.http.get(page.base + "/api/config", headers={"Accept-Language": "en"}) as r:
+        config = await r.json()
+        assert f"connect-src 'self' {outside};" in r.headers["Content-Security-Policy"]
+    assert config["homeserver"] == outside
+    assert config["texts"]["en"]["title"] == "Prat med oss"
+    assert config["texts"]["nb"]["title"] == "Snakk med oss"  # not overridden there
+    status, body = await page.account(language="en")
+    assert (status, body["error"]) == (503, "closed")
+    assert body["text"].startswith("Stengt i dag. ")
+    assert "113" in body["text"]
