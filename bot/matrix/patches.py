@@ -15,6 +15,9 @@ naming the patch, when it is gone. When you bump nio, that test says what to loo
   `bot.matrix.schemas`.
 - `olm_account`: the vodozemac account inside nio's `OlmAccount` (`_account`), for the
   fallback keys nio has no call for.
+- `PatchedClient.keys_query` / `keys_claim`: per server, never waiting on another server
+  when it need not (`bot.matrix.keyquery`, which sends through nio's private `_send` so
+  that nio reads the answers as its own).
 
 (aiosqlite's `_execute`, the one reach into a private API on the database side, stays in
 `bot.storage.db`: the Matrix side may not import the database driver; the same test file
@@ -29,7 +32,7 @@ from typing import Any
 import nio.schemas
 from nio import AsyncClient
 
-from bot.matrix import schemas
+from bot.matrix import keyquery, schemas
 from bot.matrix.syncfilter import prepare_sync
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,30 @@ class PatchedClient(AsyncClient):
     # From the last sync: which fallback keys the server still holds unused (see
     # bot/matrix/fallback.py); None when there is nothing to do until the next sync.
     unused_fallback_keys: Any = None
+    _key_servers: keyquery.KeyServers | None = None
+
+    @property
+    def key_servers(self) -> keyquery.KeyServers | None:
+        """Which servers answer for their users' keys (made once the bot's ID is known)."""
+        if self._key_servers is None and self.user_id:
+            self._key_servers = keyquery.KeyServers(keyquery.server_of(self.user_id))
+        return self._key_servers
+
+    async def keys_query(self) -> Any:
+        """nio's, asked per server: the own server's answer is waited for, other
+        servers are asked in the background (`bot.matrix.keyquery`)."""
+        servers = self.key_servers
+        users = set(self.users_for_key_query)
+        if servers is None or not users:
+            return await super().keys_query()
+        return await keyquery.query(self, users, servers, wait_for_others=False)
+
+    async def keys_claim(self, user_set: Any) -> Any:
+        """nio's, per server side by side, leaving out servers paused after a failure."""
+        servers = self.key_servers
+        if servers is None or not user_set:
+            return await super().keys_claim(user_set)
+        return await keyquery.claim(self, dict(user_set), servers)
 
     async def parse_body(self, transport_response: Any) -> dict[Any, Any]:
         body: dict[Any, Any] = await super().parse_body(transport_response)

@@ -77,9 +77,12 @@ class Syncer:
         self._started_ms = 0
         self._stopping = asyncio.Event()
         self._release_timer: asyncio.TimerHandle | None = None
+        self._claiming: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._claiming is not None:
+            self._claiming.cancel()
         self.client.stop_sync_forever()
         if self._release_timer is not None:
             self._release_timer.cancel()
@@ -257,9 +260,19 @@ class Syncer:
             except Transient as exc:
                 log.warning("fallback key not published, next sync", extra={"why": str(exc)})
         if c.should_query_keys:
-            await c.keys_query()
-        if c.should_claim_keys:
-            await c.keys_claim(c.get_users_for_key_claiming())
+            await c.keys_query()  # waits for the own server only (bot.matrix.keyquery)
+        if c.should_claim_keys and (self._claiming is None or self._claiming.done()):
+            # In the background: a claim waits on every server whose devices it names,
+            # and the next sync must not wait on someone else's server.
+            self._claiming = asyncio.create_task(
+                self._claim(c.get_users_for_key_claiming()), name="keys claim"
+            )
+
+    async def _claim(self, user_set: Any) -> None:
+        try:
+            await self.client.keys_claim(user_set)
+        except Exception as exc:  # the next sync asks again
+            log.warning("keys claim failed", extra={"error": type(exc).__name__})
 
 
 def quiet(resp: SyncResponse, since_ms: int) -> bool:

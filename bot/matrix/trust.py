@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from nio import AsyncClient
 
+from bot.matrix.keyquery import refresh
 from bot.matrix.keysapi import (
     CrossSigningError,
     Http,
@@ -72,8 +73,7 @@ class AllDevices:
         if room is None or client.olm is None:
             return
         client.olm.update_tracked_users(room)
-        if client.should_query_keys:
-            await client.keys_query()
+        await refresh(client, room.users)
         for user in room.users:
             for device in client.device_store.active_user_devices(user):
                 if not device.verified and not device.blacklisted:
@@ -195,8 +195,7 @@ class CrossSigned:
         started = self._clock()
         self.stats.prepares += 1
         client.olm.update_tracked_users(room)  # a member nio forgot (see the module)
-        if client.should_query_keys:
-            await client.keys_query()  # nio's device store must know the devices too
+        await refresh(client, room.users)  # nio's device store must know the devices too
         users = sorted(room.users)
         identities = await self.identities(client, users)
         for user in users:
@@ -263,8 +262,8 @@ class CrossSigned:
             return True
         self.stats.vouch_checks += 1
         device = _device_with_key(client, user, sender_key)
-        if device is None and client.should_query_keys:
-            await client.keys_query()  # a device nio has not heard of yet
+        if device is None:
+            await refresh(client, [user])  # a device nio has not heard of yet
             device = _device_with_key(client, user, sender_key)
         if device is None:
             return False

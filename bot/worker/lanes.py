@@ -95,7 +95,8 @@ class Lanes:
         self._lanes: dict[LaneKey, _Lane] = {}
         self._dispatched = 0  # the highest outbox row id handed to a lane
         self._queued = True  # the outbox may hold rows not yet in a lane (it may at start)
-        self.creating: set[int] = set()  # room creations carried out, not yet recorded
+        # room creations carried out, not yet recorded: outbox row id -> the invited user
+        self.creating: dict[int, str] = {}
 
     @property
     def in_flight(self) -> int:
@@ -114,7 +115,7 @@ class Lanes:
 
     def recorded(self, row_id: int) -> None:
         """The worker stored the outcome of this row."""
-        self.creating.discard(row_id)
+        self.creating.pop(row_id, None)
 
     async def stop(self) -> None:
         """Lanes cut short keep their rows in the outbox: the next start carries them out."""
@@ -164,15 +165,15 @@ class Lanes:
             await self._until_recorded(row, None, type(exc).__name__)  # parked at once
             return
         creating = isinstance(effect, CreateRoom)
-        if creating:
-            self.creating.add(row.id)
+        if isinstance(effect, CreateRoom):
+            self.creating[row.id] = effect.invite
         try:
             await self._until_recorded(row, effect, "")
         finally:
             # Cut short too (a stop, a lane ending on an error): held inputs must never
             # wait for a creation nobody carries out any more.
             if creating:
-                self.creating.discard(row.id)
+                self.creating.pop(row.id, None)
 
     async def _until_recorded(self, row: OutboxRow, effect: Effect | None, error: str) -> None:
         """`effect` None: the row cannot be read (`error` says why) and is parked."""

@@ -16,8 +16,10 @@ session, only when one of them runs.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
+import signal
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,10 +52,12 @@ from tests.integration.waits import wait_until
 from tests.integration.world import (
     TIMEOUT,
     Chatter,
+    Volunteer,
     World,
     accept_offer,
     assert_logs_clean,
     build_world,
+    chatter_by_dm,
     go_on_duty,
     next_from_bot,
     open_conversation,
@@ -319,6 +323,53 @@ async def test_a_line_for_its_own_server_answers_a_dm_from_elsewhere_once_and_op
     with pytest.raises(TimeoutError):
         await client.wait_for_invite(timeout=3)
     assert_logs_clean(w, client.user_id, dm)
+
+
+async def test_a_server_that_stops_answering_holds_up_nobody_else(
+    federation: Federation,
+    remote_clients: tuple[ClientMaker, ClientMaker],
+    tmp_path: Path,
+) -> None:
+    """A volunteer's account is on the other server, which stops answering (SIGSTOP):
+    the room the bot makes for her waits on that server in its own lane, while the next
+    chatter is offered to a volunteer here, talks and is answered as usual."""
+    home, remote = federation.helpline, federation.remote
+    local_maker, remote_maker = remote_clients
+    ruth_user = await remote.make_user("ruth")
+    ruth = Volunteer("Ruth", ruth_user, await remote_maker(ruth_user))
+    w = await build_world(
+        home.synapse,
+        home.make_user,
+        local_maker,
+        tmp_path,
+        admin_token=home.admin.access_token,
+        guests=(ruth,),
+    )
+    irene = w.volunteers[0]
+    pid = remote.synapse.pid
+    assert pid is not None
+    try:
+        await go_on_duty(w, ruth)  # over federation, while her server answers
+        os.kill(pid, signal.SIGSTOP)
+        first = await chatter_by_dm(w, home.make_user, local_maker, words("Er det noen der?"))
+        # The offer goes to Ruth: the bot's room for her waits on her server.
+        await asyncio.sleep(2)
+        await go_on_duty(w, irene)
+        second = await chatter_by_dm(w, home.make_user, local_maker, words("Hallo?"))
+        started = asyncio.get_running_loop().time()
+        vroom, intro = await accept_offer(w, irene)
+        served = second if "#" in (intro.body or "") else first
+        came = await next_from_bot(
+            w, served.client, served.room, lambda m: "Irene" in (m.body or "")
+        )
+        assert came.msgtype == "m.notice"
+        await served.client.send_text(served.room, "takk")
+        assert (await next_from_bot(w, irene.client, vroom, lambda m: m.body == "takk")).body
+        waited = asyncio.get_running_loop().time() - started
+        assert waited < TIMEOUT, waited
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await w.close()
 
 
 # --------------------------------------------------------------------------------------

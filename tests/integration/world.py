@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,18 +141,21 @@ async def staff_helpline(
     lobby_rooms: tuple[str, ...] = (),
     max_sessions: int = 1,
     homeserver: str | None = None,
+    guests: Sequence[Volunteer] = (),
     **sections: dict[str, Any],
 ) -> Staffed:
     """Everything `build_world` does before the bot starts, for tests that start the bot
     themselves (as a child process, say). `homeserver`: the URL the bot talks to, when
     not Synapse's own (a fault proxy in front of it); people's clients stay direct.
     `supervisor_aliases`: supervisors (`volunteers.supervisors`), in the volunteers' room
-    but not volunteers themselves."""
+    but not volunteers themselves. `guests`: volunteers made elsewhere (on another
+    server), listed after the others and invited like them."""
     bot_user = bot_user or await make_user("bot")
     volunteers: list[Volunteer] = []
     for alias in aliases:
         user = await make_user(alias.lower())
         volunteers.append(Volunteer(alias, user, await make_client(user)))
+    volunteers.extend(guests)
     supervisors: list[Volunteer] = []
     for alias in supervisor_aliases:
         user = await make_user(alias.lower())

@@ -322,8 +322,30 @@ async def test_a_held_input_goes_on_after_a_while_even_if_the_creation_does_not_
     running = Running(storage, runner, core=core, hold_s=0.5)
     try:
         await until(lambda: runner.tries["create"] >= 1)
+        new = RoomID("!new:hs")
+        running.worker.put(Inbound(Message(new, UserID("@c:hs"), EventID("$c"), "hei"), "$c"))
+        await asyncio.sleep(0.2)
+        assert core.seen == []  # the invited person's words wait for the creation...
+        await until(lambda: len(core.seen) == 1, timeout=3)  # ...but not for ever
+    finally:
+        await running.stop()
+
+
+async def test_a_creation_that_hangs_holds_up_nobody_it_does_not_invite(two_sessions):
+    """A room for someone whose server does not answer the invite can take a minute to
+    make: a new chatter's first words in a DM go to the core at once all the same."""
+    storage = two_sessions
+    create = CreateRoom(RoomRef(SessionID(1), Role.VOLUNTEER), UserID("@ruth:far.away"), "X")
+    runner = Scripted(create=[RoomMade(RoomID("!slow:hs"))])
+    runner.hold["create"] = asyncio.Event()  # never set: the creation hangs
+    await storage.outbox.add([OutboxItem("create", SessionID(1), codec.encode(create))], now=T0)
+    core = Recording()
+    running = Running(storage, runner, core=core)  # the default hold: 30 s
+    try:
+        await until(lambda: runner.tries["create"] == 1)
         dm = RoomID("!dm:hs")
         running.worker.put(Inbound(Message(dm, UserID("@d:hs"), EventID("$d"), "hei"), "$d"))
         await until(lambda: len(core.seen) == 1, timeout=3)
+        assert not running.worker.held
     finally:
         await running.stop()

@@ -52,9 +52,23 @@ def test_nio_handles_each_timeline_event_in_one_private_method() -> None:
 
 
 def test_the_patched_client_overrides_what_nio_has() -> None:
-    for name in ("parse_body", "_handle_timeline_event"):
+    for name in ("parse_body", "_handle_timeline_event", "keys_query", "keys_claim"):
         assert name in vars(PatchedClient), name
         assert hasattr(AsyncClient, name), name
+
+
+def test_key_requests_go_through_nios_private_send_and_its_api_builders() -> None:
+    """bot.matrix.keyquery: nio's `_send(response_class, method, path, data)` reads the
+    answer as its own (device store, pending users); `Api.keys_query` / `keys_claim`
+    give the method and path; nio's own callers call `keys_query()` / `keys_claim(...)`."""
+    assert params(AsyncClient._send)[:5] == ["self", "response_class", "method", "path", "data"]
+    method, path, _ = nio.Api.keys_query("t", {"@a:b"})
+    assert (method, path.split("?")[0]) == ("POST", "/_matrix/client/v3/keys/query")
+    method, path, _ = nio.Api.keys_claim("t", {"@a:b": ["D"]})
+    assert (method, path.split("?")[0]) == ("POST", "/_matrix/client/v3/keys/claim")
+    assert "await self.keys_query()" in source(AsyncClient.room_send)
+    assert "await self.keys_claim(" in source(AsyncClient.share_group_session)
+    assert params(AsyncClient.keys_claim) == ["self", "user_set"]
 
 
 # ---- skip_empty_room_saves -------------------------------------------------------------
@@ -140,7 +154,9 @@ def test_aiosqlite_runs_a_function_on_its_thread_through_execute(tmp_path: Path)
     assert asyncio.run(run()) == 7
 
 
-@pytest.mark.parametrize("name", ["parse_body", "_handle_timeline_event"])
+@pytest.mark.parametrize(
+    "name", ["parse_body", "_handle_timeline_event", "keys_query", "keys_claim"]
+)
 def test_overrides_keep_the_async_or_sync_kind_of_nios(name: str) -> None:
     ours, theirs = getattr(PatchedClient, name), getattr(AsyncClient, name)
     assert inspect.iscoroutinefunction(ours) == inspect.iscoroutinefunction(theirs)
