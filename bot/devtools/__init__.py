@@ -12,6 +12,8 @@ Not part of the service: `helpline-bot run` never imports this package. It needs
   What its person has seen, and the waits for it, are in :mod:`bot.devtools.seen`.
 - :mod:`bot.devtools.runner` writes a bot config and runs the bot in-process or as a
   child process.
+- :mod:`bot.devtools.appservice` is a loopback appservice (a bridge) that registers and
+  logs in users of its namespace, for the bridge tests.
 - :mod:`bot.devtools.faultproxy` sits between the bot and Synapse and breaks on demand
   (5xx with an HTML body, connection resets, delays), for fault tests and benchmarks.
 """

@@ -94,9 +94,13 @@ class TestClient(Seen):
         sync_timeout_ms: int = 30_000,
         cross_sign: bool = True,
         cross_signing_keys: CrossSigningKeys | None = None,
+        device: tuple[str, str] | None = None,
     ) -> None:
         self.homeserver = homeserver
         self.password = password
+        # (device ID, access token) of a device logged in elsewhere, with no keys yet: an
+        # appservice's user has no password, its bridge logs it in and hands over the token.
+        self.device = device
         self.auto_join = auto_join
         self.device_name = device_name or f"helpline-test {user_id}"
         self.sync_timeout_ms = sync_timeout_ms
@@ -172,15 +176,18 @@ class TestClient(Seen):
         return str(self.client.access_token)
 
     async def start(self) -> None:
-        """Log in (a new device), upload device and one-time keys, sync once, then keep
-        syncing in the background.
+        """Log in (a new device; or take over `device`), upload device and one-time keys,
+        sync once, then keep syncing in the background.
 
         Keys are uploaded before anyone can see this device, so a peer's key query never
         finds the device without keys.
         """
-        resp = await self.client.login(self.password, device_name=self.device_name)
-        if not isinstance(resp, LoginResponse):
-            raise TestClientError(f"login of {self.client.user} failed: {resp}")
+        if self.device is not None:
+            self.client.restore_login(self.client.user, *self.device)
+        else:
+            resp = await self.client.login(self.password, device_name=self.device_name)
+            if not isinstance(resp, LoginResponse):
+                raise TestClientError(f"login of {self.client.user} failed: {resp}")
         await self._maintain_keys()
         if self.cross_sign:
             await self._cross_sign()
@@ -202,7 +209,7 @@ class TestClient(Seen):
             device_id=self.device_id,
             device_ed25519=olm.account.identity_keys["ed25519"],
             key_file=None,
-            password=self.password,
+            password=self.password or None,
             keys=self.cross_signing_keys,
         )
 

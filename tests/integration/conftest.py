@@ -11,6 +11,9 @@
 - ``federation`` (session, started only when a test asks for it): two more Synapses that
   federate with each other over TLS (:mod:`bot.devtools.federation`), each with an admin
   and a user factory; ``remote_clients`` (per test) logs accounts of either in.
+- ``bridged`` (session, started only when a test asks for it): one more Synapse with a
+  loopback appservice registered on it (:mod:`bot.devtools.appservice`), an admin and a
+  user factory; ``bridged_clients`` (per test) logs its accounts in.
 
 Every test in this directory is marked ``integration`` and gets a 120 s timeout unless
 it sets its own ``@pytest.mark.timeout``.
@@ -28,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from bot.devtools.appservice import LoopbackAppservice
 from bot.devtools.client import TestClient
 from bot.devtools.federation import federating_servers, start_all
 from bot.devtools.synapse import SynapseServer, SynapseStartError
@@ -42,6 +46,7 @@ DEFAULT_TIMEOUT_S = 120
 _HERE = Path(__file__).parent.resolve()
 _SERVERS: list[SynapseServer] = []
 _FEDERATION_STARTS: list[float] = []  # wall time until both federating servers answered
+_BRIDGED_STARTS: list[float] = []  # wall time until the appservice's Synapse answered
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -62,6 +67,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
     for seconds in _FEDERATION_STARTS:
         terminalreporter.write_line(f"federating synapses: both up in {seconds:.2f}s")
+    for seconds in _BRIDGED_STARTS:
+        terminalreporter.write_line(f"synapse with an appservice: up in {seconds:.2f}s")
 
 
 @pytest.fixture(scope="session")
@@ -284,3 +291,49 @@ async def remote_clients(
     yield makers
     for maker in makers:
         await maker.close()
+
+
+# -- a server with an appservice (a bridge), for the tests that need it --------------------
+
+
+@dataclass
+class Bridged:
+    home: Homeserver
+    appservice: LoopbackAppservice
+
+
+@pytest.fixture(scope="session")
+async def bridged(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bridged]:
+    """A Synapse of its own with a loopback appservice registered, started by the first
+    test that asks (an appservice is read from the config at start, and the shared
+    `synapse` stays as plain as production's default)."""
+    base = tmp_path_factory.mktemp("bridged")
+    appservice = LoopbackAppservice()
+    await appservice.start()
+    registration = appservice.registration.write(base / "appservice.yaml")
+    server = SynapseServer(
+        base / "hs", extra_config={"app_service_config_files": [str(registration)]}
+    )
+    _SERVERS.append(server)
+    try:
+        try:
+            _BRIDGED_STARTS.append(await server.async_start())
+        except SynapseStartError as exc:
+            pytest.fail(f"the appservice's Synapse could not start:\n{exc}", pytrace=False)
+        admin = await _make_admin(server)
+        users = UserFactory(server.base_url, server.shared_secret, admin.access_token)
+        yield Bridged(Homeserver(server, admin, users), appservice)
+    finally:
+        server.stop()
+        await appservice.close()
+
+
+@pytest.fixture
+async def bridged_clients(
+    bridged: Bridged, tmp_path: Path, account_keys: dict[str, CrossSigningKeys]
+) -> AsyncIterator[ClientMaker]:
+    """A client maker for accounts on the appservice's server."""
+    home = bridged.home
+    maker = ClientMaker(home.synapse.base_url, home.make_user, tmp_path, account_keys, "nio-br")
+    yield maker
+    await maker.close()

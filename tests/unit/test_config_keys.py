@@ -183,6 +183,7 @@ EFFECTS: dict[str, tuple[str, ...]] = {
         U
         + "test_trust.py::test_a_chatter_without_cross_signing_gets_keys_on_their_own_devices_and_it_is_told",  # noqa: E501
         INT + "test_crosssigning.py::test_a_chatter_whose_app_does_not_cross_sign",
+        INT + "test_bridges.py::test_a_bridge_device_that_is_not_cross_signed",
     ),
     "encryption.undecryptable_grace": (
         U + "test_held.py::test_a_key_that_never_comes_becomes_unreadable_after_the_grace_period",
