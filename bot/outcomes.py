@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.core.ids import EventID, RoomID
+from bot.core.model import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,24 @@ class Lost:
     room: RoomID
 
 
-Outcome = Done | Sent | RoomMade | Refused | Purged | Lost
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """The config file was read again and found good (`bot.reload`): the core's new
+    policy, and the key paths that changed but need a restart."""
+
+    policy: Policy
+    restart: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadFailed:
+    """The config file read again has `problems` (logged with their lines); nothing
+    changed."""
+
+    problems: int
+
+
+Outcome = Done | Sent | RoomMade | Refused | Purged | Lost | Reloaded | ReloadFailed
 
 
 @dataclass(frozen=True, slots=True)

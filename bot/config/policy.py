@@ -45,6 +45,7 @@ def converted(config: Config, staff_room: RoomID | None) -> dict[str, Any]:
             for v in config.volunteers.members
         ),
         "supervisors": frozenset(UserID(u) for u in config.volunteers.supervisors),
+        "admins": frozenset(UserID(u) for u in config.admins),
         "staff_room": staff_room,
         "bot_name": config.bot.display_name,
         "allowed_servers": frozenset(config.intake.allowed_servers),

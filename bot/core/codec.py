@@ -34,6 +34,7 @@ _TYPES: dict[str, type] = {
         events.Retire,
         events.RecordMedia,
         events.Purge,
+        events.Reload,
         events.RoomCreated,
         events.RoomFailed,
         events.PurgeFinished,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.core import commands, routing, texts
+from bot.core.admin import AdminRules
 from bot.core.blocking import BlockRules
 from bot.core.book import whole_minutes
 from bot.core.commands import Audience, Command, Usage
@@ -20,7 +21,6 @@ from bot.core.events import (
     Text,
 )
 from bot.core.ids import UserID
-from bot.core.lifecycle import Lifecycle
 from bot.core.model import (
     OPEN_STATES,
     Outcome,
@@ -33,7 +33,7 @@ from bot.core.model import (
 )
 
 
-class CommandRules(Lifecycle, BlockRules):
+class CommandRules(AdminRules, BlockRules):
     def _chatter_command(self, s: Session, c: Command, now: datetime) -> None:
         ref, lang = self._chatter_ref(s), s.language
         if c.name == "help":
@@ -62,7 +62,7 @@ class CommandRules(Lifecycle, BlockRules):
                 self._start_purge(s)
 
     def _volunteer_command(self, s: Session, vref: RoomRef, c: Command, now: datetime) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(s.volunteer)
         active = s.state is State.ACTIVE
         if c.name == "help":
             lines = commands.help_lines(
@@ -154,7 +154,7 @@ class CommandRules(Lifecycle, BlockRules):
         )
 
     def _staff_message(self, m: Message, now: datetime, direct: bool = False) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(m.sender)
         parsed = commands.parse(m.body, Audience.STAFF)
         if isinstance(parsed, Usage):
             if not parsed.wrong_place:
@@ -166,9 +166,14 @@ class CommandRules(Lifecycle, BlockRules):
             return
         if self._supervisor_command(m.sender, m.room, parsed, now):
             return
+        if self._admin_command(m.sender, m.room, parsed, now):
+            return
         if parsed.name == "help":
             lines = commands.help_lines(
-                Audience.STAFF, lang, supervisor=self.policy.is_supervisor(m.sender)
+                Audience.STAFF,
+                lang,
+                supervisor=self.policy.is_supervisor(m.sender),
+                admin=self.policy.is_admin(m.sender),
             )
             self._say(m.room, "help", lang, lines=lines)
         elif parsed.name == "status":
@@ -186,12 +191,12 @@ class CommandRules(Lifecycle, BlockRules):
         or anyone else who is not a volunteer."""
         profile = self.policy.profile(m.sender)
         if profile is None:
-            self._say(m.room, "duty.not_volunteer", self._staff_language())
+            self._say(m.room, "duty.not_volunteer", self._staff_language(m.sender))
             return None
         return profile, self.duty[m.sender]
 
     def _on_duty(self, m: Message, now: datetime) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(m.sender)
         found = self._volunteer(m)
         if found is None:
             return
@@ -209,7 +214,7 @@ class CommandRules(Lifecycle, BlockRules):
         self._dispatch(now)
 
     def _off_duty(self, m: Message, now: datetime) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(m.sender)
         found = self._volunteer(m)
         if found is None:
             return

@@ -44,10 +44,12 @@ from bot.core.events import (
     Left,
     Message,
     Origin,
+    PolicyChanged,
     PurgeFinished,
     PurgeStalled,
     Redact,
     Redaction,
+    ReloadRefused,
     Removed,
     RoomCreated,
     RoomFailed,
@@ -107,6 +109,10 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 self._on_chatter_unverified(event)
             case WebChatter():
                 self._web_intake(event, now)
+            case PolicyChanged():
+                self._on_policy_changed(event, now)
+            case ReloadRefused():
+                self._on_reload_refused(event)
         fx, self._effects = self._effects, []
         return fx
 
@@ -130,7 +136,7 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 # Staff commands need a device their owner has verified; a message in the
                 # clear proves none (a stolen access token can send it). Told as for an
                 # unverified device, which also says whom to tell if it was not them.
-                self._say(m.room, "untrusted.own", self._staff_language())
+                self._say(m.room, "untrusted.own", self._staff_language(m.sender))
             elif self.policy.is_staff(m.sender):
                 self._staff_message(m, now, direct=True)
             elif self.policy.direct_messages:

@@ -364,6 +364,9 @@ class VolunteerProfile:
     alias: str
     languages: tuple[str, ...]
     max_sessions: int = 1
+    # What the bot says to them is in this language (`volunteers.members[].language`);
+    # None: the helpline's default language.
+    language: str | None = None
 
 
 class PlaintextDirect(enum.StrEnum):
@@ -420,6 +423,7 @@ class Policy:
     plaintext_direct: PlaintextDirect = PlaintextDirect.OPEN
     allowed_servers: frozenset[str] = frozenset({"*"})
     supervisors: frozenset[UserID] = frozenset()
+    admins: frozenset[UserID] = frozenset()  # may reload the config and see `!status full`
     staff_room: RoomID | None = None
     strategy: Strategy = Strategy.LONGEST_IDLE
     offer_timeout: timedelta = timedelta(seconds=90)
@@ -456,7 +460,11 @@ class Policy:
         return next((v for v in self.volunteers if v.user_id == user), None)
 
     def is_staff(self, user: UserID) -> bool:
-        return self.profile(user) is not None or user in self.supervisors
+        """Volunteers, supervisors and admins: their DMs are commands, never a chatter's."""
+        return self.profile(user) is not None or user in self.supervisors or user in self.admins
+
+    def is_admin(self, user: UserID) -> bool:
+        return user in self.admins
 
     def is_supervisor(self, user: UserID) -> bool:
         """Supervisors (`volunteers.supervisors`) may block; a volunteer who is one too may."""

@@ -129,6 +129,14 @@ SAYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "warn.volunteer": _p("extension_left", "minutes"),
         "welcome": _p("minutes", "position"),
         "welcome.nobody_on_duty": _p("minutes", "position"),
+        # the admins' (bot.core.admin)
+        "admins_only": _p(),
+        "reload.done": _p("added", "removed"),
+        "reload.refused": _p("problems"),
+        "reload.restart": _p("keys"),
+        "status.full": _p(
+            "longest_wait_minutes", "off_duty_aliases", "offers", "on_duty_aliases", "waiting"
+        ),
         **{end_chatter_key(o): _p() for o in Outcome},
         **{end_volunteer_key(o): END_VOLUNTEER for o in Outcome},
         **{reject_key(o): _p() for o in REJECTIONS},

@@ -10,15 +10,18 @@ from bot.core.events import (
     CreateRoom,
     Effect,
     Input,
+    PolicyChanged,
     Purge,
     PurgeFinished,
     Relay,
+    Reload,
+    ReloadRefused,
     Removed,
     RoomCreated,
     RoomFailed,
 )
 from bot.inbox import EffectDone
-from bot.outcomes import Lost, Outcome, Purged, Refused, RoomMade, Sent
+from bot.outcomes import Lost, Outcome, Purged, Refused, Reloaded, ReloadFailed, RoomMade, Sent
 from bot.storage.db import Tx
 from bot.storage.events import RelayMap
 from bot.storage.outbox import Attempts, OutboxRepo
@@ -38,6 +41,11 @@ def follow_up(effect: Effect, outcome: Outcome) -> Input | None:
         return None
     if isinstance(outcome, Purged) and isinstance(effect, Purge):
         return PurgeFinished(effect.session_id, outcome.result)
+    if isinstance(effect, Reload):
+        if isinstance(outcome, Reloaded):
+            return PolicyChanged(outcome.policy, effect.to, effect.by, outcome.restart)
+        if isinstance(outcome, ReloadFailed):
+            return ReloadRefused(effect.to, effect.by, outcome.problems)
     if isinstance(outcome, Lost):
         log.warning(
             "the bot is no longer in a room of a conversation", extra={"effect": _name(effect)}

@@ -71,6 +71,13 @@ SAMPLE: dict[str, Any] = {
     "by": "chatter",
     "name": "Irene",
     "until": "2026-03-03 13:00",
+    # the admins' and the care texts
+    "added": 1,
+    "removed": 0,
+    "keys": ["homeserver", "http"],
+    "problems": 2,
+    "on_duty_aliases": ["Irene (1)", "Ola (0)"],
+    "off_duty_aliases": [],
 }
 
 BRACE = re.compile(r"[{}]")
