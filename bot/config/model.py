@@ -85,6 +85,7 @@ class VolunteerConfig:
     alias: str  # the only name a chatter ever sees
     languages: tuple[str, ...]
     max_sessions: int = 1
+    language: str = "nb"  # what the bot says to them is in it; default: language.default
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,9 @@ def converted(config: Config, staff_room: RoomID | None) -> dict[str, Any]:
     """What `Policy` takes under another name or in another shape; wins over `carried`."""
     return {
         "volunteers": tuple(
-            VolunteerProfile(UserID(v.user_id), v.alias, tuple(v.languages), v.max_sessions)
+            VolunteerProfile(
+                UserID(v.user_id), v.alias, tuple(v.languages), v.max_sessions, v.language
+            )
             for v in config.volunteers.members
         ),
         "supervisors": frozenset(UserID(u) for u in config.volunteers.supervisors),

@@ -139,6 +139,13 @@ async def test_a_removed_volunteer_finishes_their_conversation_and_an_added_one_
     assert held.body == "hallo"
     await next_from_bot(w, second.client, second.room, has("Dag"))
 
+    # The admin's full status: aliases and counts, Irene still in hers though removed.
+    await ada.client.send_text(w.staff_room, "!status full")
+    status = await next_from_bot(w, ada.client, w.staff_room, has("Full status"))
+    assert "På vakt (samtaler): Dag (1)" in status.body
+    assert "Ikke på vakt, men i samtale: Irene (1)" in status.body
+    assert "@" not in status.body
+
     leaves = LeaveWatcher(chatter.client)
     await irene.client.send_text(vroom, "!slutt")
     await next_from_bot(w, irene.client, vroom, has("avsluttet"))
