@@ -60,6 +60,11 @@ _STAFF_PARAMS: dict[str, tuple[str, ...]] = {
     "reload.done": ("added", "removed"),
     "reload.restart": ("keys",),
     "reload.refused": ("problems",),
+    "help.my_shift": (),
+    "shift.on": ("since", "minutes", "conversations", "open"),
+    "shift.off": ("conversations",),
+    "debrief.volunteer": (),
+    "staff.debrief": ("alias",),
     "status.full": (
         "waiting",
         "longest_wait_minutes",
@@ -206,6 +211,23 @@ _NB_TAG = (
 )
 
 _NB_STAFF: dict[str, str] = {
+    "help.my_shift": "din egen vakt: hvor lenge og hvor mange samtaler (bare tall)",
+    "shift.on": (
+        "Din vakt: på siden {since} ({minutes} min). {conversations} samtaler denne vakta, "
+        "{open} pågår nå. Husk pauser, og si fra til en veileder om noe sitter i."
+    ),
+    "shift.off": (
+        "Du er ikke på vakt nå. Forrige vakt: {conversations} samtaler. Skriv !på når du "
+        "vil begynne."
+    ),
+    "debrief.volunteer": (
+        "Den samtalen handlet om noe tungt. Ta gjerne en prat med en veileder før du tar "
+        "neste, og ta en pause om du trenger det. Det er en del av jobben, ikke et tegn på "
+        "at noe gikk galt."
+    ),
+    "staff.debrief": (
+        "{alias} har avsluttet en samtale som kan trenge en debrief. Kan en veileder ta kontakt?"
+    ),
     "help.reload": "(administratorer) les konfigurasjonsfila på nytt, uten omstart",
     "help.status_full": (
         "(administratorer) hvem som er på vakt (alias), kø, lengste ventetid og samtaler per "
@@ -638,6 +660,24 @@ _EN_TAG = (
 )
 
 _EN_STAFF: dict[str, str] = {
+    "help.my_shift": "your own shift: how long and how many conversations (numbers only)",
+    "shift.on": (
+        "Your shift: on since {since} ({minutes} min). {conversations} conversations this "
+        "shift, {open} open now. Remember breaks, and tell a supervisor if something stays "
+        "with you."
+    ),
+    "shift.off": (
+        "You are not on duty now. Last shift: {conversations} conversations. Write !on when "
+        "you want to start."
+    ),
+    "debrief.volunteer": (
+        "That conversation was about something heavy. Consider a talk with a supervisor "
+        "before you take the next one, and take a break if you need one. That is part of "
+        "the work, not a sign that something went wrong."
+    ),
+    "staff.debrief": (
+        "{alias} has ended a conversation that may need a debrief. Can a supervisor get in touch?"
+    ),
     "help.reload": "(admins) read the config file again, without a restart",
     "help.status_full": (
         "(admins) who is on duty (alias), the queue, the longest wait and conversations per "

@@ -30,6 +30,7 @@ from bot.config.sections import (
     _topic,
 )
 from bot.config.source import _BAD, _Checker, _show
+from bot.config.supervision import _read_supervision
 from bot.config.webchat import _read_webchat
 
 
@@ -105,6 +106,7 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
     opening_hours = _read_opening_hours(root)
     messages = _read_messages(root, language)
     topics = root.items("topics", _topic, default=DEFAULT_TOPICS, expected="a list of topic names")
+    supervision = _read_supervision(root, topics)
     logging = _read_logging(root)
     http = _read_http(root)
     webchat = _read_webchat(root, homeserver, language)
@@ -128,4 +130,5 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
         logging=logging,
         http=http,
         webchat=webchat,
+        supervision=supervision,
     )

@@ -200,6 +200,12 @@ class WebchatConfig:
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    # Topics after which the volunteer is offered a debrief (`bot.core.care`); none: never.
+    debrief_topics: tuple[str, ...] = ()
+
+
 DEFAULT_TOPICS = (
     "angst",
     "ensomhet",
@@ -231,6 +237,7 @@ class Config:
     logging: LoggingConfig
     http: HttpConfig
     webchat: WebchatConfig = field(default_factory=WebchatConfig)
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
 
     @property
     def server_name(self) -> str:

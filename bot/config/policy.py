@@ -1,9 +1,9 @@
 """The core's `Policy`, built from the config's sections.
 
 A setting the core obeys as written has the same name in its section (`IntakeConfig`,
-`RoutingConfig`, `LimitsConfig`, `PrivacyConfig`) and in `Policy`, and is carried over by
-that name: adding one touches the section's dataclass, its reader and `Policy`, and
-nothing here. Only what changes name or shape on the way is written out below.
+`RoutingConfig`, `LimitsConfig`, `PrivacyConfig`, `SupervisionConfig`) and in `Policy`,
+and is carried over by that name: adding one touches the section's dataclass, its reader
+and `Policy`, and nothing here. Only what changes name or shape on the way is written out below.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def build_policy(config: Config, staff_room: RoomID | None) -> Policy:
 def carried(config: Config) -> dict[str, Any]:
     """The section fields that `Policy` has under the same name, as they are."""
     wanted = {f.name for f in fields(Policy)}
-    sections = (config.intake, config.routing, config.limits, config.privacy)
+    sections = (config.intake, config.routing, config.limits, config.privacy, config.supervision)
     return {
         f.name: getattr(section, f.name)
         for section in sections

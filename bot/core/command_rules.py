@@ -64,6 +64,8 @@ class CommandRules(AdminRules, BlockRules):
     def _volunteer_command(self, s: Session, vref: RoomRef, c: Command, now: datetime) -> None:
         lang = self._staff_language(s.volunteer)
         active = s.state is State.ACTIVE
+        if s.volunteer is not None and self._care_command(s.volunteer, vref, c, now):
+            return
         if c.name == "help":
             lines = commands.help_lines(
                 Audience.VOLUNTEER, lang, supervisor=self._is_supervisor(s.volunteer)
@@ -100,11 +102,13 @@ class CommandRules(AdminRules, BlockRules):
         if unknown:
             self._say(vref, "tag.unknown", lang, unknown=unknown, topics=list(self.policy.topics))
             return
+        before = list(s.tags)
         for t in c.args:
             if t not in s.tags:
                 s.tags.append(t)
         self._touch(s)
         self._say(vref, "tag.saved", lang, tags=list(s.tags))
+        self._offer_debrief(s, vref, before)
 
     def _time(self, s: Session, vref: RoomRef, now: datetime) -> None:
         deadline = s.deadline(self.policy.max_duration)
@@ -168,6 +172,8 @@ class CommandRules(AdminRules, BlockRules):
             return
         if self._admin_command(m.sender, m.room, parsed, now):
             return
+        if self._care_command(m.sender, m.room, parsed, now):
+            return
         if parsed.name == "help":
             lines = commands.help_lines(
                 Audience.STAFF,
@@ -203,7 +209,7 @@ class CommandRules(AdminRules, BlockRules):
         profile, v = found
         if not v.on_duty:
             v.on_duty, v.duty_since, v.lapses = True, now, 0
-            self._touch_duty(v)
+            self._shift_begins(v)
         self._say(
             m.room,
             "duty.on",

@@ -79,6 +79,7 @@ TABLE: tuple[Spec, ...] = (
     _spec("tag", ("tema", "tag"), V, arg=Arg.WORDS, usage="TOPIC [TOPIC ...]"),
     _spec("handback", ("tilbake", "handback"), V),
     _spec("alert", ("hjelp-veileder", "alert"), V),
+    _spec("my_shift", ("min-vakt", "my-shift"), V, S),  # bot.core.care
     _spec(
         "block",
         ("blokker", "block"),

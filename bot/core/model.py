@@ -250,6 +250,7 @@ class VolunteerState:
     duty_since: datetime | None = None
     last_assigned_at: datetime | None = None  # for longest_idle fairness
     lapses: int = 0  # consecutive offers left to time out
+    shift_conversations: int = 0  # accepted since going on duty (`!my-shift`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,6 +259,7 @@ class VolunteerState:
             "duty_since": _t(self.duty_since),
             "last_assigned_at": _t(self.last_assigned_at),
             "lapses": self.lapses,
+            "shift_conversations": self.shift_conversations,
         }
 
     @classmethod
@@ -268,6 +270,7 @@ class VolunteerState:
             duty_since=_dt(d["duty_since"]),
             last_assigned_at=_dt(d["last_assigned_at"]),
             lapses=d["lapses"],
+            shift_conversations=d.get("shift_conversations", 0),  # absent before 2026-12
         )
 
 
@@ -448,6 +451,7 @@ class Policy:
     default_language: str = "nb"
     languages: tuple[str, ...] = ("nb", "en")
     topics: tuple[str, ...] = ()
+    debrief_topics: tuple[str, ...] = ()  # a conversation tagged with one: debrief offered
     canned: tuple[str, ...] = ()  # names of canned replies volunteers may send with !say
     hours: Hours = Hours()
     block_key: bytes = b""

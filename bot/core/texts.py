@@ -134,6 +134,11 @@ SAYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "reload.done": _p("added", "removed"),
         "reload.refused": _p("problems"),
         "reload.restart": _p("keys"),
+        # the care for volunteers (bot.core.care)
+        "debrief.volunteer": _p(),
+        "shift.off": _p("conversations"),
+        "shift.on": _p("conversations", "minutes", "open", "since"),
+        "staff.debrief": _p("alias"),
         "status.full": _p(
             "longest_wait_minutes", "off_duty_aliases", "offers", "on_duty_aliases", "waiting"
         ),

@@ -49,3 +49,26 @@ def test_a_volunteers_language_must_be_one_the_line_has(tmp_path: Path) -> None:
     assert p.line == line_of(path, "language: sv")
     assert "nb, en" in p.expected
     assert p.found == '"sv"'
+
+
+def test_debrief_topics_are_read_into_the_policy(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + "topics: [angst, selvmordstanker]\nsupervision:\n  debrief_topics: [selvmordstanker]\n"
+    )
+    policy = build_policy(load_config(write_config(tmp_path, text)), None)
+    assert policy.debrief_topics == ("selvmordstanker",)
+
+
+def test_no_debrief_topics_by_default(tmp_path: Path) -> None:
+    assert build_policy(load_config(write_config(tmp_path)), None).debrief_topics == ()
+
+
+def test_a_debrief_topic_must_be_a_topic(tmp_path: Path) -> None:
+    text = MINIMAL + "topics: [angst]\nsupervision:\n  debrief_topics: [angst, selvmord]\n"
+    path = write_config(tmp_path, text)
+    p = only_problem(path)
+    assert p.path == "supervision.debrief_topics[1]"
+    assert p.line == line_of(path, "debrief_topics")
+    assert "angst" in p.expected
+    assert p.found == '"selvmord"'

@@ -169,15 +169,17 @@ def test_help_by_audience() -> None:
         return {key.removeprefix("help.") for _, key in commands.help_lines(aud, "en")}
 
     assert names(Audience.CHATTER) == {"end", "delete", "language", "yes", "help"}
-    assert names(Audience.STAFF) == {"help", "on", "off", "status"}
+    assert names(Audience.STAFF) == {"help", "on", "off", "status", "my_shift"}
     supervisor = {
         k.removeprefix("help.")
         for _, k in commands.help_lines(Audience.STAFF, "en", supervisor=True)
     }
-    assert supervisor == {"help", "on", "off", "status", "block", "unblock"}
+    assert supervisor == {"help", "on", "off", "status", "my_shift", "block", "unblock"}
     admin = {
         k.removeprefix("help.") for _, k in commands.help_lines(Audience.STAFF, "en", admin=True)
     }
-    assert admin == {"help", "on", "off", "status", "status_full", "reload"}
-    assert {"extend", "time", "say", "tag", "handback", "alert", "end"} <= names(Audience.VOLUNTEER)
+    assert admin == {"help", "on", "off", "status", "my_shift", "status_full", "reload"}
+    assert {"extend", "time", "say", "tag", "handback", "alert", "end", "my_shift"} <= names(
+        Audience.VOLUNTEER
+    )
     assert "delete" not in names(Audience.VOLUNTEER)

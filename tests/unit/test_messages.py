@@ -78,6 +78,9 @@ SAMPLE: dict[str, Any] = {
     "problems": 2,
     "on_duty_aliases": ["Irene (1)", "Ola (0)"],
     "off_duty_aliases": [],
+    "since": "13:00",
+    "conversations": 3,
+    "open": 1,
 }
 
 BRACE = re.compile(r"[{}]")
