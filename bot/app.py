@@ -4,7 +4,8 @@ Order of start: logging, the data-dir lock (a second instance refuses), the data
 (migrations), the core from stored state, the Matrix login with identity checks, the
 configured rooms, the timers re-armed from storage, the outbox left by a crash carried
 out, then the sync loop and the worker. SIGTERM or SIGINT: the sync loop stops, the worker
-finishes what it has, the database is checkpointed, exit 0.
+finishes what it has, the database is checkpointed, exit 0. SIGHUP: the config file is
+read again (`bot.reload`), as an admin's `!reload` does.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ import random
 import signal
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import ChatterDevices, Config, build_policy
-from bot.core.events import ChatterUnverified, IdentityChanged, Text
+from bot.config import (
+    ChatterDevices,
+    Config,
+    ConfigErrors,
+    ConfigProblem,
+    load_config,
+)
+from bot.core.events import ChatterUnverified, IdentityChanged, PolicyChanged, Text
 from bot.core.ids import RoomID, UserID
 from bot.core.machine import Helpline
 from bot.core.model import Policy
@@ -44,6 +52,8 @@ from bot.matrix.trust import build as build_trust
 from bot.matrix.trust import policy as trust_policy
 from bot.messages import Texts
 from bot.metrics import Metrics
+from bot.outcomes import Reloaded
+from bot.reload import Reloader, WithReload
 from bot.scheduler import Timers
 from bot.storage.db import open_database
 from bot.storage.events import Checkpoint, EventLog
@@ -95,8 +105,15 @@ def run(
     `bot.devtools.child` only; the command line has no way to set it."""
     level = getattr(args, "log_level", None) or config.logging.level
     setup_logging(level, config.logging.json)
+    path = getattr(args, "config", None)
     try:
-        return asyncio.run(serve(config, purge_pause_after=purge_pause_after))
+        return asyncio.run(
+            serve(
+                config,
+                config_path=Path(path) if path else None,
+                purge_pause_after=purge_pause_after,
+            )
+        )
     except StartupError as exc:
         print(f"helpline-bot: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -127,12 +144,14 @@ async def serve(
     config: Config,
     ready: asyncio.Event | None = None,
     *,
+    config_path: Path | None = None,
     purge_backoff: PurgeBackoff | None = None,
     purge_pause_after: str | None = None,
 ) -> int:
-    """The service. `purge_backoff`: how a failing purge is retried (tests shorten it);
-    `purge_pause_after`: a step after which a purge stops and waits (tests kill the bot
-    there)."""
+    """The service. `config_path`: the file `config` was read from, read again on
+    `!reload` and SIGHUP; `purge_backoff`: how a failing purge is retried (tests shorten
+    it); `purge_pause_after`: a step after which a purge stops and waits (tests kill the
+    bot there)."""
     trust = trust_policy(str(config.encryption.trust))
     data_dir = Path(config.storage.data_dir)
     # Everything the bot writes is its own only: the database and its -wal/-shm, nio's
@@ -153,12 +172,26 @@ async def serve(
         db = await open_database(data_dir / "helpline.db")
         try:
             await upgrade(db)
-            return await _serve(config, db, trust, ready, purge_backoff, purge_pause_after)
+            read = _reader(config_path)
+            return await _serve(config, read, db, trust, ready, purge_backoff, purge_pause_after)
         finally:
             await db.close()
             lock.release()
     finally:
         os.umask(umask)
+
+
+def _reader(path: Path | None) -> Callable[[], Config]:
+    """What reads the config file again; without a file, a reload is refused with why."""
+
+    def read() -> Config:
+        if path is None:
+            raise ConfigErrors(
+                [ConfigProblem("", None, "a config file to read again", "none: started without")]
+            )
+        return load_config(path)
+
+    return read
 
 
 def restrict_modes(data_dir: Path) -> int:
@@ -184,6 +217,7 @@ def restrict_modes(data_dir: Path) -> int:
 
 async def _serve(
     config: Config,
+    read: Callable[[], Config],
     db: Any,
     trust: Any,
     ready: asyncio.Event | None,
@@ -218,10 +252,10 @@ async def _serve(
     try:
         await conn.login()
         await conn.join_configured(config.volunteers.room, list(config.intake.lobby_rooms))
-        policy = build_policy(config, conn.staff_room)
-        parts = _worker(config, db, trust, policy, conn, purger, stored, rooms, purge_backoff)
+        reloader = Reloader(read, config, conn.staff_room)
+        parts = _worker(config, db, trust, reloader, conn, purger, stored, rooms, purge_backoff)
         inbox.worker = parts.worker
-        return await _run(config, db, policy, conn, parts, stored, ready)
+        return await _run(config, db, reloader, conn, parts, stored, ready)
     finally:
         await purger.close()
         await conn.client.close()
@@ -241,14 +275,15 @@ def _worker(
     config: Config,
     db: Any,
     trust: Any,
-    policy: Policy,
+    reloader: Reloader,
     conn: Connection,
     purger: Purger,
     stored: Any,
     rooms: RoomIndex,
     purge_backoff: PurgeBackoff | None,
 ) -> _Parts:
-    """The core rebuilt from storage, the trust policy and the executor, in a worker."""
+    """The core rebuilt from storage, the trust policy and the executor, in a worker.
+    What reads the policy reads `reloader.policy`, the one a reload replaces."""
     worker: Worker
 
     def enqueue(item: Any) -> None:
@@ -256,7 +291,7 @@ def _worker(
 
     def build_core(state: Any) -> Helpline:
         return Helpline(
-            policy,
+            reloader.policy,
             random.SystemRandom(),
             sessions=state.sessions,
             volunteers=state.volunteers,
@@ -271,8 +306,8 @@ def _worker(
     trust_policy = build_trust(
         trust,
         pins=Pins(db),
-        pin_key=policy.block_key,
-        is_staff=lambda user: policy.is_staff(UserID(user)) or user == config.bot.user_id,
+        pin_key=reloader.policy.block_key,  # a restart-only setting
+        is_staff=lambda user: reloader.policy.is_staff(UserID(user)) or user == config.bot.user_id,
         # A staff member's changed identity is told to the supervisors by the core.
         on_identity_change=lambda user: enqueue(Inbound(IdentityChanged(UserID(user)))),
         chatter_fallback=(config.encryption.chatter_devices is ChatterDevices.FALLBACK_TO_UNSIGNED),
@@ -283,11 +318,7 @@ def _worker(
     conn.on_device_change = trust_policy.forget
     executor = Executor(
         conn.client,
-        texts=Texts(
-            config.messages,
-            default_language=config.language.default,
-            bot_name=config.bot.display_name,
-        ),
+        texts=_texts(config),
         rooms=rooms,
         trust=trust_policy,
         retention=config.privacy.retention_max_lifetime,
@@ -298,6 +329,7 @@ def _worker(
         if config.privacy.relay_media
         else None,
     )
+    reloader.watch(lambda new, _: setattr(executor, "texts", _texts(new)))
     timers = Timers(fire=lambda t: enqueue(Inbound(t)))
     metrics = Metrics(
         status=lambda: worker.core.status(_now()),
@@ -308,7 +340,7 @@ def _worker(
     worker = Worker(
         core=build_core(stored),
         db=db,
-        runner=executor,
+        runner=WithReload(executor, reloader),
         timers=timers,
         clock=_now,
         rooms=rooms,
@@ -318,6 +350,14 @@ def _worker(
         purge_backoff=purge_backoff,
     )
     return _Parts(worker, timers, metrics)
+
+
+def _texts(config: Config) -> Texts:
+    return Texts(
+        config.messages,
+        default_language=config.language.default,
+        bot_name=config.bot.display_name,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +370,7 @@ class _Parts:
 async def _run(
     config: Config,
     db: Any,
-    policy: Policy,
+    reloader: Reloader,
     conn: Connection,
     parts: _Parts,
     stored: Any,
@@ -351,16 +391,30 @@ async def _run(
     web = await start_webchat(config, db, worker) if config.webchat.enabled else None
     invites = InviteGate(
         conn.client,
-        policy,
+        reloader.policy,
         configured=lambda room: room == conn.staff_room or room in conn.lobbies,
-        refusal=_other_server_reason(config, policy),
+        refusal=_other_server_reason(config, reloader.policy),
     )
     conn.on_invite = invites.on_invite
+
+    def reloaded_invites(new: Config, policy: Policy) -> None:
+        invites.policy = policy
+        invites.refusal = _other_server_reason(new, policy)
+
+    reloader.watch(reloaded_invites)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    hangups: set[asyncio.Task[None]] = set()
+
+    def hangup() -> None:
+        task = asyncio.create_task(_reload_on_hangup(reloader, worker), name="reload on SIGHUP")
+        hangups.add(task)
+        task.add_done_callback(hangups.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
 
     timers.start(stored.timers, after=conn.caught_up)
     unparked = await OutboxRepo(db).unpark_all()
@@ -395,6 +449,7 @@ async def _run(
         code = exc.exit_code if isinstance(exc, StartupError) else 1
     # Stopping, in the order that loses nothing: no new input, the step in hand finished
     # (what was not carried out stays in the outbox), then the rest.
+    loop.remove_signal_handler(signal.SIGHUP)
     conn.stop()
     if not sync_task.done():
         sync_task.cancel()
@@ -414,6 +469,18 @@ async def _run(
     stop_task.cancel()
     log.info("stopped", extra={"handled": worker.handled})
     return code
+
+
+async def _reload_on_hangup(reloader: Reloader, worker: Worker) -> None:
+    """SIGHUP: the config file read again; a good one reaches the core as for `!reload`,
+    with nobody to tell. A bad one is only logged (by the reloader)."""
+    try:
+        outcome = await reloader.reload()
+    except Exception as exc:
+        log.error("reloading the config failed", extra={"why": type(exc).__name__})
+        return
+    if isinstance(outcome, Reloaded):
+        worker.put(Inbound(PolicyChanged(outcome.policy, restart=outcome.restart)))
 
 
 PRUNE_EVERY = 60.0  # seconds between two prunes of processed_events

@@ -51,8 +51,32 @@ _OUTCOMES = (
     "room_lost",
 )
 
+# The admins' commands and the care for volunteers (bot.core.admin, bot.core.care): kept
+# together, spread into PARAMS, NB and EN below.
+_STAFF_PARAMS: dict[str, tuple[str, ...]] = {
+    "help.reload": (),
+    "help.status_full": (),
+    "admins_only": (),
+    "reload.done": ("added", "removed"),
+    "reload.restart": ("keys",),
+    "reload.refused": ("problems",),
+    "help.my_shift": (),
+    "shift.on": ("since", "minutes", "conversations", "open"),
+    "shift.off": ("conversations",),
+    "debrief.volunteer": (),
+    "staff.debrief": ("alias",),
+    "status.full": (
+        "waiting",
+        "longest_wait_minutes",
+        "offers",
+        "on_duty_aliases",
+        "off_duty_aliases",
+    ),
+}
+
 PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
+        **_STAFF_PARAMS,
         # shared blocks and fallbacks
         "emergency": (),
         "alternatives": (),
@@ -228,7 +252,49 @@ _NB_TAG = (
     "\nRommet slettes om kort tid. Ta en pause om du trenger det."
 )
 
+_NB_STAFF: dict[str, str] = {
+    "help.my_shift": "din egen vakt: hvor lenge og hvor mange samtaler (bare tall)",
+    "shift.on": (
+        "Din vakt: på siden {since} ({minutes} min). {conversations} samtaler denne vakta, "
+        "{open} pågår nå. Husk pauser, og si fra til en veileder om noe sitter i."
+    ),
+    "shift.off": (
+        "Du er ikke på vakt nå. Forrige vakt: {conversations} samtaler. Skriv !på når du "
+        "vil begynne."
+    ),
+    "debrief.volunteer": (
+        "Den samtalen handlet om noe tungt. Ta gjerne en prat med en veileder før du tar "
+        "neste, og ta en pause om du trenger det. Det er en del av jobben, ikke et tegn på "
+        "at noe gikk galt."
+    ),
+    "staff.debrief": (
+        "{alias} har avsluttet en samtale som kan trenge en debrief. Kan en veileder ta kontakt?"
+    ),
+    "help.reload": "(administratorer) les konfigurasjonsfila på nytt, uten omstart",
+    "help.status_full": (
+        "(administratorer) hvem som er på vakt (alias), kø, lengste ventetid og samtaler per "
+        "frivillig"
+    ),
+    "admins_only": "Den kommandoen er bare for administratorer.",
+    "reload.done": (
+        "Konfigurasjonen er lest inn på nytt og gjelder fra nå. Frivillige: {added} nye, "
+        "{removed} fjernet (samtaler som pågår, fortsetter til de er ferdige)."
+    ),
+    "reload.restart": ("Disse endringene krever omstart og gjelder ikke ennå: {keys}."),
+    "reload.refused": (
+        "Konfigurasjonsfila har {problems} feil og ble ikke lest inn; den gamle gjelder "
+        "fortsatt. Kjør helpline-bot check-config på fila for å se dem (de står også i loggen)."
+    ),
+    "status.full": (
+        "Full status: {waiting} i kø (lengste ventetid {longest_wait_minutes} min), "
+        "{offers} tilbud ubesvart.\n"
+        "På vakt (samtaler): {on_duty_aliases}\n"
+        "Ikke på vakt, men i samtale: {off_duty_aliases}"
+    ),
+}
+
 NB: dict[str, str] = {
+    **_NB_STAFF,
     "emergency": (
         "Er det akutt? Ring:\n"
         "• 113 – Medisinsk nødtelefon, når liv eller helse er i fare\n"
@@ -736,7 +802,51 @@ _EN_TAG = (
     "\nThe room will be deleted shortly. Take a break if you need one."
 )
 
+_EN_STAFF: dict[str, str] = {
+    "help.my_shift": "your own shift: how long and how many conversations (numbers only)",
+    "shift.on": (
+        "Your shift: on since {since} ({minutes} min). {conversations} conversations this "
+        "shift, {open} open now. Remember breaks, and tell a supervisor if something stays "
+        "with you."
+    ),
+    "shift.off": (
+        "You are not on duty now. Last shift: {conversations} conversations. Write !on when "
+        "you want to start."
+    ),
+    "debrief.volunteer": (
+        "That conversation was about something heavy. Consider a talk with a supervisor "
+        "before you take the next one, and take a break if you need one. That is part of "
+        "the work, not a sign that something went wrong."
+    ),
+    "staff.debrief": (
+        "{alias} has ended a conversation that may need a debrief. Can a supervisor get in touch?"
+    ),
+    "help.reload": "(admins) read the config file again, without a restart",
+    "help.status_full": (
+        "(admins) who is on duty (alias), the queue, the longest wait and conversations per "
+        "volunteer"
+    ),
+    "admins_only": "That command is for admins only.",
+    "reload.done": (
+        "The config has been read again and applies from now on. Volunteers: {added} added, "
+        "{removed} removed (conversations under way go on until they end)."
+    ),
+    "reload.restart": "These changes need a restart and do not apply yet: {keys}.",
+    "reload.refused": (
+        "The config file has {problems} problem(s) and was not read; the old config still "
+        "applies. Run helpline-bot check-config on the file to see them (they are also in "
+        "the log)."
+    ),
+    "status.full": (
+        "Full status: {waiting} in the queue (longest wait {longest_wait_minutes} min), "
+        "{offers} offers unanswered.\n"
+        "On duty (conversations): {on_duty_aliases}\n"
+        "Off duty but in a conversation: {off_duty_aliases}"
+    ),
+}
+
 EN: dict[str, str] = {
+    **_EN_STAFF,
     "emergency": (
         "Is it urgent? Call:\n"
         "• 113 – medical emergency (Medisinsk nødtelefon), when life or health is in danger\n"

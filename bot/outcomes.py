@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from bot.core.ids import EventID, RoomID, UserID
 from bot.core.media import MediaProblem
+from bot.core.model import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,35 @@ class MediaRejected:
     problem: MediaProblem
 
 
-Outcome = Done | Sent | RoomMade | Refused | Purged | Lost | MediaRelayed | MediaRejected
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """The config file was read again and found good (`bot.reload`): the core's new
+    policy, and the key paths that changed but need a restart."""
+
+    policy: Policy
+    restart: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadFailed:
+    """The config file read again has `problems` (logged with their lines); nothing
+    changed."""
+
+    problems: int
+
+
+Outcome = (
+    Done
+    | Sent
+    | RoomMade
+    | Refused
+    | Purged
+    | Lost
+    | MediaRelayed
+    | MediaRejected
+    | Reloaded
+    | ReloadFailed
+)
 
 
 @dataclass(frozen=True, slots=True)

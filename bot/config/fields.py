@@ -77,6 +77,7 @@ _EXAMPLE_VALUES: dict[tuple[str, str], str] = {
     ("volunteers.members[*].user_id", "@irene:example.org"): "a real volunteer's Matrix ID",
     ("volunteers.members[*].user_id", "@ola:example.org"): "a real volunteer's Matrix ID",
     ("volunteers.supervisors[*]", "@kari:example.org"): "a real supervisor's Matrix ID",
+    ("admins[*]", "@drift:example.org"): "a real admin's Matrix ID",
 }
 
 _INDEX_RE = re.compile(r"\[\d+\]")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config.errors import ConfigErrors
+from bot.config.fields import _user_id
 from bot.config.hours import _read_opening_hours
 from bot.config.model import DEFAULT_TOPICS, Config
 from bot.config.overrides import _read_messages
@@ -25,11 +26,11 @@ from bot.config.sections import (
     _read_privacy,
     _read_routing,
     _read_storage,
-    _read_supervision,
     _read_volunteers,
     _topic,
 )
 from bot.config.source import _BAD, _Checker, _show
+from bot.config.supervision import _read_supervision
 from bot.config.webchat import _read_webchat
 
 
@@ -98,25 +99,17 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
     intake = _read_intake(root)
     language = _read_language(root)
     volunteers = _read_volunteers(root, language, bot.user_id)
-    if root.has("admins"):
-        # It was documented and never did anything: the bot has no admin-only command.
-        chk.problem(
-            "admins",
-            "no such key any more",
-            _show(root.raw("admins")),
-            "staff rights come from volunteers.members and volunteers.supervisors; "
-            "remove this line",
-        )
+    admins = root.items("admins", _user_id, default=(), expected="a list of Matrix user IDs")
     routing = _read_routing(root)
     limits = _read_limits(root)
     privacy = _read_privacy(root, limits)
     opening_hours = _read_opening_hours(root)
     messages = _read_messages(root, language)
     topics = root.items("topics", _topic, default=DEFAULT_TOPICS, expected="a list of topic names")
+    supervision = _read_supervision(root, topics)
     logging = _read_logging(root)
     http = _read_http(root)
     webchat = _read_webchat(root, homeserver, language)
-    supervision = _read_supervision(root)
     _check_lobbies_against_volunteers(chk, intake, volunteers)
     root.done()
     return Config(
@@ -126,6 +119,7 @@ def _read_sections(chk: _Checker, document: dict[str, Any]) -> Config:
         encryption=encryption,
         intake=intake,
         volunteers=volunteers,
+        admins=admins,
         routing=routing,
         limits=limits,
         privacy=privacy,

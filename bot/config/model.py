@@ -85,6 +85,7 @@ class VolunteerConfig:
     alias: str  # the only name a chatter ever sees
     languages: tuple[str, ...]
     max_sessions: int = 1
+    language: str = "nb"  # what the bot says to them is in it; default: language.default
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +122,6 @@ class LimitsConfig:
     # The chatter's words unanswered this long: the volunteer is nudged; twice this long:
     # the supervisors are alerted. Zero: never.
     volunteer_silence: timedelta = timedelta(minutes=5)
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisionConfig:
-    tell_chatter: bool = False  # tell the chatter when a supervisor joins the volunteer
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +206,13 @@ class WebchatConfig:
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    tell_chatter: bool = False  # tell the chatter when a supervisor joins the volunteer
+    # Topics after which the volunteer is offered a debrief (`bot.core.care`); none: never.
+    debrief_topics: tuple[str, ...] = ()
+
+
 DEFAULT_TOPICS = (
     "angst",
     "ensomhet",
@@ -229,6 +232,7 @@ class Config:
     encryption: EncryptionConfig
     intake: IntakeConfig
     volunteers: VolunteersConfig
+    admins: tuple[str, ...]
     routing: RoutingConfig
     limits: LimitsConfig
     privacy: PrivacyConfig

@@ -1,9 +1,9 @@
 """The core's `Policy`, built from the config's sections.
 
 A setting the core obeys as written has the same name in its section (`IntakeConfig`,
-`RoutingConfig`, `LimitsConfig`, `PrivacyConfig`, `SupervisionConfig`) and in `Policy`, and
-is carried over by that name: adding one touches the section's dataclass, its reader and
-`Policy`, and nothing here. Only what changes name or shape on the way is written out below.
+`RoutingConfig`, `LimitsConfig`, `PrivacyConfig`, `SupervisionConfig`) and in `Policy`,
+and is carried over by that name: adding one touches the section's dataclass, its reader
+and `Policy`, and nothing here. Only what changes name or shape on the way is written out below.
 """
 
 from __future__ import annotations
@@ -41,10 +41,13 @@ def converted(config: Config, staff_room: RoomID | None) -> dict[str, Any]:
     """What `Policy` takes under another name or in another shape; wins over `carried`."""
     return {
         "volunteers": tuple(
-            VolunteerProfile(UserID(v.user_id), v.alias, tuple(v.languages), v.max_sessions)
+            VolunteerProfile(
+                UserID(v.user_id), v.alias, tuple(v.languages), v.max_sessions, v.language
+            )
             for v in config.volunteers.members
         ),
         "supervisors": frozenset(UserID(u) for u in config.volunteers.supervisors),
+        "admins": frozenset(UserID(u) for u in config.admins),
         "staff_room": staff_room,
         "bot_name": config.bot.display_name,
         "allowed_servers": frozenset(config.intake.allowed_servers),

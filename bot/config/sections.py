@@ -38,7 +38,6 @@ from bot.config.model import (
     PrivacyConfig,
     RoutingConfig,
     StorageConfig,
-    SupervisionConfig,
     TrustRule,
     VolunteerConfig,
     VolunteersConfig,
@@ -237,8 +236,19 @@ def _read_member(s: _Section, language: LanguageConfig) -> VolunteerConfig:
                     f"add {code} to language.available first",
                 )
     max_sessions = s.get("max_sessions", _int, default=1, minimum=1, maximum=50)
+    # The language the bot speaks to them in: one they read, of those the line has texts
+    # in. A volunteer who takes English-speaking chatters may still want Norwegian.
+    own = s.get("language", _language_code, default=language.default)
+    known = language.available
+    if s.has("language") and own is not _BAD and known is not _BAD and own not in known:
+        s.chk.problem(
+            s.path_of("language"),
+            "one of the languages in language.available (" + ", ".join(language.available) + ")",
+            _show(own),
+            f"the bot has texts in those only; add {own} to language.available first",
+        )
     s.done()
-    return VolunteerConfig(user_id, alias, languages, max_sessions)
+    return VolunteerConfig(user_id, alias, languages, max_sessions, own)
 
 
 def _read_routing(root: _Section) -> RoutingConfig:
@@ -398,13 +408,6 @@ def _read_media(privacy: _Section) -> MediaLimits:
 def _topic(chk: _Checker, path: str, value: Any) -> Any:
     text = _text(chk, path, value)
     return text.strip() if isinstance(text, str) else _BAD
-
-
-def _read_supervision(root: _Section) -> SupervisionConfig:
-    s = root.section("supervision")
-    tell_chatter = s.get("tell_chatter", _bool, default=SupervisionConfig().tell_chatter)
-    s.done()
-    return SupervisionConfig(tell_chatter)
 
 
 def _read_logging(root: _Section) -> LoggingConfig:

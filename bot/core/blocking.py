@@ -43,7 +43,7 @@ class BlockRules(Bookkeeping):
         if not spec.supervisors_only:
             return False
         if not self.policy.is_supervisor(sender):
-            self._say(where, "supervisors_only", self._staff_language())
+            self._say(where, "supervisors_only", self._staff_language(sender))
         elif c.name == "block":
             self._block(where, c, now)
         elif c.name == "unblock":

@@ -39,6 +39,7 @@ from bot.core.model import (
     State,
     Timer,
     TimerKind,
+    VolunteerProfile,
     VolunteerState,
     timer_key,
 )
@@ -75,6 +76,9 @@ class Bookkeeping:
         self.timers: dict[str, Timer] = {t.key: t for t in timers}
         self.counters = counters.copy() if counters is not None else Counters()
         self.blocks: dict[str, Block] = {b.hash: b for b in blocks}
+        # Volunteers a reload took out of the config, for their aliases while their open
+        # conversations go on (`bot.core.admin`).
+        self._departed: dict[UserID, VolunteerProfile] = {}
         self._next_expiry = _soonest(self.blocks.values())
         self._rooms: dict[RoomID, tuple[SessionID, OfferID | None]] = {}
         for s in self.sessions.values():
@@ -138,7 +142,12 @@ class Bookkeeping:
         self._effects.extend(effects)
 
     def _say(self, to: Target, key: str, lang: str, /, **params: Any) -> None:
+        """`key` with `params`, in `lang`; except in a volunteer's conversation room, which
+        is always in that volunteer's own language (`VolunteerProfile.language`): one rule
+        for every text to them, wherever it is decided."""
         texts.check(key, params)
+        if isinstance(to, RoomRef) and to.role is Role.VOLUNTEER:
+            lang = self._room_language(to, lang)
         self._emit(Say(to, Text(key, params), lang))
 
     def _say_rejection(self, to: Target, outcome: Outcome, lang: str, now: datetime) -> None:
@@ -147,6 +156,11 @@ class Bookkeeping:
             self._say(to, texts.reject_key(outcome), lang, opens=opening(self.policy.hours, now))
         else:
             self._say(to, texts.reject_key(outcome), lang)
+
+    def _room_language(self, ref: RoomRef, lang: str) -> str:
+        s = self.sessions.get(ref.session_id)
+        offer = s.offer(ref.offer_id) if s is not None and ref.offer_id is not None else None
+        return self._staff_language(offer.volunteer) if offer is not None else lang
 
     def _touch(self, s: Session) -> None:
         self._changes.sessions[s.id] = s
@@ -247,7 +261,7 @@ class Bookkeeping:
         return RoomRef(s.id, Role.VOLUNTEER, offer.id) if offer else None
 
     def _alias(self, user: UserID | None) -> str:
-        profile = self.policy.profile(user) if user else None
+        profile = (self.policy.profile(user) or self._departed.get(user)) if user else None
         return profile.alias if profile else "?"
 
     def _pseudonym(self, s: Session) -> str:
@@ -261,7 +275,12 @@ class Bookkeeping:
             out.setdefault(o.volunteer, self._alias(o.volunteer))
         return out
 
-    def _staff_language(self) -> str:
+    def _staff_language(self, user: UserID | None = None) -> str:
+        """The language for staff: `user`'s own when they are a volunteer who set one, the
+        helpline's default otherwise (and in the volunteers' room, which all share)."""
+        profile = self.policy.profile(user) if user is not None else None
+        if profile is not None and profile.language is not None:
+            return profile.language
         return self.policy.default_language
 
     def _say_staff(self, key: str, **params: Any) -> None:

@@ -37,6 +37,7 @@ _TYPES: dict[str, type] = {
         events.Invite,
         events.RecordMedia,
         events.Purge,
+        events.Reload,
         events.RoomCreated,
         events.RoomFailed,
         events.PurgeFinished,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.core import commands, routing, texts
+from bot.core.admin import AdminRules
 from bot.core.blocking import BlockRules
 from bot.core.book import whole_minutes
 from bot.core.commands import Audience, Command, Usage
@@ -33,7 +34,7 @@ from bot.core.model import (
 from bot.core.supervision import SupervisionRules
 
 
-class CommandRules(SupervisionRules, BlockRules):
+class CommandRules(SupervisionRules, AdminRules, BlockRules):
     def _chatter_command(self, s: Session, c: Command, now: datetime) -> None:
         ref, lang = self._chatter_ref(s), s.language
         if c.name == "help":
@@ -62,8 +63,10 @@ class CommandRules(SupervisionRules, BlockRules):
                 self._start_purge(s)
 
     def _volunteer_command(self, s: Session, vref: RoomRef, c: Command, now: datetime) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(s.volunteer)
         active = s.state is State.ACTIVE
+        if s.volunteer is not None and self._care_command(s.volunteer, vref, c, now):
+            return
         if c.name == "help":
             lines = commands.help_lines(
                 Audience.VOLUNTEER, lang, supervisor=self._is_supervisor(s.volunteer)
@@ -92,11 +95,13 @@ class CommandRules(SupervisionRules, BlockRules):
         if unknown:
             self._say(vref, "tag.unknown", lang, unknown=unknown, topics=list(self.policy.topics))
             return
+        before = list(s.tags)
         for t in c.args:
             if t not in s.tags:
                 s.tags.append(t)
         self._touch(s)
         self._say(vref, "tag.saved", lang, tags=list(s.tags))
+        self._offer_debrief(s, vref, before)
 
     def _time(self, s: Session, vref: RoomRef, now: datetime) -> None:
         deadline = s.deadline(self.policy.max_duration)
@@ -147,7 +152,7 @@ class CommandRules(SupervisionRules, BlockRules):
         )
 
     def _staff_message(self, m: Message, now: datetime, direct: bool = False) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(m.sender)
         parsed = commands.parse(m.body, Audience.STAFF)
         if isinstance(parsed, Usage):
             if not parsed.wrong_place:
@@ -161,9 +166,16 @@ class CommandRules(SupervisionRules, BlockRules):
             return
         if self._supervisor_command(m.sender, m.room, parsed, now):
             return
+        if self._admin_command(m.sender, m.room, parsed, now):
+            return
+        if self._care_command(m.sender, m.room, parsed, now):
+            return
         if parsed.name == "help":
             lines = commands.help_lines(
-                Audience.STAFF, lang, supervisor=self.policy.is_supervisor(m.sender)
+                Audience.STAFF,
+                lang,
+                supervisor=self.policy.is_supervisor(m.sender),
+                admin=self.policy.is_admin(m.sender),
             )
             self._say(m.room, "help", lang, lines=lines)
         elif parsed.name == "status":
@@ -181,19 +193,19 @@ class CommandRules(SupervisionRules, BlockRules):
         or anyone else who is not a volunteer."""
         profile = self.policy.profile(m.sender)
         if profile is None:
-            self._say(m.room, "duty.not_volunteer", self._staff_language())
+            self._say(m.room, "duty.not_volunteer", self._staff_language(m.sender))
             return None
         return profile, self.duty[m.sender]
 
     def _on_duty(self, m: Message, now: datetime) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(m.sender)
         found = self._volunteer(m)
         if found is None:
             return
         profile, v = found
         if not v.on_duty:
             v.on_duty, v.duty_since, v.lapses = True, now, 0
-            self._touch_duty(v)
+            self._shift_begins(v)
         self._say(
             m.room,
             "duty.on",
@@ -204,7 +216,7 @@ class CommandRules(SupervisionRules, BlockRules):
         self._dispatch(now)
 
     def _off_duty(self, m: Message, now: datetime) -> None:
-        lang = self._staff_language()
+        lang = self._staff_language(m.sender)
         found = self._volunteer(m)
         if found is None:
             return

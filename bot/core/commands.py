@@ -49,6 +49,7 @@ class Spec:
     arg: Arg = Arg.NONE
     usage: str = ""  # argument part of the usage line, e.g. "NAME"
     supervisors_only: bool = False  # refused to others, and left out of their !help
+    admins_only: bool = False  # the same, for the admins (`admins:` in the config)
 
 
 def _spec(
@@ -58,8 +59,9 @@ def _spec(
     arg: Arg = Arg.NONE,
     usage: str = "",
     supervisors_only: bool = False,
+    admins_only: bool = False,
 ) -> Spec:
-    return Spec(name, names, frozenset(aud), arg, usage, supervisors_only)
+    return Spec(name, names, frozenset(aud), arg, usage, supervisors_only, admins_only)
 
 
 C, V, S = Audience.CHATTER, Audience.VOLUNTEER, Audience.STAFF
@@ -79,6 +81,7 @@ TABLE: tuple[Spec, ...] = (
     _spec("tag", ("tema", "tag"), V, arg=Arg.WORDS, usage="TOPIC [TOPIC ...]"),
     _spec("handback", ("tilbake", "handback"), V),
     _spec("alert", ("hjelp-veileder", "alert"), V),
+    _spec("my_shift", ("min-vakt", "my-shift"), V, S),  # bot.core.care
     _spec(
         "transfer", ("overfør", "overfor", "transfer"), V, arg=Arg.OPTIONAL_WORDS, usage="[ALIAS]"
     ),
@@ -97,6 +100,10 @@ TABLE: tuple[Spec, ...] = (
     _spec(
         "unblock", ("opphev", "unblock"), V, S, arg=Arg.SESSION, usage="N", supervisors_only=True
     ),
+    # The admins' (`bot.core.admin`). A name of two words is looked up before its first
+    # word alone: `!status full` is its own command, `!status` stays everyone's.
+    _spec("status_full", ("status full",), S, admins_only=True),
+    _spec("reload", ("last-inn", "reload"), S, admins_only=True),
 )
 
 _BY_NAME: dict[str, Spec] = {n: spec for spec in TABLE for n in spec.names}
@@ -137,7 +144,12 @@ def parse(body: str, audience: Audience) -> Command | Usage | None:
     if not text.startswith("!") or len(text) < 2:
         return None
     head, _, rest = text[1:].partition(" ")
-    spec = _BY_NAME.get(head.casefold())
+    second, _, after = rest.strip().partition(" ")
+    spec = _BY_NAME.get(f"{head} {second}".casefold()) if second else None
+    if spec is not None:
+        rest = after
+    else:
+        spec = _BY_NAME.get(head.casefold())
     if spec is None:
         return None
     if audience not in spec.audience:
@@ -196,14 +208,16 @@ def _english_name(spec: Spec) -> str:
 
 
 def help_lines(
-    audience: Audience, language: str, *, supervisor: bool = False
+    audience: Audience, language: str, *, supervisor: bool = False, admin: bool = False
 ) -> list[tuple[str, str]]:
     """(usage line, help key) for every command open to `audience`, in table order; the
-    supervisors' commands only for a `supervisor`."""
+    supervisors' commands only for a `supervisor`, the admins' only for an `admin`."""
     return [
         (usage_line(spec, language), f"help.{spec.name}")
         for spec in TABLE
-        if audience in spec.audience and (supervisor or not spec.supervisors_only)
+        if audience in spec.audience
+        and (supervisor or not spec.supervisors_only)
+        and (admin or not spec.admins_only)
     ]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.core.ids import EventID, OfferID, RoomID, SessionID, UserID
 from bot.core.media import Attachment, MediaProblem
-from bot.core.model import Role
+from bot.core.model import Policy, Role
 
 # --------------------------------------------------------------------------------------
 # inputs
@@ -200,6 +200,29 @@ class WebChatter:
     language: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyChanged:
+    """The config file was read again and found good (`!reload`, or SIGHUP): what happens
+    from now on follows `policy`. `to`/`by`: the room and the admin who asked, to be
+    told (None for SIGHUP). `restart`: the key paths that changed but take effect only
+    with a restart; they are not in `policy`."""
+
+    policy: Policy
+    to: RoomID | None = None
+    by: UserID | None = None
+    restart: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadRefused:
+    """The config file was read again and has `problems` (in the log, with their lines):
+    nothing changed. The admin who asked is told how many."""
+
+    to: RoomID
+    by: UserID
+    problems: int
+
+
 Input = (
     Message
     | Edit
@@ -219,6 +242,8 @@ Input = (
     | ChatterUnverified
     | WebChatter
     | MediaRefused
+    | PolicyChanged
+    | ReloadRefused
 )
 
 # --------------------------------------------------------------------------------------
@@ -397,6 +422,16 @@ class Purge:
     federated: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """Read the config file again, for the admin `by` who asked in `to` (`!reload`). Not a
+    Matrix request: the app carries it out (`bot.reload`) and answers with `PolicyChanged`
+    or `ReloadRefused`."""
+
+    to: RoomID
+    by: UserID
+
+
 Effect = (
     CreateRoom
     | Say
@@ -414,6 +449,7 @@ Effect = (
     | Invite
     | RecordMedia
     | Purge
+    | Reload
 )
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.core import routing, texts
-from bot.core.book import RECENT, Bookkeeping, whole_minutes
+from bot.core.book import RECENT, whole_minutes
+from bot.core.care import CareRules
 from bot.core.events import (
     CreateRoom,
     Purge,
@@ -70,7 +71,7 @@ def check(session: Session, to: State) -> None:
         raise IllegalTransition(session.id, session.state, to)
 
 
-class Lifecycle(Bookkeeping):
+class Lifecycle(CareRules):
     def _move(self, s: Session, to: State) -> None:
         check(s, to)
         s.state = to
@@ -207,7 +208,7 @@ class Lifecycle(Bookkeeping):
         self._touch(s)
         v = self.duty[o.volunteer]
         v.last_assigned_at, v.lapses = now, 0
-        self._touch_duty(v)
+        self._shift_took(v)
         self._clear_timers(s, TimerKind.QUEUE_MAX_WAIT, TimerKind.WAIT_REMINDER)
         self._arm_duration(s, now)
         self._arm_idle(s, now)
@@ -359,6 +360,7 @@ class Lifecycle(Bookkeeping):
                 topics=list(self.policy.topics),
                 by=by.value if by else "",
             )
+            self._offer_debrief(s, vref, ())
         self._set_timer(TimerKind.PURGE, s, now + self.policy.purge_after)
         self._dispatch(now)
 

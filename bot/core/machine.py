@@ -48,11 +48,13 @@ from bot.core.events import (
     MediaRefused,
     Message,
     Origin,
+    PolicyChanged,
     PurgeFinished,
     PurgeStalled,
     Receipt,
     Redact,
     Redaction,
+    ReloadRefused,
     Removed,
     RoomCreated,
     RoomFailed,
@@ -116,6 +118,10 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 self._web_intake(event, now)
             case MediaRefused():
                 self._on_media_refused(event)
+            case PolicyChanged():
+                self._on_policy_changed(event, now)
+            case ReloadRefused():
+                self._on_reload_refused(event)
         fx, self._effects = self._effects, []
         return fx
 
@@ -139,7 +145,7 @@ class Helpline(IntakeRules, RelayRules, MembershipRules, TimerRules):
                 # Staff commands need a device their owner has verified; a message in the
                 # clear proves none (a stolen access token can send it). Told as for an
                 # unverified device, which also says whom to tell if it was not them.
-                self._say(m.room, "untrusted.own", self._staff_language())
+                self._say(m.room, "untrusted.own", self._staff_language(m.sender))
             elif self.policy.is_staff(m.sender):
                 self._staff_message(m, now, direct=True)
             elif self.policy.direct_messages:

@@ -292,6 +292,7 @@ class VolunteerState:
     duty_since: datetime | None = None
     last_assigned_at: datetime | None = None  # for longest_idle fairness
     lapses: int = 0  # consecutive offers left to time out
+    shift_conversations: int = 0  # accepted since going on duty (`!my-shift`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -300,6 +301,7 @@ class VolunteerState:
             "duty_since": _t(self.duty_since),
             "last_assigned_at": _t(self.last_assigned_at),
             "lapses": self.lapses,
+            "shift_conversations": self.shift_conversations,
         }
 
     @classmethod
@@ -310,6 +312,7 @@ class VolunteerState:
             duty_since=_dt(d["duty_since"]),
             last_assigned_at=_dt(d["last_assigned_at"]),
             lapses=d["lapses"],
+            shift_conversations=d.get("shift_conversations", 0),  # absent before 2026-12
         )
 
 
@@ -408,6 +411,9 @@ class VolunteerProfile:
     alias: str
     languages: tuple[str, ...]
     max_sessions: int = 1
+    # What the bot says to them is in this language (`volunteers.members[].language`);
+    # None: the helpline's default language.
+    language: str | None = None
 
 
 class PlaintextDirect(enum.StrEnum):
@@ -482,6 +488,7 @@ class Policy:
     plaintext_direct: PlaintextDirect = PlaintextDirect.OPEN
     allowed_servers: frozenset[str] = frozenset({"*"})
     supervisors: frozenset[UserID] = frozenset()
+    admins: frozenset[UserID] = frozenset()  # may reload the config and see `!status full`
     staff_room: RoomID | None = None
     # The web chat's public address, when it is on: how someone from a server the line
     # does not serve can still reach it.
@@ -512,6 +519,7 @@ class Policy:
     default_language: str = "nb"
     languages: tuple[str, ...] = ("nb", "en")
     topics: tuple[str, ...] = ()
+    debrief_topics: tuple[str, ...] = ()  # a conversation tagged with one: debrief offered
     canned: tuple[str, ...] = ()  # names of canned replies volunteers may send with !say
     hours: Hours = Hours()
     block_key: bytes = b""
@@ -525,7 +533,11 @@ class Policy:
         return next((v for v in self.volunteers if v.user_id == user), None)
 
     def is_staff(self, user: UserID) -> bool:
-        return self.profile(user) is not None or user in self.supervisors
+        """Volunteers, supervisors and admins: their DMs are commands, never a chatter's."""
+        return self.profile(user) is not None or user in self.supervisors or user in self.admins
+
+    def is_admin(self, user: UserID) -> bool:
+        return user in self.admins
 
     def is_supervisor(self, user: UserID) -> bool:
         """Supervisors (`volunteers.supervisors`) may block; a volunteer who is one too may."""

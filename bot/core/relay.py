@@ -178,7 +178,7 @@ class RelayRules(CommandRules):
         if offer.state is not OfferState.ACCEPTED:
             return
         vref = RoomRef(s.id, Role.VOLUNTEER, offer.id)
-        lang = self._staff_language()
+        lang = self._staff_language(offer.volunteer)
         parsed = commands.parse(m.body, Audience.VOLUNTEER) if m.kind is Kind.TEXT else None
         if isinstance(parsed, Usage):
             self._say(vref, "usage", lang, usage=commands.usage_line(parsed.spec, lang))
@@ -307,7 +307,7 @@ class RelayRules(CommandRules):
         again, and in a conversation the volunteer learns that the chatter said something
         that did not arrive. No content exists to pass on, so none can leak."""
         hit = self.session_for_room(u.room)
-        staff_lang = self._staff_language()
+        staff_lang = self._staff_language(u.sender)
         if u.untrusted:
             if self.policy.is_staff(u.sender):
                 self._say(u.room, "untrusted.own", staff_lang)

@@ -106,8 +106,10 @@ class SupervisionRules(TransferRules):
         return self.policy.is_supervisor(user) and self.policy.profile(user) is None
 
     def _supervisor_duty(self, user: UserID, room: RoomID, on: bool, now: datetime) -> None:
-        v = self.duty.setdefault(user, VolunteerState(user))
-        if v.on_duty != on:
+        v = self.duty.get(user)
+        if v is None and on:
+            v = self.duty[user] = VolunteerState(user)
+        if v is not None and v.on_duty != on:
             v.on_duty, v.duty_since = on, (now if on else None)
             self._touch_duty(v)
         self._say(

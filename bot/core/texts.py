@@ -159,6 +159,19 @@ SAYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "supervision.left": _p("name"),
         "silence.nudge": _p("minutes"),
         "staff.silence": _p("alias", "minutes", "number"),
+        # the admins' (bot.core.admin)
+        "admins_only": _p(),
+        "reload.done": _p("added", "removed"),
+        "reload.refused": _p("problems"),
+        "reload.restart": _p("keys"),
+        # the care for volunteers (bot.core.care)
+        "debrief.volunteer": _p(),
+        "shift.off": _p("conversations"),
+        "shift.on": _p("conversations", "minutes", "open", "since"),
+        "staff.debrief": _p("alias"),
+        "status.full": _p(
+            "longest_wait_minutes", "off_duty_aliases", "offers", "on_duty_aliases", "waiting"
+        ),
         **{end_chatter_key(o): _p() for o in Outcome},
         **{end_volunteer_key(o): END_VOLUNTEER for o in Outcome},
         # closed: when it opens next (`hours.opening`), or None

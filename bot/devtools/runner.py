@@ -35,8 +35,10 @@ def write_config(
     supervisors: Sequence[str] = (),
     lobby_rooms: Sequence[str] = (),
     admin_token: str | None = None,
-    **sections: dict[str, Any],
+    **sections: Any,
 ) -> Path:
+    """A config file for the test bot. `sections`: more config, merged into the
+    section of that name; a list (`admins`, `topics`) is the key's value as it is."""
     config: dict[str, Any] = {
         "homeserver": {"url": homeserver, **({"admin_token": admin_token} if admin_token else {})},
         "bot": {"user_id": bot_user, "password": bot_password, "display_name": "Alltidhjelp"},
@@ -53,13 +55,18 @@ def write_config(
         "http": {"port": 0},
     }
     for key, value in sections.items():
-        config.setdefault(key, {}).update(value)
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
 class InProcessBot:
-    """`bot.app.serve` as a task on the test's loop."""
+    """`bot.app.serve` as a task on the test's loop. The config file is the bot's: an
+    admin's `!reload` reads it again (rewrite it with `write_config` first). SIGHUP would
+    reach every in-process bot and the tests themselves: use a `SubprocessBot` for it."""
 
     def __init__(self, config_path: Path, *, purge_backoff: Any = None) -> None:
         self.config_path = config_path
@@ -71,7 +78,14 @@ class InProcessBot:
         from bot.app import serve
 
         ready = asyncio.Event()
-        self.task = asyncio.create_task(serve(self.config, ready, purge_backoff=self.purge_backoff))
+        self.task = asyncio.create_task(
+            serve(
+                self.config,
+                ready,
+                config_path=self.config_path,
+                purge_backoff=self.purge_backoff,
+            )
+        )
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait(
             {waiter, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED

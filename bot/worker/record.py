@@ -11,10 +11,13 @@ from bot.core.events import (
     Effect,
     Input,
     MediaRefused,
+    PolicyChanged,
     Purge,
     PurgeFinished,
     Relay,
     RelayMedia,
+    Reload,
+    ReloadRefused,
     Removed,
     RoomCreated,
     RoomFailed,
@@ -27,6 +30,8 @@ from bot.outcomes import (
     Outcome,
     Purged,
     Refused,
+    Reloaded,
+    ReloadFailed,
     RoomMade,
     Sent,
 )
@@ -54,6 +59,11 @@ def follow_up(effect: Effect, outcome: Outcome) -> Input | None:
         return follow_up(effect, outcome.then)
     if isinstance(outcome, Purged) and isinstance(effect, Purge):
         return PurgeFinished(effect.session_id, outcome.result)
+    if isinstance(effect, Reload):
+        if isinstance(outcome, Reloaded):
+            return PolicyChanged(outcome.policy, effect.to, effect.by, outcome.restart)
+        if isinstance(outcome, ReloadFailed):
+            return ReloadRefused(effect.to, effect.by, outcome.problems)
     if isinstance(outcome, Lost):
         log.warning(
             "the bot is no longer in a room of a conversation", extra={"effect": _name(effect)}

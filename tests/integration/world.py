@@ -61,6 +61,7 @@ class World:
     _handler: logging.Handler = field(repr=False)
     _old_level: int = field(repr=False)
     supervisors: list[Volunteer] = field(default_factory=list)  # in the room, not members
+    admins: list[Volunteer] = field(default_factory=list)  # in the room, not members
 
     @property
     def bot_id(self) -> str:
@@ -85,6 +86,7 @@ class Staffed:
     staff_room: str
     config: Path
     supervisors: list[Volunteer] = field(default_factory=list)
+    admins: list[Volunteer] = field(default_factory=list)
 
 
 async def build_world(
@@ -103,11 +105,19 @@ async def build_world(
     logs, handler, old_level = capture_logs()
     bot = InProcessBot(staffed.config, purge_backoff=purge_backoff)
     world = World(
-        bot, bot_user, volunteers, staff_room, logs, handler, old_level, staffed.supervisors
+        bot,
+        bot_user,
+        volunteers,
+        staff_room,
+        logs,
+        handler,
+        old_level,
+        staffed.supervisors,
+        staffed.admins,
     )
     try:
         await bot.start()
-        for v in [*volunteers, *staffed.supervisors]:
+        for v in [*volunteers, *staffed.supervisors, *staffed.admins]:
             await v.client.wait_for_join(staff_room, bot_user.user_id, timeout=TIMEOUT)
     except BaseException:
         await world.close()
@@ -137,6 +147,7 @@ async def staff_helpline(
     *,
     aliases: tuple[str, ...] = ("Irene",),
     supervisor_aliases: tuple[str, ...] = (),
+    admin_aliases: tuple[str, ...] = (),
     bot_user: RegisteredUser | None = None,
     lobby_rooms: tuple[str, ...] = (),
     max_sessions: int = 1,
@@ -148,8 +159,9 @@ async def staff_helpline(
     themselves (as a child process, say). `homeserver`: the URL the bot talks to, when
     not Synapse's own (a fault proxy in front of it); people's clients stay direct.
     `supervisor_aliases`: supervisors (`volunteers.supervisors`), in the volunteers' room
-    but not volunteers themselves. `guests`: volunteers made elsewhere (on another
-    server), listed after the others and invited like them."""
+    but not volunteers themselves; `admin_aliases` the same for admins (`admins`).
+    `guests`: volunteers made elsewhere (on another server), listed after the others and
+    invited like them."""
     bot_user = bot_user or await make_user("bot")
     volunteers: list[Volunteer] = []
     for alias in aliases:
@@ -160,8 +172,12 @@ async def staff_helpline(
     for alias in supervisor_aliases:
         user = await make_user(alias.lower())
         supervisors.append(Volunteer(alias, user, await make_client(user)))
+    admins: list[Volunteer] = []
+    for alias in admin_aliases:
+        user = await make_user(alias.lower())
+        admins.append(Volunteer(alias, user, await make_client(user)))
     first = volunteers[0].client
-    others = [*volunteers[1:], *supervisors]
+    others = [*volunteers[1:], *supervisors, *admins]
     staff_room = await first.create_encrypted_room(
         invite=[bot_user.user_id, *(v.user.user_id for v in others)], name="Vakt"
     )
@@ -188,9 +204,10 @@ async def staff_helpline(
         ],
         supervisors=[s.user.user_id for s in supervisors],
         lobby_rooms=list(lobby_rooms),
+        admins=[a.user.user_id for a in admins],
         **extra,
     )
-    return Staffed(bot_user, volunteers, staff_room, config, supervisors)
+    return Staffed(bot_user, volunteers, staff_room, config, supervisors, admins)
 
 
 async def next_from_bot(

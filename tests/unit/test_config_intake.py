@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.app import build_policy
-from bot.config import load_config
+from bot.config import build_policy, load_config
 from bot.core.model import PlaintextDirect
 from tests.unit.test_config import MINIMAL, line_of, only_problem, write_config
 

@@ -252,6 +252,25 @@ EFFECTS: dict[str, tuple[str, ...]] = {
     "limits.message_max_chars": (M + "test_too_long_is_refused", CHANGED),
     "limits.messages_per_minute": (M + "test_rate_limit", CHANGED),
     "limits.sessions_per_day": (M + "test_daily_cap", CHANGED),
+    "admins": (
+        U + "test_core_admin.py::test_an_admin_asks_for_a_reload_and_the_core_reads_no_file",
+        U + "test_core_admin.py::test_anyone_else_is_told_reload_is_for_admins",
+        INT + "test_reload.py::test_a_bad_file_keeps_the_old_config_and_the_admin_gets_the_count",
+        CHANGED,
+    ),
+    "supervision.debrief_topics": (
+        U
+        + "test_core_care.py::test_a_conversation_tagged_with_a_debrief_topic_offers_one_at_its_end",  # noqa: E501
+        U + "test_core_care.py::test_no_debrief_topics_no_debrief",
+        CHANGED,
+    ),
+    "volunteers.members[*].language": (
+        U + "test_core_volunteer_language.py::"
+        "test_everything_in_their_conversation_room_is_in_their_language",
+        U
+        + "test_core_volunteer_language.py::test_a_volunteer_without_a_language_reads_the_default",
+        CHANGED,
+    ),
     "limits.volunteer_silence": (
         U + "test_core_supervision.py::"
         "test_a_silent_volunteer_is_nudged_then_the_supervisors_are_alerted",
@@ -389,7 +408,6 @@ REFUSED: dict[str, str] = {
     + "test_config.py::test_server_name_is_refused_with_where_it_comes_from_now",
     "privacy.deactivate_prefix": U
     + "test_config_webchat.py::test_the_removed_deactivate_prefix_points_at_the_web_chat",
-    "admins": U + "test_config.py::test_admins_is_refused_with_where_staff_rights_come_from",
 }
 
 

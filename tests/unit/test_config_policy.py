@@ -132,7 +132,8 @@ EVERY_SETTING = MINIMAL.replace("opening_hours:\n", "opening_hours:\n  timezone:
       messages_per_minute: 3
       sessions_per_day: 2
       volunteer_silence: 90s
-    supervision: {tell_chatter: true}
+    supervision: {tell_chatter: true, debrief_topics: [angst]}
+    admins: ["@drift:helpline.test"]
     privacy:
       purge_after: 0
       relay_media: true
@@ -150,7 +151,7 @@ EVERY_SETTING = MINIMAL.replace("opening_hours:\n", "opening_hours:\n  timezone:
 def test_every_core_setting_arrives_as_written(tmp_path: Path) -> None:
     # Each key the core obeys is set away from its default: a value read and then dropped
     # on the way (the default used instead) shows as a Policy field still at its default.
-    text = EVERY_SETTING.replace("alias: Anne}", "alias: Anne, languages: [en]}")
+    text = EVERY_SETTING.replace("alias: Anne}", "alias: Anne, languages: [en], language: en}")
     text = text.replace("volunteers:\n", 'volunteers:\n  supervisors: ["@kari:helpline.test"]\n', 1)
     path = write_config(tmp_path, text)
     (tmp_path / "secrets" / "admin_token").write_text("admin-token\n")

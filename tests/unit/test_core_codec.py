@@ -50,6 +50,7 @@ SAMPLES: list[Any] = [
     events.RoomFailed(SessionID(7), None),
     events.PurgeFinished(SessionID(7), "verified"),
     events.TimerFired("session:7:warn"),
+    events.Reload(RoomID("!staff:hs"), UserID("@admin:hs")),
 ]
 
 

@@ -44,7 +44,13 @@ def test_table_is_consistent() -> None:
     for s in TABLE:
         assert s.audience, s.name
         assert (s.arg is Arg.NONE) == (s.usage == ""), s.name
-        assert all(n == n.casefold() and " " not in n for n in s.names)
+        assert all(n == n.casefold() for n in s.names)
+        for n in s.names:
+            # One word, or two for a command of its own under another (`!status full`):
+            # the first word alone is a command too, so a typo in the second is not lost.
+            first, _, second = n.partition(" ")
+            assert " " not in second, n
+            assert not second or first in names, n
 
 
 @pytest.mark.parametrize(
@@ -149,12 +155,12 @@ def test_usage_line(name: str, nb: str, en: str) -> None:
 def test_help_lists_every_command_for_its_audience_in_table_order(
     audience: Audience, language: str
 ) -> None:
-    lines = commands.help_lines(audience, language, supervisor=True)
+    lines = commands.help_lines(audience, language, supervisor=True, admin=True)
     mine = [s for s in TABLE if audience in s.audience]
     assert lines == [(commands.usage_line(s, language), f"help.{s.name}") for s in mine]
     assert {key for _, key in lines} == {f"help.{s.name}" for s in mine}
-    # Anyone else sees the same, without the supervisors' commands.
-    theirs = [s for s in mine if not s.supervisors_only]
+    # Anyone else sees the same, without the supervisors' and the admins' commands.
+    theirs = [s for s in mine if not s.supervisors_only and not s.admins_only]
     assert commands.help_lines(audience, language) == [
         (commands.usage_line(s, language), f"help.{s.name}") for s in theirs
     ]
@@ -165,11 +171,17 @@ def test_help_by_audience() -> None:
         return {key.removeprefix("help.") for _, key in commands.help_lines(aud, "en")}
 
     assert names(Audience.CHATTER) == {"end", "delete", "language", "yes", "help"}
-    assert names(Audience.STAFF) == {"help", "on", "off", "status"}
+    assert names(Audience.STAFF) == {"help", "on", "off", "status", "my_shift"}
     supervisor = {
         k.removeprefix("help.")
         for _, k in commands.help_lines(Audience.STAFF, "en", supervisor=True)
     }
-    assert supervisor == {"help", "on", "off", "status", "join", "block", "unblock"}
-    assert {"extend", "time", "say", "tag", "handback", "alert", "end"} <= names(Audience.VOLUNTEER)
+    assert supervisor == {"help", "on", "off", "status", "my_shift", "join", "block", "unblock"}
+    admin = {
+        k.removeprefix("help.") for _, k in commands.help_lines(Audience.STAFF, "en", admin=True)
+    }
+    assert admin == {"help", "on", "off", "status", "my_shift", "status_full", "reload"}
+    assert {"extend", "time", "say", "tag", "handback", "alert", "end", "my_shift"} <= names(
+        Audience.VOLUNTEER
+    )
     assert "delete" not in names(Audience.VOLUNTEER)

@@ -82,6 +82,16 @@ SAMPLE: dict[str, Any] = {
     "server": "alltidhjelp.no",
     "url": "https://chat.alltidhjelp.no",
     "note": "Snakket om skolen; mor vet ikke.",
+    # the admins' and the care texts
+    "added": 1,
+    "removed": 0,
+    "keys": ["homeserver", "http"],
+    "problems": 2,
+    "on_duty_aliases": ["Irene (1)", "Ola (0)"],
+    "off_duty_aliases": [],
+    "since": "13:00",
+    "conversations": 3,
+    "open": 1,
 }
 
 BRACE = re.compile(r"[{}]")
