@@ -39,3 +39,18 @@ async def test_a_heavy_conversation_ends_with_a_debrief_offer_and_the_shift_coun
     await irene.client.send_text(w.staff_room, "!min-vakt")
     shift = await next_from_bot(w, irene.client, w.staff_room, has("Din vakt"))
     assert "1 samtaler denne vakta, 0 pågår nå" in shift.body
+
+
+async def test_a_volunteer_reads_the_bot_in_her_own_language_and_the_chatter_in_theirs(
+    make_user: Any, make_client: Any, open_world: Any
+) -> None:
+    """`volunteers.members[].language`: everything said in Irene's conversation room is in
+    English, while the chatter (who wrote in the default language) reads Norwegian."""
+    w = await open_world(volunteer_languages={"Irene": "en"})
+    irene = w.volunteers[0]
+    chatter, vroom = await open_conversation(w, make_user, make_client, "hei, er du der?")
+    await irene.client.send_text(vroom, "!slutt")
+    ended_v = await next_from_bot(w, irene.client, vroom, has("was ended by"))
+    assert "The conversation with Chatter #" in ended_v.body
+    ended_c = await next_from_bot(w, chatter.client, chatter.room, has("113"))
+    assert "Takk for at du snakket med oss" in ended_c.body

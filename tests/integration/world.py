@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,7 @@ async def staff_helpline(
     max_sessions: int = 1,
     homeserver: str | None = None,
     guests: Sequence[Volunteer] = (),
+    volunteer_languages: Mapping[str, str] | None = None,
     **sections: dict[str, Any],
 ) -> Staffed:
     """Everything `build_world` does before the bot starts, for tests that start the bot
@@ -161,7 +162,7 @@ async def staff_helpline(
     `supervisor_aliases`: supervisors (`volunteers.supervisors`), in the volunteers' room
     but not volunteers themselves; `admin_aliases` the same for admins (`admins`).
     `guests`: volunteers made elsewhere (on another server), listed after the others and
-    invited like them."""
+    invited like them. `volunteer_languages`: alias -> a volunteer's own language."""
     bot_user = bot_user or await make_user("bot")
     volunteers: list[Volunteer] = []
     for alias in aliases:
@@ -199,6 +200,11 @@ async def staff_helpline(
                 "alias": v.alias,
                 "languages": ["nb", "en"],
                 "max_sessions": max_sessions,
+                **(
+                    {"language": volunteer_languages[v.alias]}
+                    if v.alias in (volunteer_languages or {})
+                    else {}
+                ),
             }
             for v in volunteers
         ],
@@ -247,7 +253,8 @@ async def go_on_duty(w: World, v: Volunteer) -> None:
     await v.client.send_text(w.staff_room, "!på")
 
     def on_duty(m: ReceivedMessage) -> bool:
-        return v.alias in (m.body or "") and "på vakt" in (m.body or "")
+        body = m.body or ""
+        return v.alias in body and ("på vakt" in body or "on duty" in body)
 
     reply = await next_from_bot(w, v.client, w.staff_room, on_duty)
     assert reply.msgtype == "m.notice"
