@@ -224,3 +224,100 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             return _plausible(width, height)
         i += 2 + length
     return None
+
+
+# --------------------------------------------------------------------------------------
+# what a picture says besides its pixels
+
+# JPEG segments kept: JFIF (APP0), the ICC colour profile (APP2) and Adobe's colour
+# transform (APP14); every other APPn (EXIF and XMP in APP1, Photoshop's IPTC in APP13,
+# makers' own) and comments (COM) are dropped.
+_JPEG_KEEP_APP = frozenset({0xE0, 0xE2, 0xEE})
+# PNG chunks dropped: text (tEXt, zTXt, iTXt), EXIF (eXIf) and the time it was made (tIME).
+_PNG_DROP = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"})
+# WebP chunks dropped, and the VP8X flags that announce them.
+_WEBP_DROP = frozenset({b"EXIF", b"XMP "})
+_WEBP_EXIF_XMP_FLAGS = 0x08 | 0x04
+
+
+def without_metadata(data: bytes, mimetype: str) -> bytes:
+    """The picture with what a camera or an app writes beside the pixels taken out: where
+    and when it was taken (EXIF GPS and dates), the device, the author, comments. What a
+    chatter sends must not say where they live. Bytes it cannot read are returned as
+    they are (the type check has passed: they are still a picture of that type); GIF and
+    PDF are returned as they are (README, "What the media relay removes")."""
+    try:
+        if mimetype == "image/jpeg":
+            return _jpeg_without_metadata(data)
+        if mimetype == "image/png":
+            return _png_without_metadata(data)
+        if mimetype == "image/webp":
+            return _webp_without_metadata(data)
+    except (struct.error, IndexError):
+        return data
+    return data
+
+
+def _jpeg_without_metadata(data: bytes) -> bytes:
+    out = bytearray(data[:2])  # SOI
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return data  # not what a JPEG looks like here: leave it
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: the image data follows, kept as it is
+            out += data[i:]
+            return bytes(out)
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            out += data[i : i + 2]
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        segment = data[i : i + 2 + length]
+        if len(segment) < 2 + length:
+            return data
+        metadata = (0xE0 <= marker <= 0xEF and marker not in _JPEG_KEEP_APP) or marker == 0xFE
+        if not metadata:
+            out += segment
+        i += 2 + length
+    return data
+
+
+def _png_without_metadata(data: bytes) -> bytes:
+    out = bytearray(data[:8])
+    i = 8
+    while i + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[i : i + 4])
+        kind = data[i + 4 : i + 8]
+        end = i + 12 + length
+        if end > len(data):
+            return data
+        if kind not in _PNG_DROP:
+            out += data[i:end]
+        i = end
+        if kind == b"IEND":
+            return bytes(out)
+    return data
+
+
+def _webp_without_metadata(data: bytes) -> bytes:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return data
+    chunks = bytearray()
+    i = 12
+    while i + 8 <= len(data):
+        kind = data[i : i + 4]
+        (length,) = struct.unpack("<I", data[i + 4 : i + 8])
+        end = i + 8 + length + (length & 1)  # chunks are padded to an even size
+        if end > len(data) + (length & 1):
+            return data
+        chunk = bytearray(data[i : min(end, len(data))])
+        if kind == b"VP8X" and len(chunk) > 8:
+            chunk[8] &= ~_WEBP_EXIF_XMP_FLAGS & 0xFF
+        if kind not in _WEBP_DROP:
+            chunks += chunk
+        i = end
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WEBP" + bytes(chunks)

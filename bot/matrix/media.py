@@ -22,7 +22,7 @@ Nothing logged carries an `mxc://`, a key or any byte of the file.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -30,7 +30,14 @@ from nio import AsyncClient
 from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 from nio.exceptions import EncryptionError
 
-from bot.core.media import Attachment, Checked, MediaLimits, MediaProblem, inspect
+from bot.core.media import (
+    Attachment,
+    Checked,
+    MediaLimits,
+    MediaProblem,
+    inspect,
+    without_metadata,
+)
 from bot.matrix.errors import Kind, Refusal, kind_of_status
 from bot.outcomes import Transient
 
@@ -74,7 +81,9 @@ class MediaCopier:
         if isinstance(checked, MediaProblem):
             log.info("an attachment was not passed on", extra={"why": checked.value})
             return checked
-        sealed, keys = encrypt_attachment(bytes(data))
+        clean = without_metadata(bytes(data), checked.mimetype)
+        checked = replace(checked, size=len(clean))
+        sealed, keys = encrypt_attachment(clean)
         mxc = await self._upload(sealed)
         if isinstance(mxc, MediaProblem):
             return mxc

@@ -71,13 +71,15 @@ async def test_a_picture_goes_both_ways_as_the_bots_copy_and_the_purge_deletes_a
     c = await start_conversation(w, make_user, make_client)
     chatter, volunteer = c.chatter.client, w.volunteers[0].client
 
-    # The chatter's picture, with a telling name and more than type and size declared.
+    # The chatter's picture, with a telling name, more than type and size declared, and
+    # a comment inside the file (where an app writes where a photo was taken).
     picture = png(7, 5, seed=1)
+    sent = png(7, 5, seed=1, text="Storgata 1, Oslo")
     _, original = await chatter.send_image(
         c.chatter.room,
-        picture,
+        sent,
         filename="IMG_Oslo_Grünerløkka_hjemme.png",
-        info={"mimetype": "image/png", "size": len(picture), "w": 7, "h": 5, "xyz.where": "hjemme"},
+        info={"mimetype": "image/png", "size": len(sent), "w": 7, "h": 5, "xyz.where": "hjemme"},
     )
     got = await next_from_bot(w, volunteer, c.vroom)
     assert got.msgtype == "m.image"
@@ -87,8 +89,9 @@ async def test_a_picture_goes_both_ways_as_the_bots_copy_and_the_purge_deletes_a
     copy = copy_of(got.content)
     assert copy != original
     received = await volunteer.download_attachment(got.content)
-    assert received == picture
-    assert png_pixels(received) == png_pixels(picture)
+    assert received == picture  # the same pixels, without the comment
+    assert b"Storgata" not in received
+    assert png_pixels(received) == png_pixels(sent)
 
     # And the volunteer's picture back to the chatter.
     answer = png(6, 4, seed=2)
