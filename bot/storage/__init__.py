@@ -35,7 +35,7 @@ from bot.storage.migrations import SchemaTooNew
 from bot.storage.outbox import OutboxItem, OutboxRepo, OutboxRow
 from bot.storage.purges import MediaSeen, PurgeJob, PurgeJobs
 from bot.storage.state import LoadedState, StateRepo
-from bot.storage.stats import Spread, Stats, StatsSummary
+from bot.storage.stats import Stats
 from bot.storage.store import Storage
 
 __all__ = [
@@ -53,10 +53,8 @@ __all__ = [
     "RelayMap",
     "SchemaTooNew",
     "ScrubIncomplete",
-    "Spread",
     "StateRepo",
     "Stats",
-    "StatsSummary",
     "Storage",
     "Tx",
     "open_database",

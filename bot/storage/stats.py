@@ -1,4 +1,4 @@
-"""Anonymous statistics: one row per finished conversation, and the report over them.
+"""Anonymous statistics: one row per finished conversation (the report reads them).
 
 Rules:
 - A row holds no person, room, session id or content: the local day, language, source,
@@ -7,17 +7,14 @@ Rules:
   conversation.
 - The hour a conversation began is not in its row: `stats_hours` counts arrivals per day
   and hour, so a row cannot be placed at a time of day (`query` gives `hour=None`).
-- Counting is done in SQL; medians and the 90th percentile in Python over the sorted
-  values (nearest-rank p90, the usual median), so the figures match a spreadsheet.
+- The figures (counts, medians, the 90th percentile, the small-number rule) are the
+  report's (`bot.report`), over the rows `query` reads.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -64,38 +61,6 @@ def stats_record(row: Sequence[Any]) -> StatsRecord:
         purge_result=purge,
         told_wait_minutes=told,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Spread:
-    """How a duration is distributed, in seconds, over the rows that have it."""
-
-    count: int
-    median: float | None
-    p90: float | None
-
-    @classmethod
-    def of(cls, sorted_values: Sequence[int]) -> Spread:
-        n = len(sorted_values)
-        if n == 0:
-            return cls(0, None, None)
-        p90 = sorted_values[math.ceil(0.9 * n) - 1]  # nearest rank
-        return cls(n, float(statistics.median(sorted_values)), float(p90))
-
-
-@dataclass(frozen=True, slots=True)
-class StatsSummary:
-    since: date | None
-    until: date | None
-    total: int
-    by_outcome: dict[str, int] = field(default_factory=dict)
-    by_language: dict[str, int] = field(default_factory=dict)
-    by_source: dict[str, int] = field(default_factory=dict)
-    by_tag: dict[str, int] = field(default_factory=dict)
-    by_rating: dict[int, int] = field(default_factory=dict)
-    by_purge_result: dict[str, int] = field(default_factory=dict)
-    wait: Spread = Spread(0, None, None)
-    duration: Spread = Spread(0, None, None)
 
 
 def day_range(
@@ -158,49 +123,3 @@ class Stats:
         async with self._db.read() as tx:
             rows = await tx.fetchall(f"SELECT {COLUMNS} FROM stats{where} ORDER BY day, id", params)
         return [stats_record(row) for row in rows]
-
-    async def summary(self, since: date | None = None, until: date | None = None) -> StatsSummary:
-        where, params = day_range(since, until)
-
-        async def counts(tx: Tx, column: str) -> dict[Any, int]:
-            rows = await tx.fetchall(
-                f"SELECT {column}, count(*) FROM stats{where} GROUP BY {column} "
-                f"ORDER BY count(*) DESC, {column}",
-                params,
-            )
-            return {key if key is not None else "": n for key, n in rows}
-
-        async def spread(tx: Tx, column: str) -> Spread:
-            extra = " AND " if where else " WHERE "
-            rows = await tx.fetchall(
-                f"SELECT {column} FROM stats{where}{extra}{column} IS NOT NULL ORDER BY {column}",
-                params,
-            )
-            return Spread.of([v for (v,) in rows])
-
-        async with self._db.read() as tx:
-            total = int(await tx.fetchval(f"SELECT count(*) FROM stats{where}", params))
-            tag_rows = await tx.fetchall(
-                f"SELECT j.value, count(*) FROM stats, json_each(stats.tags) AS j{where} "
-                "GROUP BY j.value ORDER BY count(*) DESC, j.value",
-                params,
-            )
-            ratings = await tx.fetchall(
-                f"SELECT rating, count(*) FROM stats{where}"
-                f"{' AND ' if where else ' WHERE '}rating IS NOT NULL "
-                "GROUP BY rating ORDER BY rating",
-                params,
-            )
-            return StatsSummary(
-                since=since,
-                until=until,
-                total=total,
-                by_outcome=await counts(tx, "outcome"),
-                by_language=await counts(tx, "language"),
-                by_source=await counts(tx, "source"),
-                by_tag=dict(tag_rows),
-                by_rating=dict(ratings),
-                by_purge_result=await counts(tx, "purge_result"),
-                wait=await spread(tx, "wait_seconds"),
-                duration=await spread(tx, "duration_seconds"),
-            )
