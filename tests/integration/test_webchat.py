@@ -295,7 +295,9 @@ async def test_a_homeserver_whose_accounts_are_delegated_is_refused_at_start(
     """With Matrix Authentication Service, Synapse's admin API cannot make accounts: the
     bot says so at start (exit 2) instead of refusing every chatter later. The real
     Synapse here delegates nothing; a loopback server answers as one that does."""
-    assert not await AdminAPI(synapse.base_url, admin.access_token).delegates_accounts()
+    plain = AdminAPI(synapse.base_url, admin.access_token)
+    assert not await plain.delegates_accounts()
+    await plain.close()
 
     async def metadata(_: web.Request) -> web.Response:
         return web.json_response({"issuer": "https://auth.helpline.test/"})
