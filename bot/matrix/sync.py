@@ -77,12 +77,9 @@ class Syncer:
         self._started_ms = 0
         self._stopping = asyncio.Event()
         self._release_timer: asyncio.TimerHandle | None = None
-        self._claiming: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._claiming is not None:
-            self._claiming.cancel()
         self.client.stop_sync_forever()
         if self._release_timer is not None:
             self._release_timer.cancel()
@@ -261,12 +258,11 @@ class Syncer:
                 log.warning("fallback key not published, next sync", extra={"why": str(exc)})
         if c.should_query_keys:
             await c.keys_query()  # waits for the own server only (bot.matrix.keyquery)
-        if c.should_claim_keys and (self._claiming is None or self._claiming.done()):
-            # In the background: a claim waits on every server whose devices it names,
-            # and the next sync must not wait on someone else's server.
-            self._claiming = asyncio.create_task(
-                self._claim(c.get_users_for_key_claiming()), name="keys claim"
-            )
+        if c.should_claim_keys:
+            # Per server, a paused one left out, another one's answer waited for 5 s at
+            # most (bot.matrix.keyquery): awaited, so that two claims never race for the
+            # same devices.
+            await self._claim(c.get_users_for_key_claiming())
 
     async def _claim(self, user_set: Any) -> None:
         try:
